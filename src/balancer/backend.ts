@@ -1,0 +1,69 @@
+/** A backend as every part sees it: its URL, its connection pool, its health and its breaker. */
+import { Pool } from 'undici';
+
+/** The circuit breaker contract the balancer and proxy rely on (implemented in src/breaker). */
+export interface BreakerGate {
+  /** May a request go to this backend now? In half-open this reserves a probe slot when it says yes. */
+  allow(): boolean;
+  /** The request that allow() admitted succeeded / failed (5xx, connect error, timeout) / ended without a verdict (client abort). */
+  success(): void;
+  failure(): void;
+  release(): void;
+  readonly state: 'closed' | 'open' | 'half_open';
+}
+
+export interface BackendOptions {
+  connectTimeoutMs: number;
+  connections: number;
+  keepAliveTimeoutMs?: number;
+  healthPath: string;
+}
+
+export class Backend {
+  /** The URL as configured, e.g. "http://localhost:9001". Used as its name everywhere. */
+  readonly url: string;
+  readonly origin: URL;
+  /** Path prefix of the backend URL ("" for none), prepended to forwarded paths. */
+  readonly basePath: string;
+  readonly healthPath: string;
+  readonly pool: Pool;
+  /** null = not probed yet (treated as available), then true/false from health checks. */
+  healthy: boolean | null = null;
+  breaker: BreakerGate | null = null;
+
+  constructor(url: string, opts: BackendOptions) {
+    this.url = url;
+    this.origin = new URL(url);
+    const base = this.origin.pathname.replace(/\/+$/, '');
+    this.basePath = base;
+    this.healthPath = opts.healthPath;
+    this.pool = new Pool(this.origin.origin, {
+      connections: opts.connections,
+      pipelining: 1,
+      connect: { timeout: opts.connectTimeoutMs },
+      keepAliveTimeout: opts.keepAliveTimeoutMs ?? 4_000,
+      // Timeouts are set per request by the proxy; these are only upper bounds.
+      headersTimeout: 0,
+      bodyTimeout: 0,
+    });
+  }
+
+  /** Healthy (or not yet probed) and not held open by its breaker. Does not reserve a half-open slot. */
+  get up(): boolean {
+    return this.healthy !== false && (this.breaker === null || this.breaker.state !== 'open');
+  }
+
+  /** Can a request go here now? Reserves a half-open probe slot when it answers yes. */
+  tryAcquire(): boolean {
+    if (this.healthy === false) return false;
+    return this.breaker === null || this.breaker.allow();
+  }
+
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+
+  destroy(): Promise<void> {
+    return this.pool.destroy();
+  }
+}

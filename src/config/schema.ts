@@ -1,0 +1,311 @@
+/**
+ * The config schema: every key MicroGate reads, with its type, default and limits. Objects are
+ * strict, so an unknown (mistyped) key is an error. Durations are milliseconds after parsing.
+ * The reference (Go) config loads unchanged; see docs/configuration.md for every key.
+ */
+import { isIP } from 'node:net';
+import { z } from 'zod';
+import { parseDuration, parseSize } from './units.js';
+
+/** A duration: "30s", "1m30s", "250ms", or a bare number meaning seconds. Result in ms. */
+function duration(opts: { min?: number; allowZero?: boolean } = {}) {
+  return z.union([z.number(), z.string()]).transform((value, ctx) => {
+    const ms = typeof value === 'number' ? value * 1000 : parseDuration(value);
+    if (ms === undefined || !Number.isFinite(ms)) {
+      ctx.addIssue({ code: 'custom', message: `"${String(value)}" is not a duration (use e.g. "500ms", "30s", "5m", "1h")` });
+      return z.NEVER;
+    }
+    if (ms < 0 || (ms === 0 && !opts.allowZero)) {
+      ctx.addIssue({ code: 'custom', message: `must be greater than zero (got ${String(value)})` });
+      return z.NEVER;
+    }
+    if (opts.min !== undefined && ms < opts.min) {
+      ctx.addIssue({ code: 'custom', message: `must be at least ${opts.min}ms (got ${String(value)})` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+}
+
+/** A byte size: "10MB", "512KiB", or a number of bytes. */
+const size = z.union([z.number().int().positive(), z.string()]).transform((value, ctx) => {
+  const bytes = typeof value === 'number' ? value : parseSize(value);
+  if (bytes === undefined || bytes <= 0) {
+    ctx.addIssue({ code: 'custom', message: `"${String(value)}" is not a size (use e.g. "10MB" or a byte count)` });
+    return z.NEVER;
+  }
+  return bytes;
+});
+
+const httpUrl = z.string().refine((s) => {
+  try {
+    const u = new URL(s);
+    return (u.protocol === 'http:' || u.protocol === 'https:') && u.hostname !== '' && u.username === '' && u.password === '';
+  } catch {
+    return false;
+  }
+}, 'must be an http:// or https:// URL with a host and no credentials');
+
+const port = z.number().int().min(0).max(65535);
+
+/** An IP address or CIDR (v4 or v6). */
+const ipOrCidr = z.string().refine((s) => {
+  const [addr, bits, ...rest] = s.split('/');
+  if (rest.length > 0 || !addr) return false;
+  const family = isIP(addr);
+  if (family === 0) return false;
+  if (bits === undefined) return true;
+  if (!/^\d+$/.test(bits)) return false;
+  return Number(bits) <= (family === 4 ? 32 : 128);
+}, 'must be an IP address or CIDR, like 10.0.0.0/8');
+
+const backendObject = z.strictObject({
+  url: httpUrl,
+  health_path: z.string().startsWith('/').optional(),
+});
+const backendEntry = z.union([httpUrl, backendObject]);
+
+const routeRateLimit = z.strictObject({
+  max_tokens: z.number().positive('must be greater than zero: a zero-capacity bucket would deny every request'),
+  refill_rate: z.number().positive('must be greater than zero'),
+});
+
+const routeSchema = z
+  .strictObject({
+    path: z
+      .string()
+      .startsWith('/', 'must start with "/"')
+      .refine((p) => !/[?#\s]/.test(p), 'must not contain "?", "#" or spaces')
+      .refine((p) => !p.split('/').some((seg) => seg === '.' || seg === '..'), 'must not contain "." or ".." segments'),
+    backend: backendEntry.optional(),
+    backends: z.array(backendEntry).optional(),
+    strategy: z.enum(['round-robin', 'random']).default('round-robin'),
+    strip_prefix: z.boolean().default(false),
+    timeout: duration().optional(),
+    connect_timeout: duration().optional(),
+    health_path: z.string().startsWith('/').optional(),
+    public: z.boolean().default(false),
+    ratelimit: z.union([routeRateLimit, z.literal(false)]).optional(),
+  })
+  .superRefine((route, ctx) => {
+    if (!route.backend && (!route.backends || route.backends.length === 0)) {
+      ctx.addIssue({ code: 'custom', message: 'a route needs "backend" or a non-empty "backends" list', path: ['backends'] });
+    }
+    if (route.backend && route.backends && route.backends.length > 0) {
+      ctx.addIssue({ code: 'custom', message: 'give either "backend" or "backends", not both', path: ['backend'] });
+    }
+  });
+
+const apiKeyEntry = z.union([
+  z.string().min(8, 'an API key must be at least 8 characters'),
+  z.strictObject({ id: z.string().min(1).max(64), key: z.string().min(8, 'an API key must be at least 8 characters') }),
+]);
+
+const HMAC_ALGS = ['HS256', 'HS384', 'HS512'] as const;
+const ASYM_ALGS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'] as const;
+
+const authSchema = z
+  .strictObject({
+    api_keys: z.array(apiKeyEntry).default([]),
+    jwt_secret: z.string().optional(),
+    jwt_algorithms: z.array(z.enum([...HMAC_ALGS, ...ASYM_ALGS])).min(1).optional(),
+    jwt_public_key: z.string().optional(),
+    jwks_url: httpUrl.optional(),
+    jwks_cache_ttl: duration().default(600_000),
+    issuer: z.union([z.string(), z.array(z.string())]).optional(),
+    audience: z.union([z.string(), z.array(z.string())]).optional(),
+    required_claims: z.array(z.string().min(1)).default([]),
+    clock_tolerance: duration({ allowZero: true }).default(30_000),
+    max_token_bytes: z.number().int().min(256).max(65536).default(8192),
+    strip_credentials: z.boolean().default(false),
+  })
+  .superRefine((auth, ctx) => {
+    if (auth.jwt_secret !== undefined && Buffer.byteLength(auth.jwt_secret) < 16) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['jwt_secret'],
+        message: 'an HMAC secret must be at least 16 bytes (an empty or short secret can be brute-forced)',
+      });
+    }
+    const keys = auth.api_keys.map((k) => (typeof k === 'string' ? k : k.key));
+    if (new Set(keys).size !== keys.length) ctx.addIssue({ code: 'custom', path: ['api_keys'], message: 'duplicate API key' });
+  });
+
+const rateLimitSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  max_tokens: z.number().positive('must be greater than zero: a zero-capacity bucket would deny every request'),
+  refill_rate: z.number().positive('must be greater than zero: with no refill a client is locked out for good'),
+  scope: z.enum(['global', 'route']).default('global'),
+  idle_ttl: duration().default(600_000),
+  max_buckets: z.number().int().positive().default(1_000_000),
+});
+
+const breakerSchema = z.strictObject({
+  threshold: z.number().int().positive('must be at least 1 consecutive failure').default(5),
+  timeout: duration().default(30_000),
+  half_open_requests: z.number().int().positive().default(1),
+});
+
+const healthSchema = z.strictObject({
+  interval: duration({ min: 100 }).default(10_000),
+  timeout: duration().default(2_000),
+  path: z.string().startsWith('/').default('/'),
+  healthy_threshold: z.number().int().positive().default(2),
+  unhealthy_threshold: z.number().int().positive().default(2),
+});
+
+const dashboardSchema = z.strictObject({
+  enabled: z.boolean().default(true),
+  log_capacity: z.number().int().min(1).max(1_000_000).default(1000),
+  sse_buffer: z.number().int().min(1).max(100_000).default(256),
+  sse_history: z.number().int().min(0).max(100_000).default(500),
+  heartbeat: duration().default(15_000),
+});
+
+const analyticsSchema = z.strictObject({
+  enabled: z.boolean().default(false),
+  bucket_interval: duration().default(60_000),
+  retention: duration().default(48 * 3_600_000),
+  analyzer_interval: duration().default(300_000),
+});
+
+const adaptiveSchema = z.strictObject({
+  enabled: z.boolean().default(false),
+  multiplier: z.number().positive().default(3),
+  min_limit: z.number().positive().default(10),
+  max_limit: z.number().positive().default(10_000),
+  learning_period: duration().default(3_600_000),
+  shadow: z.boolean().default(false),
+});
+
+const weightedSchema = z.strictObject({
+  enabled: z.boolean().default(false),
+  rebalance_interval: duration().default(300_000),
+});
+
+const processSchema = z.strictObject({
+  id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 characters of letters, digits, ".", "_" or "-"'),
+  command: z.string().min(1),
+  args: z.array(z.string()).default([]),
+  port: port.optional(),
+  route: z.string().startsWith('/').optional(),
+  auto_start: z.boolean().default(false),
+  cwd: z.string().optional(),
+  env: z.record(z.string(), z.string()).default({}),
+  restart: z.enum(['never', 'on-failure']).default('never'),
+  stop_timeout: duration().default(5_000),
+});
+
+const adminSchema = z.strictObject({
+  token: z.string().min(16, 'the admin token must be at least 16 characters').optional(),
+  allow_loopback: z.boolean().default(true),
+  allowed_commands: z.array(z.string().min(1)).default([]),
+  public_metrics: z.boolean().default(true),
+  public_health: z.boolean().default(true),
+});
+
+const clusterSchema = z.strictObject({
+  redis_url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
+  key_prefix: z.string().default('microgate:'),
+  timeout: duration().default(50),
+  fail_closed: z.boolean().default(false),
+});
+
+const serverSchema = z.strictObject({
+  port: port.default(8080),
+  host: z.string().default('0.0.0.0'),
+  trusted_proxies: z.array(ipOrCidr).default([]),
+  body_limit: size.default(50 * 1024 * 1024),
+  max_header_size: z.number().int().min(1024).max(1024 * 1024).default(16 * 1024),
+  header_timeout: duration().default(10_000),
+  request_timeout: duration().default(300_000),
+  idle_timeout: duration().default(65_000),
+  upstream_timeout: duration().default(30_000),
+  connect_timeout: duration().default(5_000),
+  upstream_connections: z.number().int().positive().default(256),
+  shutdown_timeout: duration().default(10_000),
+  max_connections: z.number().int().positive().optional(),
+});
+
+const loggingSchema = z.strictObject({
+  level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  access_log: z.boolean().default(true),
+  pretty: z.boolean().optional(),
+});
+
+/** The whole file. Sections left out get their defaults. */
+export const configSchema = z
+  .strictObject({
+    server: serverSchema.default(serverSchema.parse({})),
+    routes: z.array(routeSchema).default([]),
+    ratelimit: rateLimitSchema.optional(),
+    auth: authSchema.optional(),
+    circuitbreaker: breakerSchema.default(breakerSchema.parse({})),
+    healthcheck: healthSchema.default(healthSchema.parse({})),
+    dashboard: dashboardSchema.default(dashboardSchema.parse({})),
+    analytics: analyticsSchema.default(analyticsSchema.parse({})),
+    adaptive_rate_limit: adaptiveSchema.default(adaptiveSchema.parse({})),
+    weighted_lb: weightedSchema.default(weightedSchema.parse({})),
+    processes: z.array(processSchema).default([]),
+    admin: adminSchema.default(adminSchema.parse({})),
+    cluster: clusterSchema.default(clusterSchema.parse({})),
+    logging: loggingSchema.default(loggingSchema.parse({})),
+    data_dir: z.string().default('./data'),
+  })
+  .superRefine((cfg, ctx) => {
+    const seen = new Map<string, number>();
+    cfg.routes.forEach((r, i) => {
+      const norm = normalizePrefix(r.path);
+      const prev = seen.get(norm);
+      if (prev !== undefined) ctx.addIssue({ code: 'custom', path: ['routes', i, 'path'], message: `duplicate route path (same as routes[${prev}])` });
+      else seen.set(norm, i);
+      if (isAdminPath(norm)) {
+        ctx.addIssue({ code: 'custom', path: ['routes', i, 'path'], message: `"${r.path}" is answered by the gateway itself and cannot be proxied` });
+      }
+      if (r.public && !cfg.auth) {
+        // harmless: with no auth section every route is public already
+      }
+    });
+    const ids = new Map<string, number>();
+    cfg.processes.forEach((p, i) => {
+      const prev = ids.get(p.id);
+      if (prev !== undefined) ctx.addIssue({ code: 'custom', path: ['processes', i, 'id'], message: `duplicate process id (same as processes[${prev}])` });
+      else ids.set(p.id, i);
+      if (p.route !== undefined && !seen.has(normalizePrefix(p.route))) {
+        ctx.addIssue({ code: 'custom', path: ['processes', i, 'route'], message: `no route with path "${p.route}"` });
+      }
+    });
+    if (cfg.adaptive_rate_limit.min_limit > cfg.adaptive_rate_limit.max_limit) {
+      ctx.addIssue({ code: 'custom', path: ['adaptive_rate_limit', 'min_limit'], message: 'must not exceed max_limit' });
+    }
+  });
+
+/** Route prefixes are compared without a trailing slash ("/api/v1/" is "/api/v1"). */
+export function normalizePrefix(path: string): string {
+  return path.length > 1 && path.endsWith('/') ? path.replace(/\/+$/, '') || '/' : path;
+}
+
+/** Paths the gateway answers itself, before any route. */
+export function isAdminPath(path: string): boolean {
+  return (
+    path === '/health' ||
+    path === '/metrics' ||
+    path === '/analytics' ||
+    path.startsWith('/analytics/') ||
+    path === '/dashboard' ||
+    path.startsWith('/dashboard/')
+  );
+}
+
+export type Config = z.output<typeof configSchema>;
+export type ServerConfig = Config['server'];
+export type RouteConfig = Config['routes'][number];
+export type AuthConfig = NonNullable<Config['auth']>;
+export type RateLimitConfig = NonNullable<Config['ratelimit']>;
+export type BreakerConfig = Config['circuitbreaker'];
+export type HealthConfig = Config['healthcheck'];
+export type DashboardConfig = Config['dashboard'];
+export type ProcessConfig = Config['processes'][number];
+export type AdminConfig = Config['admin'];
+export type ClusterConfig = Config['cluster'];
+export type LoggingConfig = Config['logging'];

@@ -1,0 +1,60 @@
+/**
+ * The one catalogue of gateway error codes. Every error a client can see is a `GatewayError`
+ * with a stable `code`; code branches on `code`, never on message text.
+ */
+
+/** Stable error codes with their HTTP status and default message. */
+export const ERROR_CODES = {
+  bad_request: { status: 400, message: 'Bad Request' },
+  header_too_large: { status: 431, message: 'Request Header Fields Too Large' },
+  body_too_large: { status: 413, message: 'Payload Too Large' },
+  not_found: { status: 404, message: 'Not Found' },
+  method_not_allowed: { status: 405, message: 'Method Not Allowed' },
+  unsupported_media_type: { status: 415, message: 'Unsupported Media Type' },
+  conflict: { status: 409, message: 'Conflict' },
+  forbidden: { status: 403, message: 'Forbidden' },
+  missing_credentials: { status: 401, message: 'Unauthorized' },
+  invalid_api_key: { status: 401, message: 'Invalid API Key' },
+  invalid_authorization_header: { status: 401, message: 'Invalid Authorization Header' },
+  invalid_token: { status: 401, message: 'Invalid Token' },
+  token_expired: { status: 401, message: 'Token Expired' },
+  admin_unauthorized: { status: 401, message: 'Admin token required' },
+  rate_limited: { status: 429, message: 'Too Many Requests' },
+  adaptive_limited: { status: 429, message: 'Too Many Requests' },
+  no_healthy_backend: { status: 503, message: 'No healthy backends available' },
+  breaker_open: { status: 503, message: 'Service Unavailable' },
+  store_unavailable: { status: 503, message: 'Rate limit store unavailable' },
+  shutting_down: { status: 503, message: 'Gateway is shutting down' },
+  upstream_error: { status: 502, message: 'Bad Gateway' },
+  upstream_timeout: { status: 504, message: 'Gateway Timeout' },
+  internal_error: { status: 500, message: 'Internal Server Error' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** An error that becomes one JSON error response: `{"error":{"code","message","request_id"}}`. */
+export class GatewayError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  /** Extra response headers, such as `Retry-After` or `WWW-Authenticate`. */
+  readonly headers: Record<string, string> | undefined;
+
+  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown; headers?: Record<string, string> }) {
+    super(message ?? ERROR_CODES[code].message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'GatewayError';
+    this.code = code;
+    this.status = ERROR_CODES[code].status;
+    this.headers = options?.headers;
+  }
+}
+
+/** Serializes the JSON error body for a code; the request ID is echoed so clients can quote it. */
+export function errorBody(code: string, message: string, requestId: string | undefined): string {
+  return JSON.stringify({ error: { code, message, request_id: requestId ?? null } });
+}
+
+/** Normalizes anything thrown into a GatewayError (unknown errors become `internal_error`). */
+export function toGatewayError(err: unknown): GatewayError {
+  if (err instanceof GatewayError) return err;
+  return new GatewayError('internal_error', undefined, { cause: err });
+}

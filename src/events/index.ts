@@ -1,0 +1,98 @@
+/**
+ * The completion event: one record per finished (or aborted) request, published by the pipeline.
+ * Metrics, logs, the request log and the SSE broker subscribe; the proxy calls none of them.
+ * Subscribers run synchronously and must be cheap: queue work, never block or throw.
+ */
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+
+/** What shaped a request's outcome, when the gateway (not the backend) decided it. */
+export type Decision =
+  | 'rate_limited'
+  | 'adaptive_limited'
+  | 'auth_failed'
+  | 'breaker_open'
+  | 'no_healthy_backend'
+  | 'upstream_timeout'
+  | 'upstream_error'
+  | 'client_aborted'
+  | 'body_too_large'
+  | 'not_found'
+  | 'bad_request'
+  | 'retried';
+
+/** One finished request. Never holds a secret: `consumer` is a key id or JWT `sub`. */
+export interface CompletionRecord {
+  id: string;
+  /** Request start, epoch ms. */
+  time: number;
+  method: string;
+  /** URL path without the query string. */
+  path: string;
+  /** Query string without "?", or "" when none. */
+  query: string;
+  /** Configured route prefix, or null when no route matched. */
+  route: string | null;
+  /** Backend URL the gateway sent the request to ("" when none). */
+  backend: string;
+  status: number;
+  /** Milliseconds from request start to the response end, fractional. */
+  latencyMs: number;
+  bytesIn: number;
+  bytesOut: number;
+  clientIp: string;
+  consumer: string | undefined;
+  decision: Decision | undefined;
+  /** Numbers behind the decision (limit, remaining, retry_after_s, …). */
+  detail: Record<string, number | string> | undefined;
+  /** Error code of a gateway error response, if any. */
+  errorCode: string | undefined;
+  /** The client's request headers as Node parsed them (credentials must be redacted by consumers that store them). */
+  requestHeaders: IncomingHttpHeaders;
+  /** Response headers sent to the client (upstream headers plus the gateway's). */
+  responseHeaders: OutgoingHttpHeaders | undefined;
+}
+
+export type CompletionListener = (record: CompletionRecord) => void;
+
+/** A tiny synchronous fan-out; a throwing listener is isolated and reported, never breaks a request. */
+export class CompletionBus {
+  #listeners: CompletionListener[] = [];
+  #onListenerError: (err: unknown) => void;
+
+  constructor(onListenerError: (err: unknown) => void = () => {}) {
+    this.#onListenerError = onListenerError;
+  }
+
+  subscribe(listener: CompletionListener): () => void {
+    this.#listeners = [...this.#listeners, listener];
+    return () => {
+      this.#listeners = this.#listeners.filter((l) => l !== listener);
+    };
+  }
+
+  publish(record: CompletionRecord): void {
+    const listeners = this.#listeners;
+    for (let i = 0; i < listeners.length; i++) {
+      try {
+        listeners[i]!(record);
+      } catch (err) {
+        this.#onListenerError(err);
+      }
+    }
+  }
+}
+
+/** Header names whose values are secrets and must never be stored or logged. */
+export const SECRET_HEADERS: ReadonlySet<string> = new Set(['authorization', 'proxy-authorization', 'x-api-key', 'cookie', 'set-cookie']);
+
+/** Copies headers with secret values replaced by "[redacted]". */
+export function redactHeaders(headers: IncomingHttpHeaders | OutgoingHttpHeaders | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!headers) return out;
+  for (const [k, v] of Object.entries(headers)) {
+    if (v === undefined) continue;
+    const name = k.toLowerCase();
+    out[name] = SECRET_HEADERS.has(name) ? '[redacted]' : Array.isArray(v) ? v.join(', ') : String(v);
+  }
+  return out;
+}

@@ -1,0 +1,59 @@
+/** Per-request state carried through the pipeline stages. One object per request, nothing else allocated up front. */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Decision } from '../events/index.js';
+import type { Backend } from '../balancer/index.js';
+import type { CompiledRoute } from './routes.js';
+
+export class RequestContext {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  /** Request ID (validated client value or generated). */
+  id = '';
+  /** performance.now() at arrival, for latency. */
+  readonly startedAt: number;
+  /** Date.now() at arrival. */
+  readonly time: number;
+  clientIp = '';
+  /** URL path (no query). */
+  path = '';
+  /** Query string without "?". */
+  query = '';
+  route: CompiledRoute | null = null;
+  backend: Backend | null = null;
+  /** Authenticated identity: API key id or JWT sub. Never a secret. */
+  consumer: string | undefined = undefined;
+  decision: Decision | undefined = undefined;
+  detail: Record<string, number | string> | undefined = undefined;
+  errorCode: string | undefined = undefined;
+  bytesIn = 0;
+  bytesOut = 0;
+  /** Headers the gateway adds to whatever response goes out (e.g. RateLimit fields). Flat [name, value, ...]. */
+  extraHeaders: string[] | null = null;
+  /** Set once the completion record was published. */
+  finished = false;
+
+  /** Index of the next stage to run; managed by compose(). */
+  stageIndex = 0;
+  /** Bitmask of stages that already called next(); a second call is a bug. */
+  nextCalled = 0;
+  /** compose() installs these. */
+  runNext: ((ctx: RequestContext) => void) | null = null;
+
+  constructor(req: IncomingMessage, res: ServerResponse, startedAt: number, time: number) {
+    this.req = req;
+    this.res = res;
+    this.startedAt = startedAt;
+    this.time = time;
+  }
+
+  /** Continue with the next stage. */
+  next(): void {
+    this.runNext!(this);
+  }
+
+  /** Adds a header to the eventual response, whoever writes it. */
+  addHeader(name: string, value: string): void {
+    if (this.extraHeaders === null) this.extraHeaders = [name, value];
+    else this.extraHeaders.push(name, value);
+  }
+}
