@@ -221,6 +221,7 @@ const serverSchema = z.strictObject({
   request_timeout: duration().default(300_000),
   idle_timeout: duration().default(65_000),
   upstream_timeout: duration().default(30_000),
+  upstream_body_timeout: duration().default(300_000),
   connect_timeout: duration().default(5_000),
   upstream_connections: z.number().int().positive().default(256),
   shutdown_timeout: duration().default(10_000),

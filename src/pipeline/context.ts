@@ -1,5 +1,5 @@
 /** Per-request state carried through the pipeline stages. One object per request, nothing else allocated up front. */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Decision } from '../events/index.js';
 import type { Backend } from '../balancer/index.js';
 import type { CompiledRoute } from './routes.js';
@@ -29,6 +29,10 @@ export class RequestContext {
   bytesOut = 0;
   /** Headers the gateway adds to whatever response goes out (e.g. RateLimit fields). Flat [name, value, ...]. */
   extraHeaders: string[] | null = null;
+  /** Headers sent to the client, once a response started (for the request log). */
+  responseHeaders: OutgoingHttpHeaders | undefined = undefined;
+  /** For an Upgrade (WebSocket) request: the bytes that arrived after the headers. null otherwise. */
+  upgradeHead: Buffer | null = null;
   /** Set once the completion record was published. */
   finished = false;
 
@@ -51,7 +55,7 @@ export class RequestContext {
     this.runNext!(this);
   }
 
-  /** Adds a header to the eventual response, whoever writes it. */
+  /** Adds a header to the eventual response, whoever writes it (proxy or error writer). */
   addHeader(name: string, value: string): void {
     if (this.extraHeaders === null) this.extraHeaders = [name, value];
     else this.extraHeaders.push(name, value);

@@ -26,11 +26,10 @@ export function pickRequestId(clientValue: string | string[] | undefined): strin
   return newRequestId();
 }
 
-/** Stage: assigns ctx.id and echoes it to the client. */
+/** Stage: assigns ctx.id; whoever writes the response (proxy or error writer) echoes it to the client. */
 export function requestId() {
   return function requestIdStage(ctx: RequestContext): void {
     ctx.id = pickRequestId(ctx.req.headers['x-request-id']);
-    ctx.res.setHeader('X-Request-Id', ctx.id);
     ctx.next();
   };
 }

@@ -1,0 +1,138 @@
+/**
+ * `microgate` command line: run the gateway in the foreground, or `check` a config file.
+ *   microgate [--config FILE] [--port N]      (also MICROGATE_CONFIG; default ./config.yml)
+ *   microgate check FILE
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { ConfigError, loadConfig, summarize } from '../config/index.js';
+import { createGateway } from '../gateway.js';
+import { createLogger } from '../logging/index.js';
+
+const USAGE = `Usage:
+  microgate [--config FILE] [--port N]   run the gateway (config also from MICROGATE_CONFIG; default ./config.yml)
+  microgate check FILE                   validate a config file and summarize what it will do
+  microgate --version | --help`;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        port: { type: 'string', short: 'p' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+      },
+    });
+  } catch (err) {
+    process.stderr.write(`microgate: ${(err as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
+  if (values.version) {
+    process.stdout.write(version() + '\n');
+    return 0;
+  }
+  if (positionals[0] === 'check') {
+    const file = positionals[1] ?? values.config ?? process.env.MICROGATE_CONFIG ?? './config.yml';
+    try {
+      const cfg = await loadConfig(file);
+      process.stdout.write(`${file}: OK\n${summarize(cfg)}\n`);
+      return 0;
+    } catch (err) {
+      if (err instanceof ConfigError) {
+        process.stderr.write(`${err.message}\n${file}: ${err.problems.length} problem(s)\n`);
+        return 1;
+      }
+      throw err;
+    }
+  }
+  if (positionals.length > 0) {
+    process.stderr.write(`microgate: unknown command "${positionals[0]}"\n${USAGE}\n`);
+    return 2;
+  }
+
+  const file = values.config ?? process.env.MICROGATE_CONFIG ?? './config.yml';
+  let port: number | undefined;
+  if (values.port !== undefined) {
+    port = Number(values.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) {
+      process.stderr.write(`microgate: --port must be an integer from 0 to 65535 (got "${values.port}")\n`);
+      return 2;
+    }
+  }
+  let config;
+  try {
+    config = await loadConfig(file);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\nmicrogate: ${file} has ${err.problems.length} problem(s); not starting\n`);
+      return 1;
+    }
+    throw err;
+  }
+  const logger = createLogger(config.logging);
+  const gateway = createGateway(config, { logger, baseDir: process.cwd(), echoProcessOutput: true });
+
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    signals++;
+    if (signals > 1) {
+      logger.warn({ signal }, 'second signal: forcing exit');
+      gateway.processes.killAllNow();
+      logger.flush();
+      process.exit(130);
+    }
+    logger.info({ signal }, 'shutting down: draining in-flight requests');
+    gateway
+      .close()
+      .then(() => {
+        logger.flush();
+        process.exit(0);
+      })
+      .catch((err) => {
+        logger.error({ err }, 'shutdown failed');
+        gateway.processes.killAllNow();
+        process.exit(1);
+      });
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('uncaughtException', (err) => {
+    logger.fatal({ err }, 'uncaught exception; stopping');
+    gateway.processes.killAllNow();
+    process.exit(1);
+  });
+
+  try {
+    await gateway.start({ port });
+  } catch (err) {
+    logger.fatal({ err: (err as Error).message }, 'could not start');
+    await gateway.close().catch(() => {});
+    return 1;
+  }
+  process.stdout.write(`MicroGate listening on ${gateway.url.replace('127.0.0.1', config.server.host === '0.0.0.0' ? 'localhost' : config.server.host)}\n`);
+  return -1; // keep running
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exit(code);
+  },
+  (err) => {
+    process.stderr.write(`microgate: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,374 @@
+/**
+ * Managed backend processes: start, stop (SIGTERM, then SIGKILL after a grace period, always
+ * waiting for the exit), restart, an output ring buffer per process, an optional on-failure
+ * restart policy with backoff, and an event on every transition.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { resolve } from 'node:path';
+import type { ProcessConfig } from '../config/index.js';
+
+export type ProcessStatus = 'running' | 'stopped' | 'crashed';
+
+/** The public view of a process (reference JSON shape plus exit details). */
+export interface ProcessInfo {
+  id: string;
+  command: string;
+  args: string[];
+  port: number;
+  route?: string;
+  status: ProcessStatus;
+  pid?: number;
+  started_at?: string;
+  exit_code?: number | null;
+  exit_signal?: string | null;
+  restarts: number;
+  last_error?: string;
+}
+
+export interface OutputLine {
+  id: string;
+  line: string;
+  stream: 'stdout' | 'stderr';
+}
+
+export interface ProcessManagerEvents {
+  /** Every transition: started, stopped, crashed, added, start failure. */
+  process: [ProcessInfo];
+  /** Every line a process prints. */
+  output: [OutputLine];
+}
+
+const OUTPUT_LINES = 500;
+const MAX_LINE = 8 * 1024;
+const BACKOFF_START_MS = 1_000;
+const BACKOFF_MAX_MS = 30_000;
+/** A process that ran this long before failing resets its backoff. */
+const STABLE_MS = 10_000;
+
+class Managed {
+  readonly config: ProcessConfig;
+  status: ProcessStatus = 'stopped';
+  child: ChildProcess | null = null;
+  startedAt: Date | null = null;
+  exitCode: number | null = null;
+  exitSignal: string | null = null;
+  lastError: string | undefined = undefined;
+  restarts = 0;
+  backoffMs = BACKOFF_START_MS;
+  restartTimer: NodeJS.Timeout | null = null;
+  stopping = false;
+  exited: Promise<void> = Promise.resolve();
+  readonly lines: string[] = [];
+  partial = { stdout: '', stderr: '' };
+
+  constructor(config: ProcessConfig) {
+    this.config = config;
+  }
+}
+
+export interface ProcessManagerOptions {
+  /** Directory relative commands and cwd are resolved against (the gateway's working directory by default). */
+  baseDir?: string;
+  /** Echo child output to the gateway's own stdout/stderr. */
+  echo?: boolean;
+}
+
+export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
+  readonly #procs = new Map<string, Managed>();
+  readonly #baseDir: string;
+  readonly #echo: boolean;
+  #closing = false;
+
+  constructor(opts: ProcessManagerOptions = {}) {
+    super();
+    this.#baseDir = opts.baseDir ?? process.cwd();
+    this.#echo = opts.echo ?? false;
+  }
+
+  /** Registers a process (status stopped). Throws on a duplicate id. */
+  add(config: ProcessConfig): ProcessInfo {
+    if (this.#procs.has(config.id)) throw new ProcessError('conflict', `process with ID ${config.id} already exists`);
+    const m = new Managed(config);
+    this.#procs.set(config.id, m);
+    const info = this.#info(m);
+    this.emit('process', info);
+    return info;
+  }
+
+  /** Removes a stopped process (used to roll back a failed registration). */
+  remove(id: string): void {
+    const m = this.#procs.get(id);
+    if (m && m.status !== 'running') this.#procs.delete(id);
+  }
+
+  has(id: string): boolean {
+    return this.#procs.has(id);
+  }
+
+  list(): ProcessInfo[] {
+    return [...this.#procs.values()].map((m) => this.#info(m));
+  }
+
+  get(id: string): ProcessInfo | undefined {
+    const m = this.#procs.get(id);
+    return m ? this.#info(m) : undefined;
+  }
+
+  /** The last `n` output lines, oldest first. */
+  logs(id: string, n: number): string[] | undefined {
+    const m = this.#procs.get(id);
+    if (!m) return undefined;
+    return m.lines.slice(Math.max(0, m.lines.length - n));
+  }
+
+  /** Starts a process; resolves once it spawned, rejects (and emits `crashed`) if it cannot be spawned. */
+  async start(id: string): Promise<ProcessInfo> {
+    const m = this.#must(id);
+    if (m.status === 'running') throw new ProcessError('conflict', `process ${id} is already running`);
+    if (this.#closing) throw new ProcessError('unavailable', 'the gateway is shutting down');
+    if (m.restartTimer !== null) {
+      clearTimeout(m.restartTimer);
+      m.restartTimer = null;
+    }
+    await this.#spawn(m);
+    return this.#info(m);
+  }
+
+  /** Stops a process: SIGTERM, then SIGKILL after its stop_timeout; resolves after it exited. */
+  async stop(id: string): Promise<ProcessInfo> {
+    const m = this.#must(id);
+    if (m.restartTimer !== null) {
+      clearTimeout(m.restartTimer);
+      m.restartTimer = null;
+    }
+    if (m.status !== 'running' || m.child === null) throw new ProcessError('conflict', `process ${id} is not running`);
+    await this.#terminate(m);
+    return this.#info(m);
+  }
+
+  async restart(id: string): Promise<ProcessInfo> {
+    const m = this.#must(id);
+    if (m.status === 'running') await this.#terminate(m);
+    return this.start(id);
+  }
+
+  /** Stops every running process and waits for all of them to exit. */
+  async stopAll(): Promise<void> {
+    this.#closing = true;
+    const waits: Promise<void>[] = [];
+    for (const m of this.#procs.values()) {
+      if (m.restartTimer !== null) clearTimeout(m.restartTimer);
+      m.restartTimer = null;
+      if (m.child !== null) waits.push(this.#terminate(m));
+    }
+    await Promise.all(waits);
+  }
+
+  /** Last resort on a forced exit: SIGKILL everything now, synchronously. */
+  killAllNow(): void {
+    for (const m of this.#procs.values()) {
+      try {
+        m.child?.kill('SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+  }
+
+  #must(id: string): Managed {
+    const m = this.#procs.get(id);
+    if (!m) throw new ProcessError('not_found', `process with ID ${id} not found`);
+    return m;
+  }
+
+  #spawn(m: Managed): Promise<void> {
+    const cfg = m.config;
+    const command = cfg.command.includes('/') ? resolve(this.#baseDir, cfg.command) : cfg.command;
+    const env = { ...process.env, ...cfg.env, ...(cfg.port !== undefined ? { PORT: String(cfg.port) } : {}) };
+    return new Promise<void>((resolveStart, rejectStart) => {
+      let child: ChildProcess;
+      try {
+        child = spawn(command, cfg.args, {
+          cwd: cfg.cwd ? resolve(this.#baseDir, cfg.cwd) : this.#baseDir,
+          env,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+      } catch (err) {
+        this.#startFailed(m, err as Error);
+        rejectStart(new ProcessError('start_failed', `failed to start process: ${(err as Error).message}`));
+        return;
+      }
+      m.child = child;
+      m.stopping = false;
+      let spawned = false;
+      let streamsOpen = 2;
+      let exitInfo: { code: number | null; signal: NodeJS.Signals | null } | null = null;
+      let resolveExited!: () => void;
+      m.exited = new Promise<void>((r) => (resolveExited = r));
+
+      const finish = () => {
+        // Runs once the process exited and both pipes drained, so no trailing output is lost.
+        if (exitInfo === null || streamsOpen > 0) return;
+        const { code, signal } = exitInfo;
+        exitInfo = null;
+        this.#flushPartial(m);
+        if (m.child === child) this.#exited(m, code, signal);
+        resolveExited();
+      };
+      for (const [stream, name] of [
+        [child.stdout!, 'stdout'],
+        [child.stderr!, 'stderr'],
+      ] as const) {
+        stream.setEncoding('utf8');
+        stream.on('data', (chunk: string) => this.#output(m, name, chunk));
+        stream.once('close', () => {
+          streamsOpen--;
+          finish();
+        });
+      }
+      child.once('spawn', () => {
+        spawned = true;
+        m.status = 'running';
+        m.startedAt = new Date();
+        m.exitCode = null;
+        m.exitSignal = null;
+        m.lastError = undefined;
+        this.emit('process', this.#info(m));
+        resolveStart();
+      });
+      child.once('error', (err) => {
+        if (spawned) return;
+        streamsOpen = 0;
+        m.child = null;
+        this.#startFailed(m, err);
+        resolveExited();
+        rejectStart(new ProcessError('start_failed', `failed to start process: ${err.message}`));
+      });
+      child.once('exit', (code, signal) => {
+        if (!spawned) return;
+        exitInfo = { code, signal };
+        // Pipes held open by a grandchild must not hold up the status forever.
+        setTimeout(() => {
+          streamsOpen = 0;
+          finish();
+        }, 2_000).unref();
+        finish();
+      });
+    });
+  }
+
+  #startFailed(m: Managed, err: Error): void {
+    m.status = 'crashed';
+    m.lastError = err.message;
+    m.startedAt = null;
+    this.#pushLine(m, 'stderr', `[microgate] failed to start: ${err.message}`);
+    this.emit('process', this.#info(m));
+  }
+
+  #exited(m: Managed, code: number | null, signal: NodeJS.Signals | null): void {
+    const ranMs = m.startedAt ? Date.now() - m.startedAt.getTime() : 0;
+    m.child = null;
+    m.startedAt = null;
+    m.exitCode = code;
+    m.exitSignal = signal;
+    // Asked to stop: stopped, however it ended. Otherwise a signal death or non-zero exit is a crash.
+    const crashed = !m.stopping && (signal !== null || (code !== null && code !== 0));
+    m.status = crashed ? 'crashed' : 'stopped';
+    m.lastError = crashed ? (signal !== null ? `killed by ${signal}` : `exit status ${code}`) : undefined;
+    this.#pushLine(m, 'stderr', `[microgate] process ${m.config.id} ${crashed ? `crashed: ${m.lastError}` : 'stopped'}`);
+    this.emit('process', this.#info(m));
+    if (crashed && m.config.restart === 'on-failure' && !this.#closing) {
+      if (ranMs >= STABLE_MS) m.backoffMs = BACKOFF_START_MS;
+      const delay = m.backoffMs;
+      m.backoffMs = Math.min(m.backoffMs * 2, BACKOFF_MAX_MS);
+      m.restartTimer = setTimeout(() => {
+        m.restartTimer = null;
+        if (this.#closing || m.status === 'running') return;
+        m.restarts++;
+        this.#spawn(m).catch(() => {});
+      }, delay);
+      m.restartTimer.unref();
+    }
+  }
+
+  async #terminate(m: Managed): Promise<void> {
+    const child = m.child;
+    if (child === null) return;
+    m.stopping = true;
+    const exited = m.exited;
+    child.kill('SIGTERM');
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = await Promise.race([
+      exited.then(() => false),
+      new Promise<boolean>((r) => {
+        timer = setTimeout(() => r(true), m.config.stop_timeout);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (timedOut) {
+      this.#pushLine(m, 'stderr', `[microgate] ${m.config.id} did not exit within ${m.config.stop_timeout}ms of SIGTERM: SIGKILL`);
+      child.kill('SIGKILL');
+      await exited;
+    }
+  }
+
+  #output(m: Managed, stream: 'stdout' | 'stderr', chunk: string): void {
+    if (this.#echo) (stream === 'stdout' ? process.stdout : process.stderr).write(chunk);
+    let text = m.partial[stream] + chunk;
+    let nl: number;
+    while ((nl = text.indexOf('\n')) !== -1) {
+      this.#pushLine(m, stream, text.slice(0, nl).replace(/\r$/, ''));
+      text = text.slice(nl + 1);
+    }
+    if (text.length > MAX_LINE) {
+      this.#pushLine(m, stream, text.slice(0, MAX_LINE));
+      text = '';
+    }
+    m.partial[stream] = text;
+  }
+
+  #flushPartial(m: Managed): void {
+    for (const stream of ['stdout', 'stderr'] as const) {
+      if (m.partial[stream] !== '') this.#pushLine(m, stream, m.partial[stream]);
+      m.partial[stream] = '';
+    }
+  }
+
+  #pushLine(m: Managed, stream: 'stdout' | 'stderr', line: string): void {
+    m.lines.push(line);
+    if (m.lines.length > OUTPUT_LINES) m.lines.splice(0, m.lines.length - OUTPUT_LINES);
+    this.emit('output', { id: m.config.id, line, stream });
+  }
+
+  #info(m: Managed): ProcessInfo {
+    const c = m.config;
+    const info: ProcessInfo = {
+      id: c.id,
+      command: c.command,
+      args: [...c.args],
+      port: c.port ?? 0,
+      status: m.status,
+      restarts: m.restarts,
+    };
+    if (c.route !== undefined) info.route = c.route;
+    if (m.child?.pid !== undefined && m.status === 'running') info.pid = m.child.pid;
+    if (m.startedAt !== null) info.started_at = m.startedAt.toISOString();
+    if (m.status !== 'running') {
+      info.exit_code = m.exitCode;
+      info.exit_signal = m.exitSignal;
+    }
+    if (m.lastError !== undefined) info.last_error = m.lastError;
+    return info;
+  }
+}
+
+/** Errors of the process manager, with a stable code the API maps to HTTP statuses. */
+export class ProcessError extends Error {
+  readonly code: 'not_found' | 'conflict' | 'start_failed' | 'unavailable';
+  constructor(code: ProcessError['code'], message: string) {
+    super(message);
+    this.name = 'ProcessError';
+    this.code = code;
+  }
+}

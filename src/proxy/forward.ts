@@ -1,0 +1,231 @@
+/**
+ * The forwarding stage: streams the request to the selected backend through its undici Pool and
+ * streams the answer back, with backpressure both ways. One handler object per request; no other
+ * per-request allocation beyond the upstream header list.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Dispatcher } from 'undici';
+import type { Backend } from '../balancer/index.js';
+import { GatewayError } from '../errors.js';
+import type { RequestContext } from '../pipeline/index.js';
+import { upstreamPath } from '../pipeline/index.js';
+import { stripResponseHopByHop, upstreamHeaders } from './headers.js';
+
+export interface ForwardOptions {
+  /** Largest request body in bytes; larger → 413. */
+  bodyLimit: number;
+  /** Upstream idle time between body chunks, ms (0 = none). */
+  bodyTimeoutMs: number;
+  stripCredentials: boolean;
+  /** Ends the request: writes a gateway error response (if none started) and publishes the completion record. */
+  fail: (ctx: RequestContext, err: GatewayError) => void;
+  /** Publishes the completion record after a proxied response ended or broke. */
+  done: (ctx: RequestContext) => void;
+  /** A backend refused or timed out a connection (passive health signal). */
+  onConnectFailure: (backend: Backend) => void;
+}
+
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET_EARLY']);
+const TIMEOUT_ERRORS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
+
+/** Stage factory: forwards ctx to ctx.backend (chosen by the balance stage). */
+export function forward(opts: ForwardOptions) {
+  return function forwardStage(ctx: RequestContext): void {
+    const req = ctx.req;
+    const len = req.headers['content-length'];
+    let hasBody = false;
+    if (len !== undefined) {
+      const n = Number(len);
+      if (n > opts.bodyLimit) {
+        ctx.decision = 'body_too_large';
+        ctx.detail = { limit: opts.bodyLimit, content_length: n };
+        // The body is not read: close the connection after answering so it cannot be smuggled as a next request.
+        ctx.res.shouldKeepAlive = false;
+        throw new GatewayError('body_too_large', `Request body exceeds ${opts.bodyLimit} bytes`);
+      }
+      ctx.bytesIn = n;
+      hasBody = n > 0;
+    } else if (req.headers['transfer-encoding'] !== undefined) {
+      hasBody = true;
+    }
+    const handler = new ForwardHandler(ctx, opts, hasBody);
+    if (hasBody && len === undefined) handler.countChunkedBody();
+    handler.dispatch(ctx.backend!);
+  };
+}
+
+class ForwardHandler implements Dispatcher.DispatchHandler {
+  readonly ctx: RequestContext;
+  readonly opts: ForwardOptions;
+  readonly hasBody: boolean;
+  readonly headers: string[];
+  readonly path: string;
+  controller: Dispatcher.DispatchController | null = null;
+  backend: Backend | null = null;
+  started = false;
+  ended = false;
+  retried = false;
+  clientGone = false;
+  status = 0;
+
+  constructor(ctx: RequestContext, opts: ForwardOptions, hasBody: boolean) {
+    this.ctx = ctx;
+    this.opts = opts;
+    this.hasBody = hasBody;
+    const req = ctx.req;
+    this.headers = upstreamHeaders(req.rawHeaders, {
+      clientIp: ctx.clientIp,
+      requestId: ctx.id,
+      proto: (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http',
+      stripCredentials: opts.stripCredentials && ctx.route !== null && !ctx.route.isPublic,
+    });
+    this.path = upstreamPath(ctx.route!, req.url!);
+    ctx.res.once('close', onClientClose);
+    (ctx.res as unknown as Tagged)[kHandler] = this;
+    (req as unknown as Tagged)[kHandler] = this;
+  }
+
+  countChunkedBody(): void {
+    this.ctx.req.on('data', onBodyChunk);
+  }
+
+  dispatch(backend: Backend): void {
+    this.backend = backend;
+    this.ctx.backend = backend;
+    const route = this.ctx.route!;
+    const path = backend.basePath === '' ? this.path : backend.basePath + this.path;
+    backend.pool.dispatch(
+      {
+        path,
+        method: this.ctx.req.method as Dispatcher.HttpMethod,
+        headers: this.headers,
+        body: this.hasBody ? this.ctx.req : null,
+        headersTimeout: route.timeoutMs,
+        bodyTimeout: this.opts.bodyTimeoutMs,
+        idempotent: false,
+        blocking: false,
+      },
+      this,
+    );
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.clientGone) controller.abort(new Error('client aborted'));
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    if (statusCode < 200) return; // 1xx interim responses are not relayed
+    const ctx = this.ctx;
+    this.started = true;
+    this.status = statusCode;
+    stripResponseHopByHop(headers);
+    headers['x-request-id'] = ctx.id;
+    const extra = ctx.extraHeaders;
+    if (extra !== null) for (let i = 0; i < extra.length; i += 2) headers[extra[i]!.toLowerCase()] = extra[i + 1]!;
+    const res = ctx.res;
+    if (res.headersSent || res.destroyed) {
+      this.clientGone = true;
+      controller.abort(new Error('client aborted'));
+      return;
+    }
+    res.writeHead(statusCode, headers as Record<string, string | string[]>);
+    ctx.responseHeaders = headers;
+    // A streamed response (SSE, chunked) shows its headers at once; a sized one sends them with its first bytes.
+    if (headers['content-length'] === undefined) res.flushHeaders();
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.ctx.bytesOut += chunk.length;
+    if (!this.ctx.res.write(chunk)) {
+      controller.pause();
+      this.ctx.res.once('drain', onClientDrain);
+    }
+  }
+
+  onResponseEnd(): void {
+    this.ended = true;
+    const ctx = this.ctx;
+    ctx.res.end();
+    const breaker = this.backend!.breaker;
+    if (breaker !== null) {
+      if (this.status >= 500) breaker.failure();
+      else breaker.success();
+    }
+    this.opts.done(ctx);
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    if (this.ended) return;
+    this.ended = true;
+    const ctx = this.ctx;
+    const backend = this.backend!;
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    if (this.clientGone) {
+      backend.breaker?.release();
+      ctx.decision = 'client_aborted';
+      this.opts.done(ctx);
+      return;
+    }
+    const connectFailure = CONNECT_ERRORS.has(code) && !this.started;
+    if (connectFailure) this.opts.onConnectFailure(backend);
+    if (this.started) {
+      // Headers are gone: the only honest signal left is to cut the response short.
+      backend.breaker?.failure();
+      ctx.decision = TIMEOUT_ERRORS.has(code) ? 'upstream_timeout' : 'upstream_error';
+      ctx.errorCode = ctx.decision;
+      ctx.res.destroy(err);
+      this.opts.done(ctx);
+      return;
+    }
+    backend.breaker?.failure();
+    if (connectFailure && !this.retried && !this.hasBody && IDEMPOTENT.has(ctx.req.method!)) {
+      const other = ctx.route!.selector.pick(backend);
+      if (other !== null) {
+        this.retried = true;
+        this.ended = false;
+        this.controller = null;
+        ctx.detail = { retried_from: backend.url };
+        this.dispatch(other);
+        return;
+      }
+    }
+    if (TIMEOUT_ERRORS.has(code)) {
+      ctx.decision = 'upstream_timeout';
+      this.opts.fail(ctx, new GatewayError('upstream_timeout', `Upstream did not answer in time (${code})`, { cause: err }));
+    } else {
+      ctx.decision = 'upstream_error';
+      this.opts.fail(ctx, new GatewayError('upstream_error', `Upstream request failed (${code || err.name})`, { cause: err }));
+    }
+  }
+}
+
+const kHandler = Symbol('forwardHandler');
+type Tagged = { [kHandler]: ForwardHandler };
+
+function onClientClose(this: RequestContext['res']): void {
+  const handler = (this as unknown as Tagged)[kHandler];
+  if (handler.ended || this.writableFinished) return;
+  handler.clientGone = true;
+  handler.controller?.abort(new Error('client aborted'));
+}
+
+function onClientDrain(this: RequestContext['res']): void {
+  (this as unknown as Tagged)[kHandler].controller?.resume();
+}
+
+function onBodyChunk(this: RequestContext['req'], chunk: Buffer): void {
+  const handler = (this as unknown as Tagged)[kHandler];
+  const ctx = handler.ctx;
+  ctx.bytesIn += chunk.length;
+  if (ctx.bytesIn > handler.opts.bodyLimit && !handler.started && !handler.ended) {
+    handler.ended = true;
+    this.off('data', onBodyChunk);
+    ctx.decision = 'body_too_large';
+    handler.controller?.abort(new Error('body too large'));
+    handler.backend?.breaker?.release();
+    ctx.res.shouldKeepAlive = false;
+    handler.opts.fail(ctx, new GatewayError('body_too_large', `Request body exceeds ${handler.opts.bodyLimit} bytes`));
+  }
+}

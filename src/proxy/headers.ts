@@ -1,0 +1,96 @@
+/** Header rewriting for both directions: hop-by-hop removal and the X-Forwarded-* set. */
+import type { IncomingHttpHeaders } from 'node:http';
+
+/**
+ * Request header names the gateway never forwards as sent: hop-by-hop (RFC 9110 §7.6.1), the
+ * forwarding headers it rewrites itself, and `expect` (the gateway answers 100-continue itself).
+ */
+const DROP_REQUEST = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'expect',
+  'x-forwarded-for',
+  'x-forwarded-host',
+  'x-forwarded-proto',
+  'x-request-id',
+]);
+const CREDENTIALS = new Set(['x-api-key', 'authorization']);
+/** Lengths of every name above, so most headers are passed without lower-casing them. */
+const DROP_LENGTHS = new Set([...DROP_REQUEST, ...CREDENTIALS].map((n) => n.length));
+
+const HOP_RESPONSE = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
+
+export interface ForwardInfo {
+  clientIp: string;
+  requestId: string;
+  proto: string;
+  stripCredentials: boolean;
+  /** Keep Upgrade/Connection for a WebSocket handshake. */
+  upgrade?: boolean;
+}
+
+/**
+ * Builds the flat [name, value, ...] header list for the upstream request from the client's raw
+ * headers: hop-by-hop and Connection-named headers dropped, X-Forwarded-For appended,
+ * X-Forwarded-Host/-Proto and X-Request-Id set, Host preserved.
+ */
+export function upstreamHeaders(raw: string[], info: ForwardInfo): string[] {
+  const out: string[] = [];
+  let xff = '';
+  let host = '';
+  let connectionNamed: Set<string> | null = null;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 10 && name.toLowerCase() === 'connection') {
+      const listed = raw[i + 1]!.toLowerCase().split(',');
+      for (const l of listed) {
+        const t = l.trim();
+        if (t !== '' && t !== 'close' && t !== 'keep-alive' && t !== 'upgrade') (connectionNamed ??= new Set()).add(t);
+      }
+    }
+  }
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const value = raw[i + 1]!;
+    if (DROP_LENGTHS.has(name.length) || connectionNamed !== null) {
+      const lower = name.toLowerCase();
+      if (lower === 'x-forwarded-for') {
+        xff = xff === '' ? value : `${xff}, ${value}`;
+        continue;
+      }
+      if (DROP_REQUEST.has(lower)) {
+        if (info.upgrade && (lower === 'upgrade' || lower === 'connection')) out.push(name, lower === 'connection' ? 'Upgrade' : value);
+        continue;
+      }
+      if (info.stripCredentials && CREDENTIALS.has(lower)) continue;
+      if (connectionNamed !== null && connectionNamed.has(lower)) continue;
+    }
+    if (name.length === 4 && (name === 'Host' || name === 'host')) host = value;
+    out.push(name, value);
+  }
+  out.push('x-forwarded-for', xff === '' ? info.clientIp : `${xff}, ${info.clientIp}`);
+  if (host !== '') out.push('x-forwarded-host', host);
+  out.push('x-forwarded-proto', info.proto, 'x-request-id', info.requestId, 'x-gateway', 'microgate');
+  return out;
+}
+
+/** Removes hop-by-hop headers (and those named in Connection) from an upstream response, in place. */
+export function stripResponseHopByHop(headers: IncomingHttpHeaders): void {
+  const conn = headers.connection;
+  if (typeof conn === 'string') {
+    for (const l of conn.split(',')) {
+      const t = l.trim().toLowerCase();
+      if (t !== '') delete headers[t];
+    }
+  }
+  for (let i = 0; i < HOP_RESPONSE.length; i++) {
+    if (headers[HOP_RESPONSE[i]!] !== undefined) delete headers[HOP_RESPONSE[i]!];
+  }
+}

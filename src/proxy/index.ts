@@ -1,0 +1,8 @@
+/**
+ * Proxy: the forwarding stage (undici Pool per backend, streaming both ways, timeouts, one retry
+ * of a refused idempotent request on another backend) and the WebSocket tunnel. It never writes
+ * logs or metrics itself: the pipeline publishes the completion record.
+ */
+export { forward, type ForwardOptions } from './forward.js';
+export { upstreamHeaders, stripResponseHopByHop } from './headers.js';
+export { tunnel, type TunnelOptions } from './tunnel.js';

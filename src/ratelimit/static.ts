@@ -1,0 +1,178 @@
+/** The static token-bucket limiter stage and the auth-failure charge. */
+import type { RateLimitConfig } from '../config/index.js';
+import { GatewayError } from '../errors.js';
+import type { CompiledRoute, RequestContext, Stage } from '../pipeline/index.js';
+import type { RateLimitStore, TakeResult } from '../store/index.js';
+
+/*
+ * Response fields follow draft-ietf-httpapi-ratelimit-headers-11 (23 May 2026), sections 3 and 4:
+ *   RateLimit-Policy: "default";q=10;w=10   quota q (whole tokens of capacity) per window w (s to refill it all)
+ *   RateLimit: "default";r=3;t=7            r = whole tokens left; t = effective window, s:
+ *     allowed  -> until the bucket is full again (within t the client cannot use more than r + what refills,
+ *                 so pacing r over t never gets throttled);
+ *     rejected -> equal to Retry-After, because the draft (section 6) says Retry-After SHOULD NOT point
+ *                 earlier than the end of the effective window.
+ * No "pk" parameter: it would echo the client IP or consumer id back.
+ */
+
+const DEFAULT_POLICY = 'default';
+
+/** One quota policy, with every string a request needs built in advance. */
+interface Policy {
+  readonly capacity: number;
+  readonly refillPerSec: number;
+  /** The q parameter: whole tokens. */
+  readonly limit: number;
+  /** Bucket key prefixes for an anonymous client (by IP) and an authenticated one (by consumer id). */
+  readonly ipPrefix: string;
+  readonly consumerPrefix: string;
+  /** RateLimit-Policy field value. */
+  readonly policyField: string;
+  /** RateLimit field value up to the r value: `"name";r=`. */
+  readonly limitFieldPrefix: string;
+}
+
+export interface RateLimitOptions {
+  /** The `ratelimit:` config section. */
+  config: RateLimitConfig;
+  store: RateLimitStore;
+}
+
+export interface RateLimit {
+  /** Pipeline stage (runs after auth): one bucket per client (consumer id, else IP), global or per route. */
+  readonly stage: Stage;
+  /**
+   * For the auth stage's failure hook: takes a token from the client IP's gateway-wide bucket and
+   * throws the 429 when it is empty, so guessing credentials is rate limited too. Returns a promise
+   * only when the store answered asynchronously; the caller must await it before answering 401.
+   */
+  readonly chargeAuthFailure: (ctx: RequestContext) => void | Promise<void>;
+}
+
+/** Builds the static rate limiter. Options are checked here, once; per-route policies are built on first use. */
+export function rateLimit(opts: RateLimitOptions): RateLimit {
+  const { config, store } = opts;
+  if (store === undefined || typeof store.take !== 'function') throw new TypeError('rateLimit: a store is required');
+  checkLimits('ratelimit', config.max_tokens, config.refill_rate);
+  const byRoute = config.scope === 'route';
+  const global = makePolicy(DEFAULT_POLICY, config.max_tokens, config.refill_rate, '');
+  /** Per compiled route: its policy, or null when the route opts out (`ratelimit: false`). */
+  const policies = new WeakMap<CompiledRoute, Policy | null>();
+
+  function policyFor(route: CompiledRoute): Policy | null {
+    const override = route.config.ratelimit;
+    let policy: Policy | null;
+    if (override === false) policy = null;
+    else if (override !== undefined) {
+      checkLimits(`routes "${route.prefix}" ratelimit`, override.max_tokens, override.refill_rate);
+      // named after the route prefix, so clients can tell per-route quotas apart
+      policy = makePolicy(route.prefix, override.max_tokens, override.refill_rate, routeKeyPrefix(route.prefix));
+    } else if (byRoute) policy = makePolicy(DEFAULT_POLICY, config.max_tokens, config.refill_rate, routeKeyPrefix(route.prefix));
+    else policy = global;
+    policies.set(route, policy);
+    return policy;
+  }
+
+  if (!config.enabled) {
+    return {
+      stage: function rateLimitStage(ctx: RequestContext): void {
+        ctx.next();
+      },
+      chargeAuthFailure: function chargeAuthFailure(): void {},
+    };
+  }
+
+  function rateLimitStage(ctx: RequestContext): void | Promise<void> {
+    let policy = global;
+    const route = ctx.route;
+    if (route !== null) {
+      let p = policies.get(route);
+      if (p === undefined) p = policyFor(route);
+      if (p === null) return ctx.next();
+      policy = p;
+    }
+    const consumer = ctx.consumer;
+    const key = consumer === undefined ? policy.ipPrefix + ctx.clientIp : policy.consumerPrefix + consumer;
+    const result = store.take(key, policy.capacity, policy.refillPerSec);
+    if (isPromise(result)) {
+      const p = policy;
+      return result.then((r) => admit(ctx, p, r, true));
+    }
+    admit(ctx, policy, result, true);
+  }
+
+  function chargeAuthFailure(ctx: RequestContext): void | Promise<void> {
+    const result = store.take(global.ipPrefix + ctx.clientIp, global.capacity, global.refillPerSec);
+    if (isPromise(result)) return result.then((r) => admit(ctx, global, r, false));
+    admit(ctx, global, result, false);
+  }
+
+  return { stage: rateLimitStage, chargeAuthFailure };
+}
+
+/** Adds the fields and continues (when `next`), or throws the 429. */
+function admit(ctx: RequestContext, policy: Policy, r: TakeResult, next: boolean): void {
+  if (r.allowed) {
+    ctx.addHeader('RateLimit-Policy', policy.policyField);
+    ctx.addHeader('RateLimit', policy.limitFieldPrefix + r.remaining + ';t=' + Math.ceil(r.resetMs / 1000));
+    if (next) ctx.next();
+    return;
+  }
+  const retryAfterS = Math.max(1, Math.ceil(r.retryAfterMs / 1000));
+  ctx.decision = 'rate_limited';
+  ctx.detail = { limit: policy.limit, remaining: r.remaining, retry_after_s: retryAfterS };
+  // On the error response only (not ctx.addHeader too), so each field appears once.
+  throw new GatewayError('rate_limited', undefined, {
+    headers: {
+      'Retry-After': String(retryAfterS),
+      'RateLimit-Policy': policy.policyField,
+      RateLimit: policy.limitFieldPrefix + r.remaining + ';t=' + retryAfterS,
+    },
+  });
+}
+
+function isPromise(r: TakeResult | Promise<TakeResult>): r is Promise<TakeResult> {
+  return typeof (r as Promise<TakeResult>).then === 'function';
+}
+
+function checkLimits(where: string, capacity: number, refill: number): void {
+  if (!(capacity > 0 && Number.isFinite(capacity))) throw new RangeError(`${where}: max_tokens must be a positive number (got ${capacity})`);
+  if (!(refill > 0 && Number.isFinite(refill))) throw new RangeError(`${where}: refill_rate must be a positive number (got ${refill})`);
+}
+
+/**
+ * Bucket keys: `i:<ip>` / `c:<consumer>` gateway-wide, `r:<prefix> i:<ip>` / `r:<prefix> c:<consumer>`
+ * per route. A route prefix never contains a space, so keys of different routes and kinds never collide.
+ */
+function routeKeyPrefix(prefix: string): string {
+  return 'r:' + prefix + ' ';
+}
+
+function makePolicy(name: string, capacity: number, refillPerSec: number, keyPrefix: string): Policy {
+  const limit = Math.floor(capacity);
+  const window = Math.max(1, Math.ceil(capacity / refillPerSec));
+  const item = sfString(name);
+  return {
+    capacity,
+    refillPerSec,
+    limit,
+    ipPrefix: keyPrefix + 'i:',
+    consumerPrefix: keyPrefix + 'c:',
+    policyField: `${item};q=${limit};w=${window}`,
+    limitFieldPrefix: `${item};r=`,
+  };
+}
+
+/** An RFC 9651 sf-string: printable ASCII only (others percent-encoded), `"` and `\` escaped. */
+export function sfString(text: string): string {
+  const ascii = text.replace(/[^\x20-\x7e]/gu, percentEncode);
+  return '"' + ascii.replace(/[\\"]/g, '\\$&') + '"';
+}
+
+function percentEncode(c: string): string {
+  try {
+    return encodeURIComponent(c);
+  } catch {
+    return '?'; // a lone surrogate
+  }
+}

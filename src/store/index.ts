@@ -1,0 +1,9 @@
+/**
+ * Shared state for rate limiting: token buckets behind the small `RateLimitStore` interface, in
+ * memory (default, synchronous) or in Redis (cluster mode, one atomic Lua script, bounded by a
+ * timeout with a local fallback). Stores know nothing of HTTP, routes or clients: only keys.
+ */
+export type { RateLimitStore, TakeResult, StoreErrorHook } from './types.js';
+export { MemoryStore, type MemoryStoreOptions } from './memory.js';
+export { RedisStore, type RedisStoreOptions } from './redis.js';
+export { createStore } from './create.js';

@@ -1,0 +1,41 @@
+/** Top bar: name, live connection state, gateway uptime. */
+import type { ConnectionState, Metrics } from '../api';
+import { formatUptime } from '../format';
+import { useNow } from '../use-now';
+
+const LABELS: Record<ConnectionState, string> = {
+  connecting: 'Connecting…',
+  live: 'Live',
+  reconnecting: 'Reconnecting…',
+};
+
+export function Header({ connection, metrics, receivedAt }: { connection: ConnectionState; metrics: Metrics | null; receivedAt: number }) {
+  const now = useNow(1000);
+  // uptime_seconds ticks locally between the 5 s metrics pushes; `uptime` is the fallback.
+  const uptime =
+    metrics === null
+      ? '–'
+      : typeof metrics.uptime_seconds === 'number'
+        ? formatUptime(metrics.uptime_seconds + (connection === 'live' ? (now - receivedAt) / 1000 : 0))
+        : metrics.uptime;
+  return (
+    <header className="topbar">
+      <div className="brand">
+        <span className="logo" aria-hidden="true">
+          M
+        </span>
+        <h1>MicroGate</h1>
+        <span className="muted small">gateway dashboard</span>
+      </div>
+      <div className="topbar-right">
+        <span className={`conn conn-${connection}`} data-testid="connection-state" data-state={connection} role="status">
+          <span className="dot" aria-hidden="true" />
+          {LABELS[connection]}
+        </span>
+        <span className="uptime">
+          <span className="muted">Uptime</span> <span className="mono" data-testid="uptime">{uptime}</span>
+        </span>
+      </div>
+    </header>
+  );
+}
