@@ -7,17 +7,23 @@ import { ServerResponse as NodeServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
+import { auth, createAuthenticator, type Authenticator } from './auth/index.js';
 import { Backend, createSelector } from './balancer/index.js';
+import { CircuitBreaker } from './breaker/index.js';
 import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
 import type { Config, RouteConfig } from './config/index.js';
 import { isAdminPath, normalizePrefix, notYetBuilt } from './config/index.js';
+import { mountDashboard } from './dashboard/index.js';
 import { GatewayError, toGatewayError } from './errors.js';
 import { CompletionBus, type CompletionRecord } from './events/index.js';
 import { healthEndpoint, HealthChecker } from './health/index.js';
 import { accessLog, createLogger, type Logger } from './logging/index.js';
 import { ClientIpResolver, compose, pickRequestId, requestId, RequestContext, RouteTable, type CompiledRoute, type Stage } from './pipeline/index.js';
+import { createMetrics, type Metrics } from './metrics/index.js';
 import { ProcessManager } from './procman/index.js';
+import { rateLimit } from './ratelimit/index.js';
+import { createStore, type RateLimitStore } from './store/index.js';
 import { forward, tunnel } from './proxy/index.js';
 import { AdminGuard, createHttpServer, sendError } from './server/index.js';
 
@@ -28,6 +34,8 @@ export interface GatewayOptions {
   baseDir?: string;
   /** Echo managed processes' output to our stdout/stderr (the CLI does). */
   echoProcessOutput?: boolean;
+  /** Node process metrics (GC, event loop) on /metrics; default true. Tests that build many gateways turn them off. */
+  defaultMetrics?: boolean;
 }
 
 /** An admin endpoint: answers requests under a path the gateway owns. */
@@ -48,6 +56,9 @@ export class Gateway {
   readonly health: HealthChecker;
   readonly processes: ProcessManager;
   readonly startedAt: number;
+  readonly store: RateLimitStore;
+  readonly metrics: Metrics;
+  readonly authenticator: Authenticator | null;
 
   #server: Server | null = null;
   #handle: (ctx: RequestContext) => void;
@@ -60,6 +71,8 @@ export class Gateway {
   #draining = false;
   #closers: (() => Promise<void> | void)[] = [];
   #drainWaiters: (() => void)[] = [];
+  /** Upgraded (WebSocket) client sockets: the HTTP server no longer tracks them, so shutdown must. */
+  #tunnels = new Set<Duplex>();
 
   constructor(config: Config, opts: GatewayOptions = {}) {
     this.config = config;
@@ -70,6 +83,14 @@ export class Gateway {
     this.#clientIp = new ClientIpResolver(config.server.trusted_proxies);
     this.#readsForwardedFor = config.server.trusted_proxies.length > 0;
     this.#adminGuard = new AdminGuard(config.admin);
+
+    this.store = createStore(config.cluster, config.ratelimit, this.clock, {
+      onError: (op, err) => {
+        this.metrics?.storeError('redis', op);
+        this.logger.warn({ op, err: (err as Error)?.message }, 'cluster store error: answering from the local fallback');
+      },
+    });
+    this.authenticator = config.auth ? createAuthenticator(config.auth, { clock: this.clock }) : null;
 
     this.health = new HealthChecker({
       config: config.healthcheck,
@@ -92,6 +113,15 @@ export class Gateway {
       };
     });
     this.routes = new RouteTable(compiled);
+
+    this.metrics = createMetrics({
+      routes: compiled.map((r) => r.prefix),
+      backends: () => [...this.backends.values()],
+      storeDegraded: () => this.store.degraded,
+      collectDefault: opts.defaultMetrics ?? true,
+      onError: (err) => this.logger.error({ err }, 'metrics scrape failed'),
+    });
+    this.bus.subscribe(this.metrics.onCompletion);
 
     this.processes = new ProcessManager({ baseDir: opts.baseDir, echo: opts.echoProcessOutput ?? false });
 
@@ -124,12 +154,37 @@ export class Gateway {
     );
 
     if (config.logging.access_log) this.bus.subscribe(accessLog(this.logger));
-    this.addAdmin('/health', healthEndpoint({ checker: this.health, startedAt: this.startedAt, clock: this.clock }));
+    this.addAdmin(
+      '/health',
+      healthEndpoint({
+        checker: this.health,
+        startedAt: this.startedAt,
+        clock: this.clock,
+        degradedReasons: () => (this.store.degraded ? ['cluster store unreachable: rate limits answered from local state'] : []),
+      }),
+    );
+    this.addAdmin('/metrics', (req, res) => void this.metrics.handle(req, res));
+    if (config.dashboard.enabled) mountDashboard(this);
   }
 
-  /** Policy stages between routing and balancing (auth, rate limit). */
+  /**
+   * Policy stages between routing and balancing. Auth runs first so limits can be per consumer;
+   * a failed auth attempt costs a token from the client IP's bucket (and becomes a 429 when empty).
+   */
   #policyStages(): Stage[] {
-    return [];
+    const stages: Stage[] = [];
+    const rl = this.config.ratelimit?.enabled ? rateLimit({ config: this.config.ratelimit, store: this.store }) : null;
+    if (this.authenticator !== null) {
+      stages.push(
+        auth({
+          authenticator: this.authenticator,
+          stripCredentials: this.config.auth!.strip_credentials,
+          onFailure: rl === null ? undefined : rl.chargeAuthFailure,
+        }),
+      );
+    }
+    if (rl !== null) stages.push(rl.stage);
+    return stages;
   }
 
   #backend(url: string, healthPath: string): Backend {
@@ -140,10 +195,34 @@ export class Gateway {
         connections: this.config.server.upstream_connections,
         healthPath,
       });
+      b.breaker = new CircuitBreaker(this.config.circuitbreaker, {
+        clock: this.clock,
+        onStateChange: (from, to) => this.logger.warn({ backend: url, from, to }, `circuit breaker ${to}`),
+        onError: (err) => this.logger.error({ err }, 'breaker listener failed'),
+      });
       this.backends.set(url, b);
       this.health.add(b);
     }
     return b;
+  }
+
+  /**
+   * Adds a backend to a route at run time (e.g. a process added from the dashboard). The backend
+   * is health-checked at once and joins the route's rotation when healthy. Throws if the route
+   * does not exist. Idempotent for a URL already on the route.
+   */
+  addBackend(routePrefix: string, url: string): Backend {
+    const route = this.routes.find(routePrefix);
+    if (!route) throw new GatewayError('not_found', `route "${routePrefix}" not found`);
+    const backend = this.#backend(url, route.config.health_path ?? this.config.healthcheck.path);
+    if (!route.backends.includes(backend)) route.backends.push(backend);
+    this.health.watchStartup([url]);
+    return backend;
+  }
+
+  /** Backends of managed processes: those whose URL is on localhost at the process's port. */
+  backendsOfPort(port: number): Backend[] {
+    return [...this.backends.values()].filter((b) => Number(b.origin.port) === port && isLocalHost(b.origin.hostname));
   }
 
   /** Registers an admin handler for an exact path or, with a trailing "/", a subtree. */
@@ -176,16 +255,12 @@ export class Gateway {
   /** Starts processes, health checks and the listener. */
   async start(opts: { port?: number; host?: string } = {}): Promise<void> {
     for (const note of notYetBuilt(this.config)) this.logger.warn(note);
-    const procBackends = new Map<string, string[]>();
-    for (const p of this.config.processes) {
-      this.processes.add(p);
-      if (p.port !== undefined) {
-        const urls = [...this.backends.values()].filter((b) => Number(b.origin.port) === p.port && isLocalHost(b.origin.hostname)).map((b) => b.url);
-        procBackends.set(p.id, urls);
-      }
-    }
+    await this.store.start();
+    await this.authenticator?.start();
+    for (const p of this.config.processes) this.processes.add(p);
+    // Backends of a process that just started are probed right away, so they serve within moments.
     this.processes.on('process', (info) => {
-      if (info.status === 'running') this.health.watchStartup(procBackends.get(info.id) ?? []);
+      if (info.status === 'running' && info.port > 0) this.health.watchStartup(this.backendsOfPort(info.port).map((b) => b.url));
     });
     this.health.start();
     for (const p of this.config.processes) {
@@ -236,6 +311,7 @@ export class Gateway {
       this.#closers = [];
       await this.#waitForDrain(deadline);
       server.closeAllConnections();
+      for (const socket of this.#tunnels) socket.destroy();
       await closed;
     } else {
       for (const closer of [...this.#closers].reverse()) await closer();
@@ -244,6 +320,9 @@ export class Gateway {
     this.health.close();
     await this.processes.stopAll();
     await Promise.all([...this.backends.values()].map((b) => b.destroy().catch(() => {})));
+    await this.authenticator?.close();
+    await this.store.close();
+    this.metrics.close();
     this.logger.info('gateway stopped');
     this.logger.flush?.();
   }
@@ -286,6 +365,8 @@ export class Gateway {
   }
 
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    this.#tunnels.add(socket);
+    socket.once('close', () => this.#tunnels.delete(socket));
     const res = new NodeServerResponse(req);
     res.assignSocket(socket as import('node:net').Socket);
     res.shouldKeepAlive = false;

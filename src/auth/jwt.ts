@@ -3,7 +3,7 @@
  * never choose how it is checked (no alg confusion, no `none`, no keys embedded in the token).
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { compactVerify, errors, jwtVerify, type FlattenedJWSInput, type JWSHeaderParameters, type JWTPayload } from 'jose';
+import { compactVerify, errors, jwtVerify, type CryptoKey, type FlattenedJWSInput, type JWSHeaderParameters, type JWTPayload } from 'jose';
 import { systemClock, type Clock } from '../clock.js';
 import { isCanonicalCompactJws } from './compact-jws.js';
 
@@ -18,7 +18,7 @@ const MIN_SECRET_BYTES = 16;
 const MIN_RSA_BITS = 2048;
 
 /** Resolves the verification key for an asymmetric token from a key set (jose's remote or local JWKS). */
-export type KeySetResolver = (header: JWSHeaderParameters, token: FlattenedJWSInput) => Promise<unknown>;
+export type KeySetResolver = (header: JWSHeaderParameters, token: FlattenedJWSInput) => Promise<CryptoKey>;
 
 export interface JwtVerifierOptions {
   /** HMAC secret; used only for the HS algorithms. */
@@ -116,11 +116,6 @@ export class JwtVerifier {
     this.#clock = opts.clock ?? systemClock;
   }
 
-  /** The allowed algorithms, HS first. */
-  get algorithms(): readonly string[] {
-    return this.#algorithms;
-  }
-
   /**
    * Cheap synchronous pre-check: at most `maxTokenBytes` long (checked first, before reading a
    * single character) and a canonical compact JWS. Tokens failing it never reach jose.
@@ -157,12 +152,14 @@ export class JwtVerifier {
     return payload;
   }
 
-  // jose has already checked that header.alg is in #algorithms when it calls this.
-  #getKey = (header: JWSHeaderParameters, token: FlattenedJWSInput): Promise<never> | Uint8Array | KeyObject => {
+  // jose has already checked that header.alg is in #algorithms when it calls this. The secret is
+  // returned for HS algorithms only; the public key or key set for the others only.
+  #getKey = (header: JWSHeaderParameters, token: FlattenedJWSInput): Uint8Array | KeyObject | Promise<CryptoKey> => {
     if (this.#hmac.has(header.alg!)) return this.#secret!;
     if (this.#publicKey) return this.#publicKey;
-    // The key set's result is a verification key of jose's own choosing (by alg, kid, use, key_ops).
-    return this.#keySet!(header, token) as Promise<never>;
+    // Only asymmetric algs get here, so an oct key in the set is never used. jose picks the key
+    // by alg, kid, use and key_ops.
+    return this.#keySet!(header, token);
   };
 }
 

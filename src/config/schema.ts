@@ -8,8 +8,12 @@ import { z } from 'zod';
 import { parseDuration, parseSize } from './units.js';
 
 /** A duration: "30s", "1m30s", "250ms", or a bare number meaning seconds. Result in ms. */
-function duration(opts: { min?: number; allowZero?: boolean } = {}) {
+function duration(opts: { min?: number; allowZero?: boolean; requireUnit?: boolean } = {}) {
   return z.union([z.number(), z.string()]).transform((value, ctx) => {
+    if (opts.requireUnit && (typeof value === 'number' || /^\s*[\d.]+\s*$/.test(value))) {
+      ctx.addIssue({ code: 'custom', message: `write a unit (e.g. "${String(value)}ms" or "${String(value)}s"): a bare number here is ambiguous` });
+      return z.NEVER;
+    }
     const ms = typeof value === 'number' ? value * 1000 : parseDuration(value);
     if (ms === undefined || !Number.isFinite(ms)) {
       ctx.addIssue({ code: 'custom', message: `"${String(value)}" is not a duration (use e.g. "500ms", "30s", "5m", "1h")` });
@@ -66,7 +70,7 @@ const backendObject = z.strictObject({
 const backendEntry = z.union([httpUrl, backendObject]);
 
 const routeRateLimit = z.strictObject({
-  max_tokens: z.number().positive('must be greater than zero: a zero-capacity bucket would deny every request'),
+  max_tokens: z.number().min(1, 'must be at least 1: each request costs one token, so a smaller bucket would deny every request'),
   refill_rate: z.number().positive('must be greater than zero'),
 });
 
@@ -127,13 +131,28 @@ const authSchema = z
         message: 'an HMAC secret must be at least 16 bytes (an empty or short secret can be brute-forced)',
       });
     }
+    if (auth.jwt_public_key !== undefined && auth.jwks_url !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['jwks_url'], message: 'give either jwt_public_key or jwks_url, not both' });
+    }
+    if (auth.jwks_url !== undefined) {
+      const u = new URL(auth.jwks_url);
+      const local = u.hostname === 'localhost' || u.hostname === '127.0.0.1' || u.hostname === '[::1]';
+      if (u.protocol !== 'https:' && !local) {
+        ctx.addIssue({ code: 'custom', path: ['jwks_url'], message: 'must be https:// (over plain http anyone on the path could inject signing keys)' });
+      }
+    }
+    if (auth.api_keys.length === 0 && auth.jwt_secret === undefined && auth.jwt_public_key === undefined && auth.jwks_url === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'an auth section needs api_keys, jwt_secret, jwt_public_key or jwks_url (remove the section to leave routes open)' });
+    }
+    const ids = auth.api_keys.filter((k) => typeof k !== 'string').map((k) => (k as { id: string }).id);
+    if (new Set(ids).size !== ids.length) ctx.addIssue({ code: 'custom', path: ['api_keys'], message: 'duplicate API key id' });
     const keys = auth.api_keys.map((k) => (typeof k === 'string' ? k : k.key));
     if (new Set(keys).size !== keys.length) ctx.addIssue({ code: 'custom', path: ['api_keys'], message: 'duplicate API key' });
   });
 
 const rateLimitSchema = z.strictObject({
   enabled: z.boolean().default(true),
-  max_tokens: z.number().positive('must be greater than zero: a zero-capacity bucket would deny every request'),
+  max_tokens: z.number().min(1, 'must be at least 1: each request costs one token, so a smaller (or zero-capacity) bucket would deny every request'),
   refill_rate: z.number().positive('must be greater than zero: with no refill a client is locked out for good'),
   scope: z.enum(['global', 'route']).default('global'),
   idle_ttl: duration().default(600_000),
@@ -207,7 +226,7 @@ const adminSchema = z.strictObject({
 const clusterSchema = z.strictObject({
   redis_url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
   key_prefix: z.string().default('microgate:'),
-  timeout: duration().default(50),
+  timeout: duration({ requireUnit: true }).default(50),
   fail_closed: z.boolean().default(false),
 });
 
@@ -263,8 +282,8 @@ export const configSchema = z
       if (isAdminPath(norm)) {
         ctx.addIssue({ code: 'custom', path: ['routes', i, 'path'], message: `"${r.path}" is answered by the gateway itself and cannot be proxied` });
       }
-      if (r.public && !cfg.auth) {
-        // harmless: with no auth section every route is public already
+      if (r.ratelimit && !cfg.ratelimit) {
+        ctx.addIssue({ code: 'custom', path: ['routes', i, 'ratelimit'], message: 'a per-route limit needs the top-level ratelimit section (it sets scope and eviction)' });
       }
     });
     const ids = new Map<string, number>();

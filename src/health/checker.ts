@@ -43,7 +43,7 @@ const FAST_PROBE_MS = 200;
 export class HealthChecker {
   readonly #config: HealthConfig;
   readonly #clock: Clock;
-  readonly #onChange: (backend: Backend, healthy: boolean) => void;
+  #listeners: ((backend: Backend, healthy: boolean) => void)[] = [];
   readonly #tracked = new Map<string, Tracked>();
   #timer: NodeJS.Timeout | null = null;
   #fastTimer: NodeJS.Timeout | null = null;
@@ -52,7 +52,7 @@ export class HealthChecker {
   constructor(opts: HealthCheckerOptions) {
     this.#config = opts.config;
     this.#clock = opts.clock ?? systemClock;
-    this.#onChange = opts.onChange ?? (() => {});
+    if (opts.onChange) this.#listeners.push(opts.onChange);
   }
 
   /** Registers a backend (idempotent by URL). */
@@ -156,9 +156,18 @@ export class HealthChecker {
     }
   }
 
+  /** Subscribes to health flips; returns the unsubscribe function. */
+  onChange(listener: (backend: Backend, healthy: boolean) => void): () => void {
+    this.#listeners.push(listener);
+    return () => {
+      this.#listeners = this.#listeners.filter((l) => l !== listener);
+    };
+  }
+
   #flip(b: Backend, healthy: boolean): void {
     b.healthy = healthy;
-    if (!this.#closed) this.#onChange(b, healthy);
+    if (this.#closed) return;
+    for (const l of this.#listeners) l(b, healthy);
   }
 
   async #probe(t: Tracked): Promise<void> {

@@ -4,6 +4,7 @@
  * per-request allocation beyond the upstream header list.
  */
 import type { IncomingHttpHeaders } from 'node:http';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Backend } from '../balancer/index.js';
 import { GatewayError } from '../errors.js';
@@ -49,8 +50,7 @@ export function forward(opts: ForwardOptions) {
     } else if (req.headers['transfer-encoding'] !== undefined) {
       hasBody = true;
     }
-    const handler = new ForwardHandler(ctx, opts, hasBody);
-    if (hasBody && len === undefined) handler.countChunkedBody();
+    const handler = new ForwardHandler(ctx, opts, hasBody, hasBody && len === undefined);
     handler.dispatch(ctx.backend!);
   };
 }
@@ -59,6 +59,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   readonly ctx: RequestContext;
   readonly opts: ForwardOptions;
   readonly hasBody: boolean;
+  /** For a body of unknown length: a counting stream that enforces the body limit. */
+  readonly body: Readable | null;
   readonly headers: string[];
   readonly path: string;
   controller: Dispatcher.DispatchController | null = null;
@@ -69,10 +71,11 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   clientGone = false;
   status = 0;
 
-  constructor(ctx: RequestContext, opts: ForwardOptions, hasBody: boolean) {
+  constructor(ctx: RequestContext, opts: ForwardOptions, hasBody: boolean, unknownLength: boolean) {
     this.ctx = ctx;
     this.opts = opts;
     this.hasBody = hasBody;
+    this.body = hasBody ? (unknownLength ? ctx.req.pipe(new BodyCounter(this)) : ctx.req) : null;
     const req = ctx.req;
     this.headers = upstreamHeaders(req.rawHeaders, {
       clientIp: ctx.clientIp,
@@ -86,10 +89,6 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     (req as unknown as Tagged)[kHandler] = this;
   }
 
-  countChunkedBody(): void {
-    this.ctx.req.on('data', onBodyChunk);
-  }
-
   dispatch(backend: Backend): void {
     this.backend = backend;
     this.ctx.backend = backend;
@@ -100,7 +99,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
         path,
         method: this.ctx.req.method as Dispatcher.HttpMethod,
         headers: this.headers,
-        body: this.hasBody ? this.ctx.req : null,
+        body: this.body,
         headersTimeout: route.timeoutMs,
         bodyTimeout: this.opts.bodyTimeoutMs,
         idempotent: false,
@@ -215,17 +214,31 @@ function onClientDrain(this: RequestContext['res']): void {
   (this as unknown as Tagged)[kHandler].controller?.resume();
 }
 
-function onBodyChunk(this: RequestContext['req'], chunk: Buffer): void {
-  const handler = (this as unknown as Tagged)[kHandler];
-  const ctx = handler.ctx;
-  ctx.bytesIn += chunk.length;
-  if (ctx.bytesIn > handler.opts.bodyLimit && !handler.started && !handler.ended) {
-    handler.ended = true;
-    this.off('data', onBodyChunk);
-    ctx.decision = 'body_too_large';
-    handler.controller?.abort(new Error('body too large'));
-    handler.backend?.breaker?.release();
-    ctx.res.shouldKeepAlive = false;
-    handler.opts.fail(ctx, new GatewayError('body_too_large', `Request body exceeds ${handler.opts.bodyLimit} bytes`));
+/** Counts a body of unknown length (chunked) as it streams and stops it at the body limit. */
+class BodyCounter extends Transform {
+  readonly #handler: ForwardHandler;
+  constructor(handler: ForwardHandler) {
+    super();
+    this.#handler = handler;
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    const handler = this.#handler;
+    const ctx = handler.ctx;
+    ctx.bytesIn += chunk.length;
+    if (ctx.bytesIn > handler.opts.bodyLimit) {
+      if (!handler.started && !handler.ended) {
+        handler.ended = true;
+        ctx.decision = 'body_too_large';
+        handler.controller?.abort(new Error('body too large'));
+        handler.backend?.breaker?.release();
+        ctx.res.shouldKeepAlive = false;
+        handler.opts.fail(ctx, new GatewayError('body_too_large', `Request body exceeds ${handler.opts.bodyLimit} bytes`));
+      }
+      ctx.req.unpipe(this);
+      ctx.req.resume();
+      cb(new Error('request body exceeds the limit'));
+      return;
+    }
+    cb(null, chunk);
   }
 }

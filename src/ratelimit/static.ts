@@ -6,13 +6,14 @@ import type { RateLimitStore, TakeResult } from '../store/index.js';
 
 /*
  * Response fields follow draft-ietf-httpapi-ratelimit-headers-11 (23 May 2026), sections 3 and 4:
- *   RateLimit-Policy: "default";q=10;w=10   quota q (whole tokens of capacity) per window w (s to refill it all)
- *   RateLimit: "default";r=3;t=7            r = whole tokens left; t = effective window, s:
- *     allowed  -> until the bucket is full again (within t the client cannot use more than r + what refills,
- *                 so pacing r over t never gets throttled);
- *     rejected -> equal to Retry-After, because the draft (section 6) says Retry-After SHOULD NOT point
- *                 earlier than the end of the effective window.
- * No "pk" parameter: it would echo the client IP or consumer id back.
+ *   RateLimit-Policy: "default";q=10;w=10   q = capacity in whole tokens; w = seconds to refill it all
+ *   RateLimit: "default";r=3;t=7            r = whole tokens left; t = effective window in seconds:
+ *     admitted -> until the bucket is full again. A client that spends no more than r within t is
+ *                 never throttled (it is conservative: tokens also refill meanwhile);
+ *     rejected -> the same value as Retry-After, since the draft (section 6) says Retry-After SHOULD
+ *                 NOT point earlier than the end of the effective window.
+ * Route overrides name their policy after the route prefix. No "pk" parameter: it would echo the
+ * client IP or consumer id back.
  */
 
 const DEFAULT_POLICY = 'default';

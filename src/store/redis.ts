@@ -16,7 +16,7 @@ const DEFAULT_CONNECT_WAIT_MS = 2_000;
 const DEFAULT_QUEUE_MAX = 10_000;
 const RECONNECT_MAX_DELAY_MS = 2_000;
 
-/** Loaded once per process; the build copies `src/**\/*.lua` next to the compiled JS. */
+/** Read once per process, next to this module: the build copies the .lua files from src/ into dist/. */
 let scriptSource: string | undefined;
 function loadScript(): string {
   scriptSource ??= readFileSync(new URL('./token-bucket.lua', import.meta.url), 'utf8');
@@ -69,7 +69,7 @@ export class RedisStore implements RateLimitStore {
   /** Redis answered the last take or probe; takes go to Redis only while this holds. */
   #healthy = false;
   #closed = false;
-  #probing = false;
+  #probing: Promise<void> | null = null;
   #probeTimer: NodeJS.Timeout | null = null;
 
   constructor(opts: RedisStoreOptions) {
@@ -124,6 +124,7 @@ export class RedisStore implements RateLimitStore {
     });
     const connected = await Promise.race([connecting, waited]);
     clearTimeout(timer);
+    if (this.#closed) return; // closed while connecting
     if (connected) await this.#probe();
     else this.#report('connect', new Error(`redis: not connected after ${this.#connectWaitMs}ms, continuing degraded`));
     this.#probeTimer = setInterval(() => {
@@ -160,7 +161,7 @@ export class RedisStore implements RateLimitStore {
           reject(e);
         }
       };
-      const timer = setTimeout(fail, this.#timeoutMs, new Error(`redis: take timed out after ${this.#timeoutMs}ms`));
+      const timer = setTimeout(() => fail(new Error(`redis: take timed out after ${this.#timeoutMs}ms`)), this.#timeoutMs);
       this.#eval(client, this.#prefix + key, String(capacity), String(refillPerSec), String(cost)).then((reply) => {
         if (done) return;
         const result = parseReply(reply);
@@ -194,11 +195,17 @@ export class RedisStore implements RateLimitStore {
     this.#report(op, err);
   }
 
-  /** One PING at a time, bounded by the take timeout; success clears `degraded`. */
-  async #probe(): Promise<void> {
+  /** One PING at a time (callers share the one in flight), bounded by the take timeout; success clears `degraded`. */
+  #probe(): Promise<void> {
+    this.#probing ??= this.#ping().finally(() => {
+      this.#probing = null;
+    });
+    return this.#probing;
+  }
+
+  async #ping(): Promise<void> {
     const client = this.#client;
-    if (this.#probing || this.#closed || client === null || !client.isReady) return;
-    this.#probing = true;
+    if (this.#closed || client === null || !client.isReady) return;
     let timer: NodeJS.Timeout | undefined;
     try {
       const timeout = new Promise<never>((_, reject) => {
@@ -210,7 +217,6 @@ export class RedisStore implements RateLimitStore {
       this.#markFailing('probe', err);
     } finally {
       clearTimeout(timer);
-      this.#probing = false;
     }
   }
 

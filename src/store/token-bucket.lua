@@ -28,8 +28,8 @@ end
 
 local allowed = 0
 local retry = 0
-if tokens >= cost then
-  tokens = tokens - cost
+if tokens + 1e-9 >= cost then -- tolerate floating-point refill sums
+  tokens = math.max(tokens - cost, 0)
   allowed = 1
   -- 1 s margin; formatted as an integer because Redis may print a Lua number in exponent form
   local ttl = math.min(math.ceil((capacity - tokens) * 1000 / rate) + 1000, 1e12)

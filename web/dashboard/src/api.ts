@@ -19,6 +19,11 @@ export interface ManagedProcess {
   started_at?: string;
   healthy: boolean;
   route?: string;
+  /** Exit details of the last run, when the server provides them. */
+  exit_code?: number | null;
+  exit_signal?: string | null;
+  restarts?: number;
+  last_error?: string;
 }
 
 export interface RequestLog {
@@ -36,7 +41,11 @@ export interface RequestLog {
   backend?: string;
   route?: string;
   consumer?: unknown;
+  /** What shaped the answer (`rate_limited`, `auth_failed`, …). */
   decision?: unknown;
+  /** The numbers behind `decision` (limit, retry_after_s, …). */
+  detail?: Record<string, number | string>;
+  /** The gateway's error code when it answered with an error itself. */
   error?: unknown;
   request_headers?: Record<string, string | string[]>;
   response_headers?: Record<string, string | string[]>;

@@ -21,9 +21,10 @@ export function formatTimestamp(ts: string): string {
 /** Latency in real milliseconds: `0.42 ms`, `1.4 ms`, `238 ms`, `12.3 s`. */
 export function formatLatency(ms: number | null | undefined): string {
   if (ms === null || ms === undefined || !Number.isFinite(ms)) return '–';
-  if (ms >= 10_000) return `${(ms / 1000).toFixed(1)} s`;
-  if (ms >= 100) return `${Math.round(ms)} ms`;
-  if (ms >= 1) return `${ms.toFixed(1)} ms`;
+  // Compare after rounding, so 0.999 reads "1.0 ms", not "1.00 ms".
+  if (Math.round(ms) >= 10_000) return `${(ms / 1000).toFixed(1)} s`;
+  if (Math.round(ms * 10) / 10 >= 100) return `${Math.round(ms)} ms`;
+  if (Math.round(ms * 100) / 100 >= 1) return `${ms.toFixed(1)} ms`;
   return `${ms.toFixed(2)} ms`;
 }
 

@@ -69,7 +69,11 @@ export function useRequestLog(): RequestLogState {
   const seed = useCallback((logs: RequestLog[]) => {
     setRows((prev) => {
       const seen = new Set(prev.map(logKey));
-      return prev.concat(logs.filter((l) => !seen.has(logKey(l)))).slice(0, MAX_ROWS);
+      const fresh = logs.filter((l) => !seen.has(logKey(l)));
+      if (fresh.length === 0) return prev;
+      // After a reconnect without replay, missed rows may be newer than shown ones: order by time.
+      const t = (l: RequestLog) => Date.parse(l.timestamp) || 0;
+      return prev.concat(fresh).sort((a, b) => t(b) - t(a)).slice(0, MAX_ROWS);
     });
   }, []);
 

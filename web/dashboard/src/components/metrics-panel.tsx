@@ -14,38 +14,53 @@ interface Series {
   errorPct: (number | null)[];
 }
 
-/** The sparklines are 30 one-minute buckets, index 29 = the current minute, relative to `now`. */
+/** Fewest minutes a chart shows, so a young gateway's chart is not a single point. */
+const MIN_POINTS = 6;
+
+/**
+ * The sparklines are 30 one-minute buckets, index 29 = the current (clock) minute. Minutes before
+ * the gateway started are left out (down to MIN_POINTS), so a fresh gateway's charts are not 29
+ * made-up zeros and one spike.
+ */
 function toSeries(m: Metrics | null, nowMs: number): Series {
-  const end = Math.floor(nowMs / 1000);
-  const x = Array.from({ length: BUCKETS }, (_, i) => end - (BUCKETS - 1 - i) * MINUTE_S);
+  const endMinute = Math.floor(nowMs / 1000 / MINUTE_S);
+  let first = 0;
+  if (m && typeof m.uptime_seconds === 'number') {
+    const startMinute = Math.floor((nowMs / 1000 - m.uptime_seconds) / MINUTE_S);
+    first = Math.min(Math.max(0, BUCKETS - 1 - (endMinute - startMinute)), BUCKETS - MIN_POINTS);
+  }
+  const idx = Array.from({ length: BUCKETS - first }, (_, k) => first + k);
+  const x = idx.map((i) => (endMinute - (BUCKETS - 1 - i)) * MINUTE_S);
   const pick = (arr: number[] | undefined, i: number) => {
     // Right-align: a shorter array still ends at the current minute.
     const a = arr ?? [];
     const v = a[a.length - BUCKETS + i];
     return typeof v === 'number' && Number.isFinite(v) ? v : 0;
   };
-  const requests = x.map((_, i) => pick(m?.sparklines?.requests, i));
+  const requests = idx.map((i) => pick(m?.sparklines?.requests, i));
   // A minute without requests has no latency and no error rate: a gap, not a zero.
-  const latency = x.map((_, i) => (requests[i]! > 0 ? pick(m?.sparklines?.latency, i) : null));
-  const errorPct = x.map((_, i) => (requests[i]! > 0 ? (pick(m?.sparklines?.errors, i) / requests[i]!) * 100 : null));
+  const latency = idx.map((i, k) => (requests[k]! > 0 ? pick(m?.sparklines?.latency, i) : null));
+  const errorPct = idx.map((i, k) => (requests[k]! > 0 ? (pick(m?.sparklines?.errors, i) / requests[k]!) * 100 : null));
   return { x, requests, latency, errorPct };
 }
 
-const fmtCount = (v: number) => (v >= 10_000 ? `${Math.round(v / 1000)}k` : v >= 1000 ? `${(v / 1000).toFixed(1)}k` : String(Math.round(v * 10) / 10));
-const fmtMs = (v: number) => (v >= 1000 ? `${(v / 1000).toFixed(1)}s` : v >= 10 ? `${Math.round(v)}ms` : `${v.toFixed(1)}ms`);
-const fmtPct = (v: number) => `${v >= 10 ? Math.round(v) : v.toFixed(1)}%`;
+const fmtCount = (v: number) => (v === 0 ? '0' : v >= 10_000 ? `${Math.round(v / 1000)}k` : v >= 1000 ? `${(v / 1000).toFixed(1)}k` : String(Math.round(v * 10) / 10));
+const fmtMs = (v: number) => (v === 0 ? '0' : v >= 1000 ? `${(v / 1000).toFixed(1)}s` : v >= 10 ? `${Math.round(v)}ms` : `${v.toFixed(1)}ms`);
+const fmtPct = (v: number) => (v === 0 ? '0' : `${v >= 10 ? Math.round(v) : v.toFixed(1)}%`);
 
 export function MetricsPanel({ metrics, receivedAt, error }: { metrics: Metrics | null; receivedAt: number; error: string | null }) {
   const s = useMemo(() => toSeries(metrics, receivedAt), [metrics, receivedAt]);
   const m = metrics;
   const healthy = m?.healthy_backends ?? 0;
   const total = m?.total_backends ?? 0;
+  // Without traffic in the window, a 0 ms average or 0 % errors would be made-up numbers.
+  const traffic = m !== null && m.requests_per_minute > 0;
 
   return (
     <section className="card metrics" aria-label="Live metrics">
       <header className="card-head">
         <h2>Live metrics</h2>
-        <span className="card-note">last 30 min · per minute</span>
+        <span className="card-note">per minute · up to 30 min</span>
         {error && (
           <span className="inline-error" role="alert" data-testid="metrics-error">
             {error}
@@ -63,16 +78,16 @@ export function MetricsPanel({ metrics, receivedAt, error }: { metrics: Metrics 
         </Tile>
         <Tile
           label="Avg latency"
-          value={m ? formatLatency(m.avg_latency_ms) : '–'}
-          tone={m ? latencyTone(m.avg_latency_ms) : 'muted'}
+          value={traffic ? formatLatency(m.avg_latency_ms) : '–'}
+          tone={traffic ? latencyTone(m.avg_latency_ms) : 'muted'}
           testId="metric-latency"
         >
           <TimeSeriesChart x={s.x} y={s.latency} color="#a78bfa" format={fmtMs} testId="chart-latency" />
         </Tile>
         <Tile
           label="Error rate (5xx)"
-          value={m ? `${(m.error_rate * 100).toFixed(2)}%` : '–'}
-          tone={m ? errorRateTone(m.error_rate) : 'muted'}
+          value={traffic ? `${(m.error_rate * 100).toFixed(2)}%` : '–'}
+          tone={traffic ? errorRateTone(m.error_rate) : 'muted'}
           testId="metric-error-rate"
         >
           <TimeSeriesChart x={s.x} y={s.errorPct} color="#f0716a" format={fmtPct} testId="chart-errors" />

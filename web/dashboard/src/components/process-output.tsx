@@ -126,13 +126,29 @@ export function ProcessOutput({ processes, selectedId, onSelect, subscribe }: Pr
     if (el && followRef.current) el.scrollTop = el.scrollHeight;
   }, [lines]);
 
+  // The panel changes height with its neighbour (e.g. the add form): stay at the end if following.
+  useEffect(() => {
+    const el = boxRef.current;
+    if (!el) return;
+    const ro = new ResizeObserver(() => {
+      if (followRef.current) el.scrollTop = el.scrollHeight;
+    });
+    ro.observe(el);
+    return () => ro.disconnect();
+  }, []);
+
+  const lastTop = useRef(0);
   const onScroll = () => {
     const el = boxRef.current;
     if (!el) return;
     const atEnd = el.scrollHeight - el.scrollTop - el.clientHeight < 8;
-    if (atEnd !== followRef.current) {
-      followRef.current = atEnd;
-      setFollowing(atEnd);
+    // Only a move up is the reader's choice to stop following; a resize may also fire this.
+    const movedUp = el.scrollTop < lastTop.current - 1;
+    lastTop.current = el.scrollTop;
+    const follow = atEnd || (followRef.current && !movedUp);
+    if (follow !== followRef.current) {
+      followRef.current = follow;
+      setFollowing(follow);
     }
   };
 
@@ -143,12 +159,10 @@ export function ProcessOutput({ processes, selectedId, onSelect, subscribe }: Pr
     if (el) el.scrollTop = el.scrollHeight;
   };
 
-  const current = processes.find((p) => p.id === selectedId);
-
   return (
     <section className="card output" aria-label="Process output">
       <header className="card-head">
-        <h2>Process output</h2>
+        <h2>Output</h2>
         <select value={selectedId ?? ''} onChange={(e) => onSelect(e.target.value)} aria-label="Process" data-testid="output-process">
           {selectedId === null && <option value="">— pick a process —</option>}
           {processes.map((p) => (
@@ -157,7 +171,7 @@ export function ProcessOutput({ processes, selectedId, onSelect, subscribe }: Pr
             </option>
           ))}
         </select>
-        <span className="card-note">{loading ? 'loading…' : current ? `${lines.length} lines` : ''}</span>
+        {loading && <span className="card-note">loading…</span>}
         <button type="button" className="btn btn-small btn-ghost push-right" onClick={() => selectedId && load(selectedId)} disabled={!selectedId} data-testid="output-reload">
           Reload
         </button>

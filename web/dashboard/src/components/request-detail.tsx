@@ -77,7 +77,7 @@ export function RequestDetail({ log, onClose }: { log: RequestLog; onClose: () =
     ['Backend', full.backend || '—'],
     ['Client IP', full.client_ip || '—'],
     ['Consumer', describe(full.consumer) || '—'],
-    ['Decision', describe(full.decision) || '—'],
+    ['Decision', [describe(full.decision), describe(full.detail)].filter(Boolean).join('  ') || '—'],
     ['Time', formatTimestamp(full.timestamp)],
     ['Latency', formatLatency(full.latency_ms)],
   ];

@@ -23,6 +23,15 @@ function statusOf(p: ManagedProcess): { label: string; tone: Tone } {
   return p.healthy ? { label: 'healthy', tone: 'good' } : { label: 'unhealthy', tone: 'warn' };
 }
 
+/** Why a process crashed: `killed by SIGKILL`, `exit status 3`, or the spawn error. */
+function exitText(p: ManagedProcess): string {
+  if (p.status !== 'crashed') return '';
+  if (p.last_error) return p.last_error;
+  if (p.exit_signal) return `killed by ${p.exit_signal}`;
+  if (typeof p.exit_code === 'number') return `exit status ${p.exit_code}`;
+  return '';
+}
+
 const errorText = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 export function ServicesCard(props: ServicesCardProps) {
@@ -111,14 +120,16 @@ function ProcessRow({ p, onProcess, onShowOutput, selected, now }: { p: ManagedP
       <span className="process-route mono" title={p.route ?? ''}>
         {p.route ?? '—'}
       </span>
-      <span className="process-meta" title={p.pid ? `pid ${p.pid}` : ''}>
+      <span className="process-meta" title={p.pid ? `pid ${p.pid}` : p.last_error ?? exitText(p)}>
         {p.status === 'running' && p.pid ? (
           <>
             <span className="mono">pid {p.pid}</span>
             {Number.isFinite(startedMs) && <span className="muted"> · {formatUptime((now - startedMs) / 1000)}</span>}
           </>
         ) : (
-          ''
+          <span className={p.status === 'crashed' ? 'exit-bad' : 'muted'} data-testid={`process-exit-${p.id}`}>
+            {exitText(p)}
+          </span>
         )}
       </span>
       <span className="process-actions">
@@ -193,7 +204,7 @@ function AddBackendForm({ routes, processes, onDone, onProcess }: { routes: stri
       };
       const created = await api.addProcess(body);
       onProcess(created);
-      if (startNow) {
+      if (startNow && created.status !== 'running') {
         try {
           onProcess(await api.processAction(created.id, 'start'));
         } catch (err) {

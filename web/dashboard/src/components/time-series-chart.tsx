@@ -20,6 +20,17 @@ const AXIS_FONT = '10px system-ui, -apple-system, "Segoe UI", Roboto, sans-serif
 const AXIS_STROKE = '#7d8794';
 const GRID_STROKE = 'rgba(255,255,255,0.06)';
 
+/** Indices of values whose neighbours are both missing. */
+function isolatedPoints(u: uPlot, seriesIdx: number): number[] {
+  const ys = u.data[seriesIdx] ?? [];
+  const out: number[] = [];
+  for (let i = 0; i < ys.length; i++) {
+    if (ys[i] == null) continue;
+    if ((i === 0 || ys[i - 1] == null) && (i === ys.length - 1 || ys[i + 1] == null)) out.push(i);
+  }
+  return out;
+}
+
 export function TimeSeriesChart({ x, y, color, height = 92, format, testId }: TimeSeriesChartProps) {
   const boxRef = useRef<HTMLDivElement>(null);
   const readoutRef = useRef<HTMLSpanElement>(null);
@@ -63,7 +74,14 @@ export function TimeSeriesChart({ x, y, color, height = 92, format, testId }: Ti
       ],
       series: [
         {},
-        { stroke: color, width: 1.5, fill: `${color}22`, points: { show: false }, spanGaps: false },
+        {
+          stroke: color,
+          width: 1.5,
+          fill: `${color}22`,
+          spanGaps: false,
+          // A value between two gaps draws no line: mark it with a dot instead.
+          points: { show: true, size: 5, fill: color, filter: isolatedPoints },
+        },
       ],
       hooks: {
         setCursor: [

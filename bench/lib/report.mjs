@@ -1,0 +1,45 @@
+/** Turns the per-target medians into the one report: a markdown table (stdout and latest.md) plus notes. */
+
+const fmt = (x, digits = 0) => (Number.isFinite(x) ? x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }) : '—');
+/** Text for a table cell: a "|" would start a new column. */
+const cell = (s) => String(s).replace(/\|/g, '\\|').replace(/\s*\n\s*/g, ' ');
+const ratio = (x) => (Number.isFinite(x) ? `${x.toFixed(2)}×` : '—');
+
+/** The markdown table of all rows. */
+export function table(rows) {
+  const head = ['target', 'req/s', 'p50 ms', 'p99 ms', 'p50 ms @1 conn', 'CPU µs/req', 'CPU %', 'req/s ÷ direct', 'CPU/req ÷ forwarder', 'errors', 'non-2xx', 'notes'];
+  const out = [`| ${head.join(' | ')} |`, `|${head.map((h, i) => (i === 0 || i === head.length - 1 ? ':--' : '--:')).join('|')}|`];
+  for (const r of rows) {
+    const m = r.median;
+    const flagged = r.flags.length > 0;
+    const name = `${flagged ? '⚠ ' : ''}${r.label}`;
+    const notes = cell(r.flags.concat(r.notes).join('; '));
+    if (!m) {
+      out.push(`| ${name} | — | — | — | — | — | — | — | — | — | — | ${notes} |`);
+      continue;
+    }
+    out.push(
+      `| ${name} | ${fmt(m.rps)} | ${fmt(m.p50, 2)} | ${fmt(m.p99, 2)} | ${fmt(m.p50Single, 3)} | ${fmt(m.cpuUsPerReq, 1)} | ${fmt(m.cpuPct)} | ${ratio(m.rpsVsDirect)} | ${ratio(m.cpuVsForwarder)} | ${m.errors} | ${m.non2xx} | ${notes} |`,
+    );
+  }
+  return out.join('\n');
+}
+
+/** The whole report as markdown. */
+export function markdown({ meta, rows, summary }) {
+  const lines = [
+    '# MicroGate benchmark',
+    '',
+    `- date: ${meta.date}`,
+    `- node: ${meta.node}; CPU: ${meta.cpuModel}; cores: ${meta.cores} (load average at start ${meta.loadavgStart}, at end ${meta.loadavgEnd})`,
+    `- pinning: ${meta.pinning}`,
+    `- load: autocannon ${meta.connections} connections, pipelining 1, ${meta.seconds} s per run after ${meta.warmup} s warm-up, ${meta.rounds} interleaved round(s), medians shown; ${meta.latencySeconds > 0 ? `p50 @1 conn from a ${meta.latencySeconds} s run with one connection` : 'no one-connection latency run'}`,
+    `- backend: bin/microgate-testbackend --quiet (JSON "Hello from backend"); CPU = utime+stime of the target process from /proc/<pid>/stat (the backend's for "direct"), ÷ responses completed`,
+    '',
+    table(rows),
+    '',
+    ...summary.map((s) => `- ${s}`),
+    '',
+  ];
+  return lines.join('\n');
+}

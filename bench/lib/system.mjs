@@ -1,0 +1,113 @@
+/**
+ * Machine facts and per-process CPU accounting for the benchmark: /proc/<pid>/stat ticks,
+ * per-core busy ticks from /proc/stat, CPU pinning with taskset, free loopback ports.
+ * Linux only; everything degrades to "unknown" (NaN / null) elsewhere instead of throwing.
+ */
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import os from 'node:os';
+
+/** Clock ticks per second of /proc CPU counters (`getconf CLK_TCK`, 100 on nearly every Linux). */
+export function clockTicks() {
+  const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
+  const n = Number(String(r.stdout ?? '').trim());
+  return Number.isFinite(n) && n > 0 ? n : 100;
+}
+
+/** utime + stime of a process (all its threads), in clock ticks; NaN if it is gone. */
+export function procCpuTicks(pid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may contain spaces; fields after it start at "state" (field 3).
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(rest[11]) + Number(rest[12]); // fields 14 (utime) and 15 (stime)
+  } catch {
+    return NaN;
+  }
+}
+
+/** user + nice + system ticks of one core from /proc/stat (irq/softirq excluded); NaN if unknown. */
+export function coreBusyTicks(cpu) {
+  if (cpu === null || cpu === undefined) return NaN;
+  try {
+    const line = readFileSync('/proc/stat', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith(`cpu${cpu} `));
+    if (!line) return NaN;
+    const f = line.trim().split(/\s+/).slice(1).map(Number);
+    return f[0] + f[1] + f[2];
+  } catch {
+    return NaN;
+  }
+}
+
+export function cpuModel() {
+  try {
+    const m = readFileSync('/proc/cpuinfo', 'utf8').match(/^model name\s*:\s*(.+)$/m);
+    if (m) return m[1].trim();
+  } catch {
+    // not Linux
+  }
+  return os.cpus()[0]?.model ?? 'unknown';
+}
+
+/** CPUs this process may run on (Cpus_allowed_list), e.g. [0, 1]. */
+export function allowedCpus() {
+  try {
+    const m = readFileSync('/proc/self/status', 'utf8').match(/^Cpus_allowed_list:\s*(.+)$/m);
+    if (m) {
+      const out = [];
+      for (const part of m[1].trim().split(',')) {
+        const [a, b] = part.split('-').map(Number);
+        for (let c = a; c <= (b ?? a); c++) out.push(c);
+      }
+      return out;
+    }
+  } catch {
+    // fall through
+  }
+  return Array.from({ length: os.availableParallelism() }, (_, i) => i);
+}
+
+let tasksetOk;
+/** Is `taskset` installed and working? */
+export function hasTaskset() {
+  if (tasksetOk === undefined) {
+    const r = spawnSync('taskset', ['-p', String(process.pid)], { encoding: 'utf8' });
+    tasksetOk = r.status === 0;
+  }
+  return tasksetOk;
+}
+
+/** Moves every thread of a running process onto one CPU. Returns false if that failed. */
+export function pinPid(pid, cpu) {
+  const r = spawnSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { encoding: 'utf8' });
+  return r.status === 0;
+}
+
+/** n distinct free TCP ports on 127.0.0.1 (held open together so they differ, then released). */
+export async function freePorts(n) {
+  const servers = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const s = createServer();
+      await new Promise((resolve, reject) => {
+        s.once('error', reject);
+        s.listen(0, '127.0.0.1', resolve);
+      });
+      servers.push(s);
+    }
+    return servers.map((s) => s.address().port);
+  } finally {
+    await Promise.all(servers.map((s) => new Promise((r) => s.close(() => r()))));
+  }
+}
+
+/** Median of the finite numbers in a list (NaN if none). */
+export function median(values) {
+  const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return NaN;
+  const mid = v.length >> 1;
+  return v.length % 2 === 1 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+}

@@ -1,0 +1,420 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench`: one backend, several targets in front of it (direct, a minimal node:http+undici
+ * forwarder, fastify + @fastify/http-proxy, MicroGate in four configurations), each its own child
+ * process pinned to one core, loaded by autocannon from this process on another core, in
+ * interleaved rounds. Prints one table and writes bench/results/latest.{md,json}.
+ *
+ * Environment: BENCH_ROUNDS (3), BENCH_SECONDS (4), BENCH_CONNECTIONS (32), BENCH_WARMUP (1),
+ * BENCH_LATENCY_SECONDS (1; 0 = skip the one-connection latency run), BENCH_TARGETS (comma list
+ * of ids: direct,forwarder,fastify,mg-proxy,mg-full,mg-jwt,mg-redis), BENCH_NO_PIN=1,
+ * BENCH_LOADGEN_CPU (0), BENCH_TARGET_CPU (1), BENCH_BACKEND_CPU (0), BENCH_START_TIMEOUT (15000 ms).
+ *
+ * Exit status: 0 when every selected target was measured (rows with errors or missing policies are
+ * flagged in the table, not hidden), 1 when a target never came up or died, 130/143 on a signal.
+ */
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Children } from './lib/children.mjs';
+import { runLoad } from './lib/load.mjs';
+import { httpGet, redisCommand, redisCommandsProcessed, waitUntil } from './lib/net.mjs';
+import { markdown } from './lib/report.mjs';
+import { allowedCpus, clockTicks, coreBusyTicks, cpuModel, freePorts, hasTaskset, median, pinPid, procCpuTicks } from './lib/system.mjs';
+import { checkTarget, makeJwt, microgateConfig, requestHeaders, TARGETS } from './lib/targets.mjs';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const RESULTS = join(ROOT, 'bench', 'results');
+
+function intEnv(name, def, min, max) {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return def;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    process.stderr.write(`bench: ${name} must be an integer from ${min} to ${max} (got "${raw}")\n`);
+    process.exit(2);
+  }
+  return n;
+}
+
+const S = {
+  rounds: intEnv('BENCH_ROUNDS', 3, 1, 50),
+  seconds: intEnv('BENCH_SECONDS', 4, 1, 600),
+  connections: intEnv('BENCH_CONNECTIONS', 32, 1, 4096),
+  warmup: intEnv('BENCH_WARMUP', 1, 0, 60),
+  latencySeconds: intEnv('BENCH_LATENCY_SECONDS', 1, 0, 60),
+  startTimeoutMs: intEnv('BENCH_START_TIMEOUT', 15_000, 1_000, 120_000),
+  loadgenCpu: intEnv('BENCH_LOADGEN_CPU', 0, 0, 4095),
+  targetCpu: intEnv('BENCH_TARGET_CPU', 1, 0, 4095),
+  backendCpu: intEnv('BENCH_BACKEND_CPU', 0, 0, 4095),
+};
+const wanted = (process.env.BENCH_TARGETS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+for (const id of wanted) {
+  if (!TARGETS.some((t) => t.id === id)) {
+    process.stderr.write(`bench: unknown target "${id}" in BENCH_TARGETS (known: ${TARGETS.map((t) => t.id).join(', ')})\n`);
+    process.exit(2);
+  }
+}
+const selected = wanted.length === 0 ? TARGETS : TARGETS.filter((t) => wanted.includes(t.id));
+
+const CLK = clockTicks();
+const children = new Children();
+let tmpDir = null;
+let shuttingDown = false;
+
+const log = (msg) => process.stderr.write(`${msg}\n`);
+
+class FatalError extends Error {}
+
+// ---- cleanup: every child goes, whatever way we leave ----------------------------------------
+async function shutdown(code) {
+  if (shuttingDown) return;
+  shuttingDown = true;
+  await children.stopAll(3000).catch(() => children.killAllNow());
+  if (tmpDir) rmSync(tmpDir, { recursive: true, force: true });
+  process.exit(code);
+}
+let signals = 0;
+for (const [sig, code] of [
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+  ['SIGHUP', 129],
+]) {
+  process.on(sig, () => {
+    if (++signals > 1) {
+      children.killAllNow();
+      process.exit(code);
+    }
+    log(`\nbench: ${sig}: stopping every child process`);
+    void shutdown(code);
+  });
+}
+process.on('exit', () => children.killAllNow());
+process.on('uncaughtException', (err) => {
+  log(`bench: ${err.stack ?? err}`);
+  void shutdown(1);
+});
+process.on('unhandledRejection', (err) => {
+  log(`bench: ${err?.stack ?? err}`);
+  void shutdown(1);
+});
+
+// ---- start-up -----------------------------------------------------------------------------------
+function pinningPlan() {
+  if (process.env.BENCH_NO_PIN === '1') return { on: false, why: 'off (BENCH_NO_PIN=1)' };
+  if (!hasTaskset()) return { on: false, why: 'off (taskset not found): every process shares all cores' };
+  const cpus = allowedCpus();
+  const need = [S.loadgenCpu, S.targetCpu, S.backendCpu];
+  if (!need.every((c) => cpus.includes(c))) return { on: false, why: `off (cores ${need.join('/')} not all in the allowed set ${cpus.join(',')})` };
+  if (S.loadgenCpu === S.targetCpu) return { on: false, why: 'off (load generator and target on the same core)' };
+  return {
+    on: true,
+    why: `load generator (this process) on core ${S.loadgenCpu}; each target alone on core ${S.targetCpu}; backend${selected.some((t) => t.redis) ? ' and redis-server' : ''} on core ${S.backendCpu} (moved to core ${S.targetCpu} for the "direct" row, where it is the target)`,
+  };
+}
+
+async function startBackend(port) {
+  const child = children.spawn('backend', process.execPath, [join(ROOT, 'bin/microgate-testbackend'), '--port', String(port), '--host', '127.0.0.1', '--quiet'], {
+    cpu: PIN.on ? S.backendCpu : null,
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const why = await waitUntil(() => httpGet(`${url}/`), child, S.startTimeoutMs);
+  if (why) throw new FatalError(`${why}\n${child.tail()}`);
+  return { child, url };
+}
+
+async function startRedis(port) {
+  if (!existsSync('/usr/bin/redis-server')) return { child: null, why: 'redis-server not installed (/usr/bin/redis-server)' };
+  const child = children.spawn('redis-server', '/usr/bin/redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+    cpu: PIN.on ? S.backendCpu : null,
+  });
+  const why = await waitUntil(
+    async () => {
+      if ((await redisCommand(port, 'PING')) !== 'PONG') throw new Error('no PONG');
+    },
+    child,
+    S.startTimeoutMs,
+  );
+  return why ? { child: null, why: `${why}\n${child.tail()}` } : { child, why: null };
+}
+
+/** Starts one target; returns its state (status 'ready' or 'failed' with a reason). */
+async function startTarget(target, ctx) {
+  const state = { target, status: 'ready', child: null, url: '', headers: requestHeaders(target, ctx.jwt), notes: [], flags: [], runs: [], config: null };
+  if (target.kind === 'direct') {
+    state.child = ctx.backend.child;
+    state.url = ctx.backend.url;
+  } else {
+    if (target.redis && !ctx.redis.child) {
+      state.status = 'failed';
+      state.flags.push(`NOT RUN: ${ctx.redis.why}`);
+      return state;
+    }
+    const port = ctx.ports.shift();
+    state.url = `http://127.0.0.1:${port}`;
+    const cpu = PIN.on ? S.targetCpu : null;
+    if (target.kind === 'script') {
+      state.child = children.spawn(target.id, process.execPath, [join(ROOT, target.script), '--port', String(port), '--backend', ctx.backend.url], { cpu });
+    } else {
+      state.config = microgateConfig(target, { port, backendUrl: ctx.backend.url, jwtSecret: ctx.jwt.secret, redisUrl: `redis://127.0.0.1:${ctx.redisPort}` });
+      const file = join(tmpDir, `${target.id}.yml`);
+      writeFileSync(file, state.config);
+      // stdout (pino, access log) → /dev/null; stderr kept for config errors.
+      state.child = children.spawn(target.id, process.execPath, [join(ROOT, 'bin/microgate'), '--config', file], { cpu, cwd: tmpDir });
+    }
+  }
+  const why = await waitUntil(() => httpGet(`${state.url}/`, state.headers), state.child, S.startTimeoutMs);
+  if (why) {
+    state.status = 'failed';
+    let detail = state.child.tail(4);
+    if (target.kind === 'microgate' && detail === '') detail = await diagnoseMicrogate(target, state);
+    state.flags.push(`DID NOT START: ${why}${detail ? ` — ${detail.replace(/\s*\n\s*/g, ' | ')}` : ''}`);
+    await children.stop(state.child);
+    return state;
+  }
+  const check = await checkTarget(target, state.url, state.headers, { redisPort: ctx.redisPort }).catch((err) => ({ fatal: err.message, notes: [] }));
+  for (const n of check.notes) (n.startsWith('MISSING') ? state.flags : state.notes).push(n);
+  if (check.fatal) {
+    state.status = 'failed';
+    state.flags.push(`NOT PROXYING: ${check.fatal}`);
+    if (state.child !== ctx.backend.child) await children.stop(state.child);
+  }
+  return state;
+}
+
+/** A MicroGate that failed with nothing on stderr logged why on stdout (pino): run it once more with stdout kept. */
+async function diagnoseMicrogate(target, state) {
+  const file = join(tmpDir, `${target.id}.yml`);
+  const child = children.spawn(`${target.id}-diagnose`, process.execPath, [join(ROOT, 'bin/microgate'), '--config', file], { stdout: 'pipe', cwd: tmpDir });
+  await Promise.race([child.exitPromise, new Promise((r) => setTimeout(r, 5000))]);
+  await children.stop(child);
+  const lines = child.output.split('\n').filter((l) => /"level":"(warn|error|fatal)"|error|Error/.test(l));
+  return lines.slice(-3).join('\n').slice(0, 600);
+}
+
+// ---- measurement ------------------------------------------------------------------------------------
+async function measure(state, ctx, round) {
+  const backendPid = ctx.backend.child.pid;
+  const isDirect = state.target.kind === 'direct';
+  const pid = state.child.pid;
+  if (isDirect && PIN.on) pinPid(backendPid, S.targetCpu);
+  try {
+    if (S.warmup > 0) await runLoad({ url: `${state.url}/`, connections: S.connections, duration: S.warmup, headers: state.headers });
+    const before = {
+      cpu: procCpuTicks(pid),
+      backend: procCpuTicks(backendPid),
+      core: PIN.on ? coreBusyTicks(S.targetCpu) : NaN,
+      loadCore: PIN.on ? coreBusyTicks(S.loadgenCpu) : NaN,
+      redis: state.target.redis ? procCpuTicks(ctx.redis.child.pid) : NaN,
+      redisCmds: state.target.redis ? await redisCommandsProcessed(ctx.redisPort) : NaN,
+    };
+    const r = await runLoad({ url: `${state.url}/`, connections: S.connections, duration: S.seconds, headers: state.headers });
+    const after = {
+      cpu: procCpuTicks(pid),
+      backend: procCpuTicks(backendPid),
+      core: PIN.on ? coreBusyTicks(S.targetCpu) : NaN,
+      loadCore: PIN.on ? coreBusyTicks(S.loadgenCpu) : NaN,
+      redis: state.target.redis ? procCpuTicks(ctx.redis.child.pid) : NaN,
+      redisCmds: state.target.redis ? await redisCommandsProcessed(ctx.redisPort) : NaN,
+    };
+    const single = S.latencySeconds > 0 ? await runLoad({ url: `${state.url}/`, connections: 1, duration: S.latencySeconds, headers: state.headers }) : null;
+    const wallS = r.wallMs / 1000;
+    const cpuTicks = after.cpu - before.cpu;
+    const usPerTick = 1e6 / CLK;
+    const run = {
+      round,
+      requests: r.requests,
+      seconds: r.seconds,
+      rps: r.rps,
+      p50: r.p50,
+      p99: r.p99,
+      p50Single: single ? single.p50 : NaN,
+      p99Single: single ? single.p99 : NaN,
+      cpuUsPerReq: r.requests > 0 ? (cpuTicks * usPerTick) / r.requests : NaN,
+      cpuPct: (cpuTicks / CLK / wallS) * 100,
+      backendUsPerReq: r.requests > 0 ? ((after.backend - before.backend) * usPerTick) / r.requests : NaN,
+      redisUsPerReq: r.requests > 0 ? ((after.redis - before.redis) * usPerTick) / r.requests : NaN,
+      redisCmdsPerReq: r.requests > 0 ? (after.redisCmds - before.redisCmds - 1) / r.requests : NaN,
+      otherLoadPct: PIN.on ? Math.max(0, ((after.core - before.core - cpuTicks) / CLK / wallS) * 100) : NaN,
+      // What ran on the load generator's core besides us, the backend and redis (other people's work).
+      otherLoadgenCorePct: PIN.on && !isDirect ? Math.max(0, ((after.loadCore - before.loadCore) / CLK - (r.loadgenCpuPct / 100) * wallS - (after.backend - before.backend + (after.redis - before.redis || 0)) / CLK) / wallS * 100) : NaN,
+      loadgenCpuPct: r.loadgenCpuPct,
+      errors: r.errors,
+      timeouts: r.timeouts,
+      resets: r.resets,
+      non2xx: r.non2xx + (single ? single.non2xx : 0),
+      singleErrors: single ? single.errors + single.timeouts : 0,
+      statusCodes: r.statusCodes,
+    };
+    state.runs.push(run);
+    log(
+      `  [round ${round}/${S.rounds}] ${state.target.id.padEnd(9)} ${Math.round(run.rps).toString().padStart(6)} req/s  p50 ${run.p50.toFixed(2)} ms  p99 ${run.p99.toFixed(2)} ms  ` +
+        `${run.cpuUsPerReq.toFixed(1)} µs/req (${run.cpuPct.toFixed(0)}% CPU)${run.errors + run.timeouts + run.non2xx > 0 ? `  errors ${run.errors + run.timeouts}, non-2xx ${run.non2xx}` : ''}`,
+    );
+  } finally {
+    if (isDirect && PIN.on && !ctx.backend.child.exited) pinPid(backendPid, S.backendCpu);
+  }
+  if (state.child.exited) {
+    state.status = 'crashed';
+    state.flags.push(`DIED during round ${round}: ${state.child.describeExit()} ${state.child.tail(3).replace(/\s*\n\s*/g, ' | ')}`);
+  }
+}
+
+function summarize(states) {
+  const byId = Object.fromEntries(states.map((s) => [s.target.id, s]));
+  for (const s of states) {
+    if (s.runs.length === 0) continue;
+    const pick = (k) => median(s.runs.map((r) => r[k]));
+    const sum = (k) => s.runs.reduce((a, r) => a + r[k], 0);
+    s.median = {
+      rps: pick('rps'),
+      p50: pick('p50'),
+      p99: pick('p99'),
+      p50Single: pick('p50Single'),
+      cpuUsPerReq: pick('cpuUsPerReq'),
+      cpuPct: pick('cpuPct'),
+      backendUsPerReq: pick('backendUsPerReq'),
+      redisUsPerReq: pick('redisUsPerReq'),
+      redisCmdsPerReq: pick('redisCmdsPerReq'),
+      otherLoadPct: pick('otherLoadPct'),
+      otherLoadgenCorePct: pick('otherLoadgenCorePct'),
+      loadgenCpuPct: pick('loadgenCpuPct'),
+      errors: sum('errors') + sum('timeouts') + sum('singleErrors'),
+      non2xx: sum('non2xx'),
+      rpsMin: Math.min(...s.runs.map((r) => r.rps)),
+      rpsMax: Math.max(...s.runs.map((r) => r.rps)),
+    };
+    const m = s.median;
+    if (m.errors > 0) s.flags.push(`${m.errors} errors/timeouts`);
+    if (m.non2xx > 0) {
+      const codes = {};
+      for (const r of s.runs) for (const [c, n] of Object.entries(r.statusCodes)) if (!c.startsWith('2')) codes[c] = (codes[c] ?? 0) + n;
+      s.flags.push(`${m.non2xx} non-2xx (${Object.entries(codes).map(([c, n]) => `${c}×${n}`).join(', ') || 'in the 1-connection run'})`);
+    }
+    if (m.loadgenCpuPct >= 95) s.notes.push(`load generator saturated (${m.loadgenCpuPct.toFixed(0)}% of a core): req/s is a lower bound`);
+    if (m.otherLoadPct >= 10) s.notes.push(`other processes used ${m.otherLoadPct.toFixed(0)}% of the target's core ${S.targetCpu}`);
+    if (m.otherLoadgenCorePct >= 10) s.notes.push(`other processes used ${m.otherLoadgenCorePct.toFixed(0)}% of the load generator's core ${S.loadgenCpu}`);
+  }
+  const direct = byId.direct?.median;
+  const fwd = byId.forwarder?.median;
+  for (const s of states) {
+    if (!s.median) continue;
+    s.median.rpsVsDirect = direct ? s.median.rps / direct.rps : NaN;
+    s.median.cpuVsForwarder = fwd ? s.median.cpuUsPerReq / fwd.cpuUsPerReq : NaN;
+  }
+
+  const lines = [];
+  const us = (x) => `${x.toFixed(1)} µs`;
+  const mgp = byId['mg-proxy']?.median;
+  const fst = byId.fastify?.median;
+  if (mgp && fwd) {
+    const r = mgp.cpuUsPerReq / fwd.cpuUsPerReq;
+    lines.push(
+      `MicroGate proxy only: ${us(mgp.cpuUsPerReq)} CPU/request = ${r.toFixed(2)}× the minimal forwarder (${us(fwd.cpuUsPerReq)})` +
+        (fst ? ` and ${(mgp.cpuUsPerReq / fst.cpuUsPerReq).toFixed(2)}× fastify + @fastify/http-proxy (${us(fst.cpuUsPerReq)})` : '') +
+        (r > 1.1 ? '; above the 1.1× budget (profile with `node bench/profile.mjs`)' : '; within the 1.1× budget'),
+    );
+  }
+  const full = byId['mg-full']?.median;
+  if (full && mgp) lines.push(`Full chain (API key, rate limit, access log, dashboard) costs ${us(full.cpuUsPerReq - mgp.cpuUsPerReq)} more CPU per request than proxy only (${((full.cpuUsPerReq / mgp.cpuUsPerReq - 1) * 100).toFixed(0)}%).`);
+  const jwt = byId['mg-jwt']?.median;
+  if (jwt && full) lines.push(`JWT (HS256) instead of an API key: ${jwt.cpuUsPerReq >= full.cpuUsPerReq ? '+' : ''}${us(jwt.cpuUsPerReq - full.cpuUsPerReq)} CPU per request.`);
+  const red = byId['mg-redis']?.median;
+  if (red && full && !(red.redisCmdsPerReq >= 0.5)) {
+    lines.push(`Redis store row: only ${Number.isFinite(red.redisCmdsPerReq) ? red.redisCmdsPerReq.toFixed(2) : '?'} Redis commands per request, so the store is not (yet) on the request path; its numbers are the full chain's.`);
+  } else if (red && full) {
+    const d1 = red.p50Single - full.p50Single;
+    const d32 = red.p50 - full.p50;
+    lines.push(
+      `Redis store adds ${Number.isFinite(d1) ? `${d1.toFixed(3)} ms p50 per request at 1 connection (${full.p50Single.toFixed(3)} → ${red.p50Single.toFixed(3)} ms)` : 'n/a at 1 connection'}` +
+        ` and ${d32.toFixed(2)} ms p50 at ${S.connections} connections (${full.p50.toFixed(2)} → ${red.p50.toFixed(2)} ms, mostly queueing from lower throughput); ` +
+        `gateway CPU ${red.cpuUsPerReq >= full.cpuUsPerReq ? '+' : ''}${us(red.cpuUsPerReq - full.cpuUsPerReq)}/request; redis-server ${us(red.redisUsPerReq)}/request, ${red.redisCmdsPerReq.toFixed(2)} Redis commands/request.`,
+    );
+  }
+  const spread = states.filter((s) => s.median && s.runs.length > 1).map((s) => `${s.target.id} ${(((s.median.rpsMax - s.median.rpsMin) / s.median.rps) * 100).toFixed(0)}%`);
+  if (spread.length > 0) lines.push(`Spread of req/s across rounds ((max − min) / median): ${spread.join(', ')}.`);
+  if (full || jwt || red) lines.push('MicroGate full-chain rows run with logging.level "info" so the access log is really written (to /dev/null); the proxy-only row has level "warn" and access_log false.');
+  lines.push('⚠ marks a row with errors, non-2xx answers, a target that did not run, or a policy the row should include that was not visibly on (MISSING …).');
+  return lines;
+}
+
+// ---- main --------------------------------------------------------------------------------------
+const PIN = pinningPlan();
+
+async function main() {
+  if (!existsSync(join(ROOT, 'dist/cli/microgate.js')) || !existsSync(join(ROOT, 'dist/cli/testbackend.js'))) {
+    throw new FatalError('dist/ is missing: run `npm run build` (or `npx tsc -p tsconfig.build.json`) first');
+  }
+  const meta = {
+    date: new Date().toISOString(),
+    node: process.version,
+    cpuModel: cpuModel(),
+    cores: os.cpus().length,
+    allowedCores: allowedCpus().join(','),
+    clockTicks: CLK,
+    loadavgStart: os.loadavg().map((x) => x.toFixed(2)).join(' '),
+    loadavgEnd: '',
+    pinning: PIN.why,
+    ...S,
+    targets: selected.map((t) => t.id),
+  };
+  // Pinned only now: os/affinity facts above describe the machine, not the pinned process.
+  if (PIN.on && !pinPid(process.pid, S.loadgenCpu)) throw new FatalError(`could not pin the load generator to core ${S.loadgenCpu}`);
+  log(`MicroGate benchmark — ${meta.date}`);
+  log(`node ${meta.node}; ${meta.cpuModel}; ${meta.cores} cores; load average ${meta.loadavgStart}`);
+  log(`pinning: ${meta.pinning}`);
+  log(`${S.rounds} round(s) × ${selected.length} target(s) × (${S.warmup} s warm-up + ${S.seconds} s at ${S.connections} connections + ${S.latencySeconds} s at 1 connection)`);
+
+  tmpDir = mkdtempSync(join(os.tmpdir(), 'microgate-bench-'));
+  const ports = await freePorts(selected.length + 2);
+  const backendPort = ports.shift();
+  const redisPort = ports.shift();
+  const backend = await startBackend(backendPort);
+  const redis = selected.some((t) => t.redis) ? await startRedis(redisPort) : { child: null, why: 'not selected' };
+  const ctx = { backend, redis, redisPort, ports, jwt: await makeJwt() };
+
+  const states = [];
+  for (const t of selected) {
+    const s = await startTarget(t, ctx);
+    log(`started ${t.id.padEnd(9)} ${s.status === 'ready' ? 'ready' : s.flags.join('; ')}${s.flags.length && s.status === 'ready' ? `  (${s.flags.join('; ')})` : ''}`);
+    states.push(s);
+  }
+
+  for (let round = 1; round <= S.rounds; round++) {
+    // Rotate the order each round so no target always runs first (or right after the same neighbour).
+    // Every other round runs backwards, so no target always follows the same neighbour.
+    const ready = states.filter((s) => s.status === 'ready');
+    const order = ready.map((_, i) => ready[(i + round - 1) % ready.length]);
+    if (round % 2 === 0) order.reverse();
+    for (const s of order) {
+      if (s.status !== 'ready') continue;
+      if (ctx.backend.child.exited) throw new FatalError(`the backend ${ctx.backend.child.describeExit()}: ${ctx.backend.child.tail()}`);
+      await measure(s, ctx, round);
+    }
+  }
+  meta.loadavgEnd = os.loadavg().map((x) => x.toFixed(2)).join(' ');
+
+  const summary = summarize(states);
+  const rows = states.map((s) => ({ id: s.target.id, label: s.target.label, status: s.status, median: s.median ?? null, flags: s.flags, notes: s.notes }));
+  const md = markdown({ meta, rows, summary });
+  process.stdout.write(`\n${md}`);
+  mkdirSync(RESULTS, { recursive: true });
+  writeFileSync(join(RESULTS, 'latest.md'), md);
+  const json = {
+    meta,
+    rows: states.map((s) => ({ id: s.target.id, label: s.target.label, status: s.status, url: s.url, headers: Object.keys(s.headers), median: s.median ?? null, flags: s.flags, notes: s.notes, runs: s.runs, config: s.config })),
+    summary,
+  };
+  writeFileSync(join(RESULTS, 'latest.json'), JSON.stringify(json, null, 2) + '\n');
+  log(`\nwrote ${join('bench', 'results', 'latest.md')} and latest.json`);
+  return states.some((s) => s.status !== 'ready') ? 1 : 0;
+}
+
+main().then(
+  (code) => shutdown(code),
+  (err) => {
+    log(`bench: ${err instanceof FatalError ? err.message : (err?.stack ?? err)}`);
+    return shutdown(1);
+  },
+);

@@ -1,0 +1,86 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { deadPort, send, startBackend, startGateway, until } from '../helpers/gateway.js';
+
+test('a hung backend gives 504 within the configured timeout', async (t) => {
+  const be = await startBackend(t, (req, res) => {
+    if (req.headers['x-health-check']) return void res.end('ok');
+  });
+  const gw = await startGateway(t, `routes:\n  - path: /\n    backend: ${be.url}\n    timeout: "300ms"\n`);
+  const started = Date.now();
+  const r = await send(`${gw.url}/hang`);
+  const took = Date.now() - started;
+  assert.equal(r.status, 504);
+  assert.equal(r.json().error.code, 'upstream_timeout');
+  assert.ok(took >= 250 && took < 2000, `answered after ${took} ms`);
+});
+
+test('the server-wide upstream_timeout applies when a route sets none', async (t) => {
+  const be = await startBackend(t, (req, res) => {
+    if (req.headers['x-health-check']) return void res.end('ok');
+  });
+  const gw = await startGateway(t, `server:\n  upstream_timeout: "200ms"\nroutes:\n  - path: /\n    backend: ${be.url}\n`);
+  const r = await send(`${gw.url}/hang`);
+  assert.equal(r.status, 504);
+});
+
+test('a dead backend gives a 502 JSON error with the request id', async (t) => {
+  const port = await deadPort();
+  const gw = await startGateway(t, `routes:\n  - path: /\n    backend: http://127.0.0.1:${port}\n`);
+  // Once health checks know it is dead the answer is 503; before any verdict it is tried: 502.
+  const backend = gw.backends.get(`http://127.0.0.1:${port}`)!;
+  await until(() => backend.healthy === false);
+  const known = await send(`${gw.url}/x`);
+  assert.equal(known.status, 503);
+  assert.equal(known.json().error.code, 'no_healthy_backend');
+  backend.healthy = null;
+  const r = await send(`${gw.url}/x`, { method: 'POST', body: 'data' });
+  assert.equal(r.status, 502);
+  assert.equal(r.headers['content-type'], 'application/json');
+  assert.equal(r.json().error.code, 'upstream_error');
+  assert.equal(r.json().error.request_id, r.headers['x-request-id']);
+});
+
+test('one dead backend of two never costs a client a failed GET', async (t) => {
+  const live = await startBackend(t);
+  const port = await deadPort();
+  const gw = await startGateway(t, `healthcheck:\n  interval: 60\nroutes:\n  - path: /\n    backends: ["http://127.0.0.1:${port}", "${live.url}"]\n`);
+  // Before any health verdict the dead one is still in rotation: the retry must cover it.
+  gw.backends.get(`http://127.0.0.1:${port}`)!.healthy = null;
+  for (let i = 0; i < 20; i++) {
+    const r = await send(`${gw.url}/item/${i}`);
+    assert.equal(r.status, 200, `request ${i}`);
+    assert.equal(r.json().port, live.port);
+  }
+});
+
+test('a backend that drops the connection mid-response cuts the client response short', async (t) => {
+  const be = await startBackend(t, (req, res) => {
+    if (req.headers['x-health-check']) return void res.end('ok');
+    res.writeHead(200, { 'content-length': '1000' });
+    res.write('partial');
+    setTimeout(() => res.socket?.destroy(), 20);
+  });
+  const gw = await startGateway(t, `routes:\n  - path: /\n    backend: ${be.url}\n`);
+  const records: (string | undefined)[] = [];
+  gw.bus.subscribe((r) => records.push(r.decision));
+  await assert.rejects(send(`${gw.url}/crash`));
+  // The gateway keeps serving afterwards.
+  const health = await send(`${gw.url}/health`);
+  assert.ok(health.status === 200 || health.status === 503);
+  assert.deepEqual(records, ['upstream_error']);
+});
+
+test('a backend answering garbage gives 502', async (t) => {
+  const { createServer } = await import('node:net');
+  const liar = createServer((s) => {
+    s.on('data', () => s.end('NOT HTTP AT ALL\r\n\r\n'));
+  });
+  await new Promise<void>((r) => liar.listen(0, '127.0.0.1', r));
+  t.after(() => liar.close());
+  const port = (liar.address() as import('node:net').AddressInfo).port;
+  const gw = await startGateway(t, `routes:\n  - path: /\n    backend: http://127.0.0.1:${port}\n`);
+  const r = await send(`${gw.url}/x`);
+  assert.equal(r.status, 502);
+  assert.equal(r.json().error.code, 'upstream_error');
+});

@@ -1,0 +1,175 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
+import { Readable } from 'node:stream';
+import { test } from 'node:test';
+import { send, startBackend, startGateway, until, wait } from '../helpers/gateway.js';
+
+test("a streamed response's first chunk arrives before the backend finishes", async (t) => {
+  let finishBackend!: () => void;
+  const be = await startBackend(t, (req, res) => {
+    if (req.headers['x-health-check']) return void res.end('ok');
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.write('first\n');
+    finishBackend = () => res.end('last\n');
+  });
+  const gw = await startGateway(t, `routes:\n  - path: /\n    backend: ${be.url}\n`);
+  const chunks: string[] = [];
+  const done = new Promise<void>((resolve, reject) => {
+    httpRequest(`${gw.url}/stream`, (res) => {
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => chunks.push(c));
+      res.on('end', resolve);
+      res.on('error', reject);
+    })
+      .on('error', reject)
+      .end();
+  });
+  await until(() => chunks.join('').includes('first'), 3000);
+  assert.ok(!chunks.join('').includes('last'), 'the backend has not finished yet');
+  finishBackend();
+  await done;
+  assert.equal(chunks.join(''), 'first\nlast\n');
+});
+
+test('server-sent events from a backend reach the client event by event', async (t) => {
+  let push!: (s: string) => void;
+  const be = await startBackend(t, (req, res) => {
+    if (req.headers['x-health-check']) return void res.end('ok');
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    res.flushHeaders();
+    push = (s) => res.write(s);
+    req.on('close', () => res.end());
+  });
+  const gw = await startGateway(t, `routes:\n  - path: /\n    backend: ${be.url}\n`);
+  const got: string[] = [];
+  const req = httpRequest(`${gw.url}/events`, (res) => {
+    assert.equal(res.headers['content-type'], 'text/event-stream');
+    res.setEncoding('utf8');
+    res.on('data', (c: string) => got.push(c));
+  });
+  req.end();
+  await until(() => push !== undefined);
+  for (let i = 0; i < 3; i++) {
+    push(`data: ${i}\n\n`);
+    await until(() => got.join('').includes(`data: ${i}\n\n`), 3000);
+  }
+  req.destroy();
+});
+
+test('a 10 MB upload streams through intact', async (t) => {
+  const be = await startBackend(t, (req, res) => {
+    const hash = createHash('sha256');
+    let n = 0;
+    req.on('data', (c: Buffer) => {
+      hash.update(c);
+      n += c.length;
+    });
+    req.on('end', () => res.end(JSON.stringify({ n, sha: hash.digest('hex') })));
+  });
+  const gw = await startGateway(t, `routes:\n  - path: /\n    backend: ${be.url}\n`);
+  const payload = randomBytes(10 * 1024 * 1024);
+  const sized = await send(`${gw.url}/upload`, { method: 'POST', body: payload });
+  assert.deepEqual(sized.json(), { n: payload.length, sha: createHash('sha256').update(payload).digest('hex') });
+  // Chunked (no Content-Length): streamed in 64 KiB pieces.
+  const pieces = Array.from({ length: 160 }, (_, i) => payload.subarray(i * 65536, (i + 1) * 65536));
+  const chunked = await send(`${gw.url}/upload`, { method: 'POST', body: Readable.from(pieces) });
+  assert.deepEqual(chunked.json(), { n: payload.length, sha: createHash('sha256').update(payload).digest('hex') });
+});
+
+test('a body over the limit is refused with 413, with or without Content-Length', async (t) => {
+  const be = await startBackend(t, (req, res) => {
+    req.resume();
+    req.on('end', () => res.end('ok'));
+  });
+  const gw = await startGateway(t, `server:\n  body_limit: 1KB\nroutes:\n  - path: /\n    backend: ${be.url}\n`);
+  const big = Buffer.alloc(5000, 1);
+  const sized = await send(`${gw.url}/u`, { method: 'POST', body: big });
+  assert.equal(sized.status, 413);
+  assert.equal(sized.json().error.code, 'body_too_large');
+  const chunked = await send(`${gw.url}/u`, { method: 'POST', body: Readable.from([big.subarray(0, 800), big.subarray(800)]) }).catch((e) => e as Error);
+  if (!(chunked instanceof Error)) {
+    assert.equal(chunked.status, 413);
+    assert.equal(chunked.json().error.code, 'body_too_large');
+  }
+  const small = await send(`${gw.url}/u`, { method: 'POST', body: Buffer.alloc(500, 1) });
+  assert.equal(small.status, 200);
+});
+
+test('a backend that answers slowly is read with backpressure, not buffered whole', async (t) => {
+  const size = 32 * 1024 * 1024;
+  let written = 0;
+  const be = await startBackend(t, (req, res) => {
+    if (req.headers['x-health-check']) return void res.end('ok');
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size });
+    const chunk = Buffer.alloc(64 * 1024);
+    const pump = () => {
+      while (written < size) {
+        written += chunk.length;
+        if (!res.write(chunk)) return void res.once('drain', pump);
+      }
+      res.end();
+    };
+    pump();
+  });
+  const gw = await startGateway(t, `routes:\n  - path: /\n    backend: ${be.url}\n`);
+  await new Promise<void>((resolve, reject) => {
+    httpRequest(`${gw.url}/big`, (res) => {
+      res.pause();
+      setTimeout(() => {
+        // The client has read nothing for 300 ms: the backend must have been held back far below 32 MB.
+        assert.ok(written < 16 * 1024 * 1024, `backend wrote ${written} bytes while the client read none`);
+        res.resume();
+        res.on('end', resolve);
+      }, 300);
+    })
+      .on('error', reject)
+      .end();
+  });
+  assert.equal(written, size);
+});
+
+test('a WebSocket upgrade passes through to the backend and back', async (t) => {
+  const be = await startBackend(t);
+  const upgraded: import('node:stream').Duplex[] = [];
+  be.server.on('upgrade', (req, socket) => {
+    upgraded.push(socket);
+    socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Seen-Path: ' + req.url + '\r\n\r\n');
+    socket.pipe(socket);
+  });
+  const gw = await startGateway(t, `routes:\n  - path: /ws\n    backend: ${be.url}\n`);
+  const socket = connect(gw.port, '127.0.0.1');
+  t.after(() => socket.destroy());
+  let buf = '';
+  socket.setEncoding('latin1');
+  socket.on('data', (c: string) => (buf += c));
+  socket.write('GET /ws/chat?room=1 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+  await until(() => buf.includes('\r\n\r\n'));
+  assert.match(buf, /^HTTP\/1\.1 101 /);
+  assert.match(buf, /X-Seen-Path: \/ws\/chat\?room=1/);
+  socket.write('ping-through-tunnel');
+  await until(() => buf.includes('ping-through-tunnel'));
+  socket.destroy();
+  for (const s of upgraded) s.destroy();
+});
+
+test('a client abort releases the upstream request', async (t) => {
+  let upstreamClosed = false;
+  const be = await startBackend(t, (req, res) => {
+    if (req.headers['x-health-check']) return void res.end('ok');
+    res.on('close', () => (upstreamClosed = true));
+    // never answers
+  });
+  const gw = await startGateway(t, `routes:\n  - path: /\n    backend: ${be.url}\n`);
+  const records: string[] = [];
+  gw.bus.subscribe((r) => records.push(r.decision ?? ''));
+  const ac = new AbortController();
+  const p = send(`${gw.url}/slow`, { signal: ac.signal }).catch(() => 'aborted');
+  await until(() => be.requests.some((r) => r.url === '/slow'));
+  ac.abort();
+  assert.equal(await p, 'aborted');
+  await until(() => upstreamClosed, 3000);
+  await until(() => records.includes('client_aborted'), 3000);
+  await wait(10);
+});
