@@ -316,10 +316,19 @@ function summarize(states) {
         (r > 1.1 ? '; above the 1.1× budget (profile with `node bench/profile.mjs`)' : '; within the 1.1× budget'),
     );
   }
+  // Policies a row should include but that were not visibly on: said next to every number that depends on them.
+  const missing = (id) => {
+    const parts = (byId[id]?.flags ?? []).filter((f) => f.startsWith('MISSING ')).map((f) => f.slice(8).split(':')[0]);
+    return parts.length > 0 ? ` — ⚠ without ${parts.join(', ')} (not on yet)` : '';
+  };
   const full = byId['mg-full']?.median;
-  if (full && mgp) lines.push(`Full chain (API key, rate limit, access log, dashboard) costs ${us(full.cpuUsPerReq - mgp.cpuUsPerReq)} more CPU per request than proxy only (${((full.cpuUsPerReq / mgp.cpuUsPerReq - 1) * 100).toFixed(0)}%).`);
+  if (full && mgp) {
+    lines.push(
+      `Full chain (API key, rate limit, access log, dashboard) costs ${us(full.cpuUsPerReq - mgp.cpuUsPerReq)} more CPU per request than proxy only (${((full.cpuUsPerReq / mgp.cpuUsPerReq - 1) * 100).toFixed(0)}%)${missing('mg-full')}.`,
+    );
+  }
   const jwt = byId['mg-jwt']?.median;
-  if (jwt && full) lines.push(`JWT (HS256) instead of an API key: ${jwt.cpuUsPerReq >= full.cpuUsPerReq ? '+' : ''}${us(jwt.cpuUsPerReq - full.cpuUsPerReq)} CPU per request.`);
+  if (jwt && full) lines.push(`JWT (HS256) instead of an API key: ${jwt.cpuUsPerReq >= full.cpuUsPerReq ? '+' : ''}${us(jwt.cpuUsPerReq - full.cpuUsPerReq)} CPU per request${missing('mg-jwt')}.`);
   const red = byId['mg-redis']?.median;
   if (red && full && !(red.redisCmdsPerReq >= 0.5)) {
     lines.push(`Redis store row: only ${Number.isFinite(red.redisCmdsPerReq) ? red.redisCmdsPerReq.toFixed(2) : '?'} Redis commands per request, so the store is not (yet) on the request path; its numbers are the full chain's.`);
@@ -333,7 +342,14 @@ function summarize(states) {
     );
   }
   const spread = states.filter((s) => s.median && s.runs.length > 1).map((s) => `${s.target.id} ${(((s.median.rpsMax - s.median.rpsMin) / s.median.rps) * 100).toFixed(0)}%`);
-  if (spread.length > 0) lines.push(`Spread of req/s across rounds ((max − min) / median): ${spread.join(', ')}.`);
+  if (spread.length > 0) lines.push(`Spread across rounds ((max − min) / median), req/s: ${spread.join(', ')}.`);
+  const cpuSpread = states
+    .filter((s) => s.median && s.runs.length > 1)
+    .map((s) => {
+      const v = s.runs.map((r) => r.cpuUsPerReq);
+      return `${s.target.id} ${(((Math.max(...v) - Math.min(...v)) / s.median.cpuUsPerReq) * 100).toFixed(0)}%`;
+    });
+  if (cpuSpread.length > 0) lines.push(`Spread across rounds, CPU/request: ${cpuSpread.join(', ')} (differences smaller than this are noise).`);
   if (full || jwt || red) lines.push('MicroGate full-chain rows run with logging.level "info" so the access log is really written (to /dev/null); the proxy-only row has level "warn" and access_log false.');
   lines.push('⚠ marks a row with errors, non-2xx answers, a target that did not run, or a policy the row should include that was not visibly on (MISSING …).');
   return lines;

@@ -1,7 +1,7 @@
 /** Reading a config file: YAML with positions, `${ENV}` substitution, schema validation, freezing. */
 import { readFile } from 'node:fs/promises';
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from 'yaml';
-import { configSchema, type Config } from './schema.js';
+import { configSchema, crossCheck, type Config } from './schema.js';
 
 /** One problem in a config file, located at `file:line:col`. */
 export interface ConfigProblem {
@@ -43,14 +43,29 @@ export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.
 /** Validates config text; `file` is only used in messages. */
 export function parseConfig(text: string, file = 'config.yml', env: NodeJS.ProcessEnv = process.env): Config {
   const lineCounter = new LineCounter();
-  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  if (text.length > MAX_CONFIG_BYTES) {
+    throw new ConfigError([{ file, line: 1, col: 1, key: '', message: `config file is larger than ${MAX_CONFIG_BYTES} bytes` }]);
+  }
+  // uniqueKeys is checked below in one linear pass: the library's own check is quadratic.
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: false });
   const problems: ConfigProblem[] = [];
   const at = (offset: number | undefined, key: string, message: string) => {
     const pos = offset === undefined ? { line: 0, col: 0 } : lineCounter.linePos(offset);
     problems.push({ file, line: pos.line, col: pos.col, key, message });
   };
   for (const err of doc.errors) at(err.pos[0], '', err.message.split('\n')[0]!);
-  if (problems.length > 0) throw new ConfigError(problems);
+  visit(doc, {
+    Map(_k, map) {
+      const keys = new Set<string>();
+      for (const pair of map.items) {
+        if (!isScalar(pair.key)) continue;
+        const k = String(pair.key.value);
+        if (keys.has(k)) at(pair.key.range?.[0], k, 'map keys must be unique: this key appears twice in the same mapping');
+        keys.add(k);
+      }
+    },
+  });
+  if (problems.length > 0) throw new ConfigError(problems.slice(0, MAX_PROBLEMS));
 
   const envFailed = new Set<string>();
   substituteEnv(doc, env, (node, path, message) => {
@@ -58,36 +73,77 @@ export function parseConfig(text: string, file = 'config.yml', env: NodeJS.Proce
     at(node.range?.[0], path, message);
   });
 
-  const raw = doc.toJS({ maxAliasCount: 100 }) ?? {};
-  const result = configSchema.safeParse(raw);
-  if (!result.success || problems.length > 0) {
-    for (const issue of result.error?.issues ?? []) {
-      const path = issue.path as (string | number)[];
-      if (envFailed.has(formatPath(path))) continue;
-      const { node, missing } = nearestNode(doc, path);
-      const message = missing && issue.code === 'invalid_type' && /undefined/.test(issue.message) ? 'is required' : issue.message;
-      const keyMsg = issue.code === 'unrecognized_keys' ? `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')} (check the spelling)` : message;
-      if (issue.code === 'unrecognized_keys') {
-        // point at each unknown key itself
-        for (const k of issue.keys) {
-          const keyNode = findKeyNode(doc, path, k);
-          at(keyNode?.range?.[0] ?? node?.range?.[0], formatPath([...path, k]), 'unknown key (check the spelling; see docs/configuration.md)');
-        }
-        continue;
-      }
-      at(node?.range?.[0], formatPath(path), keyMsg);
-    }
-    problems.sort((a, b) => a.line - b.line || a.col - b.col);
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  } catch (err) {
+    // Alias bombs and dangling aliases: point at the first alias in the file.
+    let alias: Node | undefined;
+    visit(doc, {
+      Alias(_k, node) {
+        alias ??= node;
+      },
+    });
+    at(alias?.range?.[0], '', `${(err as Error).message} (YAML aliases)`);
     throw new ConfigError(problems);
   }
-  return deepFreeze(result.data!);
+  const result = configSchema.safeParse(raw);
+  const issues: { path: (string | number)[]; message: string; code?: string; keys?: string[] }[] = [];
+  for (const issue of result.error?.issues ?? []) {
+    issues.push({ path: issue.path as (string | number)[], message: issue.message, code: issue.code, keys: issue.code === 'unrecognized_keys' ? issue.keys : undefined });
+  }
+  // Cross-entry checks run on the raw input too, so they are reported with every other problem.
+  issues.push(...crossCheck(raw));
+  if (issues.length === 0 && problems.length === 0) return deepFreeze(result.data!);
+
+  const keyNodesOf = new Map<string, Map<string, Node>>();
+  for (const issue of issues) {
+    if (problems.length >= MAX_PROBLEMS) break;
+    const path = issue.path;
+    if (envFailed.has(formatPath(path))) continue;
+    if (issue.code === 'unrecognized_keys') {
+      // Point at each unknown key itself.
+      const parentKey = formatPath(path);
+      let keyNodes = keyNodesOf.get(parentKey);
+      if (keyNodes === undefined) {
+        keyNodes = keyNodesIn(doc, path);
+        keyNodesOf.set(parentKey, keyNodes);
+      }
+      const fallback = nearestNode(doc, path).node;
+      for (const k of issue.keys ?? []) {
+        if (problems.length >= MAX_PROBLEMS) break;
+        at((keyNodes.get(k) ?? fallback)?.range?.[0], formatPath([...path, k]), 'unknown key (check the spelling; see docs/configuration.md)');
+      }
+      continue;
+    }
+    const { node, missing } = nearestNode(doc, path);
+    const message = missing && issue.code === 'invalid_type' && /undefined/.test(issue.message) ? 'is required' : issue.message;
+    at(node?.range?.[0], formatPath(path), message);
+  }
+  problems.sort((a, b) => a.line - b.line || a.col - b.col);
+  const total = issues.length + envFailed.size;
+  if (total > problems.length && problems.length >= MAX_PROBLEMS) {
+    problems.push({ file, line: 0, col: 0, key: '', message: `…and more problems (only the first ${MAX_PROBLEMS} are listed)` });
+  }
+  throw new ConfigError(problems);
 }
+
+/** At most this many problems are listed: a mangled file must not produce megabytes of errors. */
+const MAX_PROBLEMS = 100;
+/** A config is a few KB; anything past this is a mistake or an attack. */
+const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
 
 function substituteEnv(doc: Document, env: NodeJS.ProcessEnv, fail: (node: Node, path: string, message: string) => void): void {
   visit(doc, {
     Scalar(_key, node, path) {
       if (typeof node.value !== 'string' || !node.value.includes('${')) return;
-      const keyPath = path.filter(isPair).map((p) => (isScalar(p.key) ? String(p.key.value) : '?')).join('.');
+      const parts: (string | number)[] = [];
+      for (let i = 0; i < path.length; i++) {
+        const a = path[i];
+        if (isPair(a)) parts.push(isScalar(a.key) ? String(a.key.value) : '?');
+        else if (isSeq(a)) parts.push(a.items.indexOf((i + 1 < path.length ? path[i + 1] : node) as never));
+      }
+      const keyPath = formatPath(parts);
       node.value = node.value.replace(ENV_REF, (match, name: string | undefined, fallback: string | undefined) => {
         if (match === '$${') return '${';
         const value = env[name!];
@@ -108,13 +164,14 @@ function nearestNode(doc: Document, path: (string | number)[]): { node: Node | u
   return { node: undefined, missing: true };
 }
 
-function findKeyNode(doc: Document, path: (string | number)[], key: string): Node | undefined {
+function keyNodesIn(doc: Document, path: (string | number)[]): Map<string, Node> {
+  const out = new Map<string, Node>();
   const parent = path.length === 0 ? doc.contents : doc.getIn(path, true);
-  if (!isMap(parent)) return undefined;
+  if (!isMap(parent)) return out;
   for (const pair of parent.items) {
-    if (isScalar(pair.key) && String(pair.key.value) === key) return pair.key;
+    if (isScalar(pair.key)) out.set(String(pair.key.value), pair.key);
   }
-  return undefined;
+  return out;
 }
 
 function formatPath(path: (string | number)[]): string {

@@ -271,34 +271,54 @@ export const configSchema = z
     cluster: clusterSchema.default(clusterSchema.parse({})),
     logging: loggingSchema.default(loggingSchema.parse({})),
     data_dir: z.string().default('./data'),
-  })
-  .superRefine((cfg, ctx) => {
-    const seen = new Map<string, number>();
-    cfg.routes.forEach((r, i) => {
-      const norm = normalizePrefix(r.path);
+  });
+
+type Issue = { path: (string | number)[]; message: string };
+
+/**
+ * Checks across entries (duplicate paths and ids, references between sections). They run on the
+ * raw input, defensively, so they are reported together with type errors elsewhere in the file.
+ */
+export function crossCheck(raw: unknown): Issue[] {
+  const issues: Issue[] = [];
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return issues;
+  const cfg = raw as Record<string, unknown>;
+  const routes = Array.isArray(cfg.routes) ? cfg.routes : [];
+  const seen = new Map<string, number>();
+  routes.forEach((r: unknown, i) => {
+    if (!r || typeof r !== 'object') return;
+    const route = r as Record<string, unknown>;
+    if (typeof route.path === 'string') {
+      const norm = normalizePrefix(route.path);
       const prev = seen.get(norm);
-      if (prev !== undefined) ctx.addIssue({ code: 'custom', path: ['routes', i, 'path'], message: `duplicate route path (same as routes[${prev}])` });
+      if (prev !== undefined) issues.push({ path: ['routes', i, 'path'], message: `duplicate route path (same as routes[${prev}])` });
       else seen.set(norm, i);
-      if (isAdminPath(norm)) {
-        ctx.addIssue({ code: 'custom', path: ['routes', i, 'path'], message: `"${r.path}" is answered by the gateway itself and cannot be proxied` });
-      }
-      if (r.ratelimit && !cfg.ratelimit) {
-        ctx.addIssue({ code: 'custom', path: ['routes', i, 'ratelimit'], message: 'a per-route limit needs the top-level ratelimit section (it sets scope and eviction)' });
-      }
-    });
-    const ids = new Map<string, number>();
-    cfg.processes.forEach((p, i) => {
-      const prev = ids.get(p.id);
-      if (prev !== undefined) ctx.addIssue({ code: 'custom', path: ['processes', i, 'id'], message: `duplicate process id (same as processes[${prev}])` });
-      else ids.set(p.id, i);
-      if (p.route !== undefined && !seen.has(normalizePrefix(p.route))) {
-        ctx.addIssue({ code: 'custom', path: ['processes', i, 'route'], message: `no route with path "${p.route}"` });
-      }
-    });
-    if (cfg.adaptive_rate_limit.min_limit > cfg.adaptive_rate_limit.max_limit) {
-      ctx.addIssue({ code: 'custom', path: ['adaptive_rate_limit', 'min_limit'], message: 'must not exceed max_limit' });
+      if (isAdminPath(norm)) issues.push({ path: ['routes', i, 'path'], message: `"${route.path}" is answered by the gateway itself and cannot be proxied` });
+    }
+    if (route.ratelimit && typeof route.ratelimit === 'object' && cfg.ratelimit === undefined) {
+      issues.push({ path: ['routes', i, 'ratelimit'], message: 'a per-route limit needs the top-level ratelimit section (it sets scope and eviction)' });
     }
   });
+  const processes = Array.isArray(cfg.processes) ? cfg.processes : [];
+  const ids = new Map<string, number>();
+  processes.forEach((p: unknown, i) => {
+    if (!p || typeof p !== 'object') return;
+    const proc = p as Record<string, unknown>;
+    if (typeof proc.id === 'string') {
+      const prev = ids.get(proc.id);
+      if (prev !== undefined) issues.push({ path: ['processes', i, 'id'], message: `duplicate process id (same as processes[${prev}])` });
+      else ids.set(proc.id, i);
+    }
+    if (typeof proc.route === 'string' && !seen.has(normalizePrefix(proc.route))) {
+      issues.push({ path: ['processes', i, 'route'], message: `no route with path "${proc.route}"` });
+    }
+  });
+  const arl = cfg.adaptive_rate_limit as Record<string, unknown> | undefined;
+  if (arl && typeof arl === 'object' && typeof arl.min_limit === 'number' && typeof arl.max_limit === 'number' && arl.min_limit > arl.max_limit) {
+    issues.push({ path: ['adaptive_rate_limit', 'min_limit'], message: 'must not exceed max_limit' });
+  }
+  return issues;
+}
 
 /** Route prefixes are compared without a trailing slash ("/api/v1/" is "/api/v1"). */
 export function normalizePrefix(path: string): string {

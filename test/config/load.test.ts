@@ -230,9 +230,9 @@ describe('rate limit buckets', () => {
   });
 
   it('rejects a zero-capacity bucket on a route too', () => {
-    const p = onlyProblem(`routes:\n  - path: "/a"\n    backend: "http://x"\n    ratelimit:\n      max_tokens: 0\n      refill_rate: 1\n`);
+    const p = onlyProblem(`ratelimit:\n  max_tokens: 5\n  refill_rate: 1\nroutes:\n  - path: "/a"\n    backend: "http://x"\n    ratelimit:\n      max_tokens: 0\n      refill_rate: 1\n`);
     assert.equal(p.key, 'routes[0].ratelimit.max_tokens');
-    assert.equal(p.line, 5);
+    assert.equal(p.line, 8);
   });
 
   it('accepts ratelimit: false on a route to switch it off', () => {

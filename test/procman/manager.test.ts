@@ -386,26 +386,34 @@ describe('exits nobody asked for', () => {
 });
 
 describe('output', () => {
-  test('captures stdout lines in order, including a last line without a trailing newline printed right before exit', async (t) => {
-    const h = harness(t);
-    const script = `for (let i = 0; i < 300; i++) process.stdout.write('line ' + i + '\\n'); process.stdout.write('tail without newline'); process.exit(0);`;
-    h.add(nodeProc('talky', script));
-    await h.pm.start('talky');
-    await h.waitFor((e) => e.id === 'talky' && e.status === 'stopped');
-    const logs = h.pm.logs('talky', 1_000)!;
-    const expected = [...Array.from({ length: 300 }, (_, i) => `line ${i}`), 'tail without newline'];
-    assert.deepEqual(logs.slice(0, 301), expected);
-    assert.match(logs[301]!, /\[microgate\] process talky stopped/);
-    // Emitted as output events too, in the same order.
-    assert.deepEqual(
-      h.output.filter((o) => o.id === 'talky' && o.stream === 'stdout').map((o) => o.line),
-      expected,
-    );
-  });
+  // The children below let Node flush stdout before they exit (a natural exit, or process.exit in
+  // the write callback): a Node child that calls process.exit() right after many writes to a
+  // pipe drops its own queued writes before they reach the pipe, which no parent can recover.
+  for (const [how, ending] of [
+    ['exiting on its own', ''],
+    ['calling process.exit once the write is flushed', ', () => process.exit(0)'],
+  ] as const) {
+    test(`captures stdout lines in order, including a last line without a newline printed right before exit (${how})`, async (t) => {
+      const h = harness(t);
+      const script = `for (let i = 0; i < 400; i++) process.stdout.write('line ' + i + '\\n'); process.stdout.write('tail without newline'${ending});`;
+      h.add(nodeProc('talky', script));
+      await h.pm.start('talky');
+      await h.waitFor((e) => e.id === 'talky' && e.status === 'stopped');
+      const logs = h.pm.logs('talky', 1_000)!;
+      const expected = [...Array.from({ length: 400 }, (_, i) => `line ${i}`), 'tail without newline'];
+      assert.deepEqual(logs.slice(0, 401), expected);
+      assert.match(logs[401]!, /\[microgate\] process talky stopped/);
+      // Emitted as output events too, in the same order.
+      assert.deepEqual(
+        h.output.filter((o) => o.id === 'talky' && o.stream === 'stdout').map((o) => o.line),
+        expected,
+      );
+    });
+  }
 
   test('captures stderr lines and a trailing stderr fragment, marking the stream', async (t) => {
     const h = harness(t);
-    h.add(nodeProc('err', `console.error('oops 1'); process.stderr.write('oops 2 no newline'); process.exit(5)`));
+    h.add(nodeProc('err', `console.error('oops 1'); process.stderr.write('oops 2 no newline', () => process.exit(5))`));
     await h.pm.start('err');
     await h.waitFor((e) => e.id === 'err' && e.status === 'crashed');
     const errLines = h.output.filter((o) => o.id === 'err' && o.stream === 'stderr').map((o) => o.line);
@@ -414,7 +422,7 @@ describe('output', () => {
 
   test('strips a CR before LF', async (t) => {
     const h = harness(t);
-    h.add(nodeProc('crlf', `process.stdout.write('windows\\r\\nline two\\r\\n'); process.exit(0)`));
+    h.add(nodeProc('crlf', `process.stdout.write('windows\\r\\nline two\\r\\n')`));
     await h.pm.start('crlf');
     await h.waitFor((e) => e.id === 'crlf' && e.status === 'stopped');
     assert.deepEqual(h.pm.logs('crlf', 100)!.slice(0, 2), ['windows', 'line two']);
@@ -423,7 +431,7 @@ describe('output', () => {
   test('stores no line longer than 8 KiB, whether or not its newline came in the same chunk', async (t) => {
     const h = harness(t);
     // One 20000-char line written at once (newline in the same chunk), then one without a newline yet.
-    const script = `process.stdout.write('a'.repeat(20000) + '\\nafter\\n'); process.stdout.write('b'.repeat(20000)); setTimeout(() => process.exit(0), 50);`;
+    const script = `process.stdout.write('a'.repeat(20000) + '\\nafter\\n'); process.stdout.write('b'.repeat(20000));`;
     h.add(nodeProc('long', script));
     await h.pm.start('long');
     await h.waitFor((e) => e.id === 'long' && e.status === 'stopped');

@@ -132,7 +132,7 @@ function HealthBar({ healthy, total, known }: { healthy: number; total: number; 
         ))}
       </div>
       <div className="healthbar-note">
-        {!known ? 'waiting for data' : total === 0 ? 'no backends configured' : down === 0 ? 'all backends passing health checks' : `${down} failing health checks`}
+        {!known ? 'waiting for data' : total === 0 ? 'no backends configured' : down === 0 ? 'all backends pass health checks' : `${down} ${down === 1 ? 'backend fails' : 'backends fail'} health checks`}
       </div>
     </div>
   );

@@ -45,7 +45,7 @@ export function ServicesCard(props: ServicesCardProps) {
       <header className="card-head">
         <h2>Services</h2>
         <span className="card-note" data-testid="services-summary">
-          {processes.length === 0 ? 'no managed processes' : `${processes.length} processes${down ? ` · ${down} need attention` : ''}`}
+          {processes.length === 0 ? 'no managed processes' : `${processes.length} process${processes.length === 1 ? '' : 'es'}${down ? ` · ${down} need${down === 1 ? 's' : ''} attention` : ''}`}
         </span>
         <button type="button" className="btn btn-ghost push-right" onClick={() => setAdding((a) => !a)} aria-expanded={adding} data-testid="add-backend-toggle">
           {adding ? 'Cancel' : '+ Add backend'}

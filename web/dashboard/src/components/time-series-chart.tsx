@@ -57,7 +57,7 @@ export function TimeSeriesChart({ x, y, color, height = 92, format, testId }: Ti
           stroke: AXIS_STROKE,
           font: AXIS_FONT,
           size: 22,
-          space: 60,
+          space: 40,
           grid: { show: false },
           ticks: { stroke: GRID_STROKE, size: 3 },
           values: (_u, splits) => splits.map((s) => formatClock(s * 1000).slice(0, 5)),
