@@ -410,8 +410,18 @@ async function main() {
     }
   }
   meta.loadavgEnd = os.loadavg().map((x) => x.toFixed(2)).join(' ');
+  if (ctx.redis.child && !ctx.redis.child.exited) {
+    // Which commands the store sent, over the whole run (start-up checks included).
+    const info = await redisCommand(redisPort, 'INFO', 'commandstats').catch(() => '');
+    meta.redisCommandStats = Object.fromEntries([...info.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)].map((m) => [m[1], Number(m[2])]));
+  }
 
   const summary = summarize(states);
+  if (meta.redisCommandStats) {
+    const top = Object.entries(meta.redisCommandStats).filter(([c]) => c !== 'info' && c !== 'ping').sort((a, b) => b[1] - a[1]);
+    const reqs = states.find((s) => s.target.redis)?.runs.reduce((a, r) => a + r.requests, 0) ?? 0;
+    if (top.length > 0) summary.splice(-2, 0, `Redis commands over the whole run (${reqs} measured requests): ${top.slice(0, 6).map(([c, n]) => `${c} ${n}`).join(', ')}.`);
+  }
   const rows = states.map((s) => ({ id: s.target.id, label: s.target.label, status: s.status, median: s.median ?? null, flags: s.flags, notes: s.notes }));
   const md = markdown({ meta, rows, summary });
   process.stdout.write(`\n${md}`);

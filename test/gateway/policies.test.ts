@@ -1,0 +1,152 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { SignJWT } from 'jose';
+import type { CompletionRecord } from '../../src/events/index.js';
+import { send, startBackend, startGateway } from '../helpers/gateway.js';
+
+const KEY = 'key-abc123-test';
+const SECRET = 'a-test-secret-of-32-bytes-0123456';
+
+function echo(req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) {
+  req.resume();
+  const body = JSON.stringify({ headers: req.headers });
+  res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+test('a request without credentials gets 401 JSON with WWW-Authenticate and its request id', async (t) => {
+  const be = await startBackend(t);
+  const gw = await startGateway(t, `auth:\n  api_keys: ["${KEY}"]\nroutes:\n  - path: /api\n    backend: ${be.url}\n`);
+  const r = await send(`${gw.url}/api/x`);
+  assert.equal(r.status, 401);
+  assert.match(String(r.headers['www-authenticate']), /^Bearer realm=/);
+  assert.equal(r.json().error.code, 'missing_credentials');
+  assert.equal(r.json().error.request_id, r.headers['x-request-id']);
+  const bad = await send(`${gw.url}/api/x`, { headers: { 'x-api-key': 'wrong-key-value' } });
+  assert.equal(bad.json().error.code, 'invalid_api_key');
+  assert.ok(!bad.text.includes('wrong-key-value'), 'the presented key is never echoed');
+});
+
+test('a valid API key passes and the completion record names the consumer, never the key', async (t) => {
+  const be = await startBackend(t);
+  const gw = await startGateway(t, `auth:\n  api_keys: [{id: mobile, key: "${KEY}"}]\nroutes:\n  - path: /api\n    backend: ${be.url}\n`);
+  const records: CompletionRecord[] = [];
+  gw.bus.subscribe((r) => records.push(r));
+  const r = await send(`${gw.url}/api/x`, { headers: { 'x-api-key': KEY } });
+  assert.equal(r.status, 200);
+  assert.equal(records[0]!.consumer, 'mobile');
+  assert.ok(!JSON.stringify({ ...records[0], requestHeaders: undefined }).includes(KEY));
+});
+
+test('a valid HS256 JWT passes and its sub becomes the consumer', async (t) => {
+  const be = await startBackend(t);
+  const gw = await startGateway(t, `auth:\n  jwt_secret: "${SECRET}"\nroutes:\n  - path: /api\n    backend: ${be.url}\n`);
+  const records: CompletionRecord[] = [];
+  gw.bus.subscribe((r) => records.push(r));
+  const token = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('user-7').setExpirationTime('5m').sign(new TextEncoder().encode(SECRET));
+  const r = await send(`${gw.url}/api/x`, { headers: { authorization: `Bearer ${token}` } });
+  assert.equal(r.status, 200);
+  assert.equal(records[0]!.consumer, 'user-7');
+  const expired = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('u').setExpirationTime(Math.floor(Date.now() / 1000) - 3600).sign(new TextEncoder().encode(SECRET));
+  const e = await send(`${gw.url}/api/x`, { headers: { authorization: `Bearer ${expired}` } });
+  assert.equal(e.status, 401);
+  assert.equal(e.json().error.code, 'token_expired');
+});
+
+test('a public route is served without credentials', async (t) => {
+  const be = await startBackend(t);
+  const gw = await startGateway(t, `auth:\n  api_keys: ["${KEY}"]\nroutes:\n  - path: /open\n    backend: ${be.url}\n    public: true\n  - path: /api\n    backend: ${be.url}\n`);
+  assert.equal((await send(`${gw.url}/open/x`)).status, 200);
+  assert.equal((await send(`${gw.url}/api/x`)).status, 401);
+});
+
+test('strip_credentials keeps the API key and Authorization header from the backend', async (t) => {
+  const be = await startBackend(t, echo);
+  const gw = await startGateway(t, `auth:\n  api_keys: ["${KEY}"]\n  strip_credentials: true\nroutes:\n  - path: /\n    backend: ${be.url}\n`);
+  const seen = (await send(`${gw.url}/x`, { headers: { 'x-api-key': KEY, authorization: 'Bearer whatever' } })).json().headers;
+  assert.equal(seen['x-api-key'], undefined);
+  assert.equal(seen.authorization, undefined);
+});
+
+test('the rate limit answers 429 with an integer Retry-After and RateLimit headers on every response', async (t) => {
+  const be = await startBackend(t);
+  const gw = await startGateway(t, `ratelimit:\n  max_tokens: 3\n  refill_rate: 0.5\nroutes:\n  - path: /\n    backend: ${be.url}\n`);
+  const statuses = [];
+  for (let i = 0; i < 3; i++) {
+    const r = await send(`${gw.url}/x`);
+    statuses.push(r.status);
+    assert.match(String(r.headers['ratelimit-policy']), /q=3;w=/);
+    assert.match(String(r.headers.ratelimit), /r=\d+;t=\d+/);
+  }
+  const limited = await send(`${gw.url}/x`);
+  assert.deepEqual(statuses, [200, 200, 200]);
+  assert.equal(limited.status, 429);
+  assert.equal(limited.json().error.code, 'rate_limited');
+  assert.match(String(limited.headers['retry-after']), /^[1-9]\d*$/);
+  assert.match(String(limited.headers['ratelimit-policy']), /q=3/);
+});
+
+test('limits are per consumer when authenticated, so two keys from one IP do not share a bucket', async (t) => {
+  const be = await startBackend(t);
+  const gw = await startGateway(t, `auth:\n  api_keys: ["${KEY}", "second-key-0123"]\nratelimit:\n  max_tokens: 2\n  refill_rate: 0.01\nroutes:\n  - path: /\n    backend: ${be.url}\n`);
+  for (let i = 0; i < 2; i++) assert.equal((await send(`${gw.url}/x`, { headers: { 'x-api-key': KEY } })).status, 200);
+  assert.equal((await send(`${gw.url}/x`, { headers: { 'x-api-key': KEY } })).status, 429);
+  assert.equal((await send(`${gw.url}/x`, { headers: { 'x-api-key': 'second-key-0123' } })).status, 200);
+});
+
+test('failed auth attempts cost tokens from the client IP bucket, so guessing keys is rate limited', async (t) => {
+  const be = await startBackend(t);
+  const gw = await startGateway(t, `auth:\n  api_keys: ["${KEY}"]\nratelimit:\n  max_tokens: 3\n  refill_rate: 0.01\nroutes:\n  - path: /\n    backend: ${be.url}\n`);
+  const statuses = [];
+  for (let i = 0; i < 5; i++) statuses.push((await send(`${gw.url}/x`, { headers: { 'x-api-key': `guess-${i}-xxxxxx` } })).status);
+  assert.deepEqual(statuses, [401, 401, 401, 429, 429]);
+});
+
+test("a backend's breaker opens after threshold failures; its route answers 503 breaker_open and /health shows it", async (t) => {
+  const be = await startBackend(t, (req, res) => {
+    if (req.headers['x-health-check']) return void res.end('ok');
+    res.writeHead(500).end('boom');
+  });
+  const gw = await startGateway(t, `circuitbreaker:\n  threshold: 3\n  timeout: 60\nroutes:\n  - path: /\n    backend: ${be.url}\n`);
+  for (let i = 0; i < 3; i++) assert.equal((await send(`${gw.url}/x`)).status, 500);
+  const open = await send(`${gw.url}/x`);
+  assert.equal(open.status, 503);
+  assert.equal(open.json().error.code, 'breaker_open');
+  const health = (await send(`${gw.url}/health`)).json();
+  assert.equal(health.backends[be.url].circuit, 'open');
+});
+
+test("an open breaker's backend is skipped while the other backend serves", async (t) => {
+  const bad = await startBackend(t, (req, res) => {
+    if (req.headers['x-health-check']) return void res.end('ok');
+    res.writeHead(502).end();
+  });
+  const good = await startBackend(t);
+  const gw = await startGateway(t, `circuitbreaker:\n  threshold: 2\n  timeout: 60\nroutes:\n  - path: /\n    backends: ["${bad.url}", "${good.url}"]\n`);
+  const statuses = [];
+  for (let i = 0; i < 12; i++) statuses.push((await send(`${gw.url}/x`)).status);
+  assert.deepEqual(statuses.slice(0, 4), [502, 200, 502, 200]);
+  assert.deepEqual(statuses.slice(4), Array(8).fill(200));
+});
+
+test("the gateway's own 401 and 429 never count as backend failures", async (t) => {
+  const be = await startBackend(t);
+  const gw = await startGateway(t, `auth:\n  api_keys: ["${KEY}"]\nratelimit:\n  max_tokens: 100\n  refill_rate: 1\ncircuitbreaker:\n  threshold: 2\nroutes:\n  - path: /\n    backend: ${be.url}\n`);
+  for (let i = 0; i < 10; i++) assert.equal((await send(`${gw.url}/x`)).status, 401);
+  assert.equal(gw.backends.get(be.url)!.breaker!.state, 'closed');
+  assert.equal((await send(`${gw.url}/x`, { headers: { 'x-api-key': KEY } })).status, 200);
+});
+
+test('/metrics labels requests by route prefix, never by raw path', async (t) => {
+  const be = await startBackend(t);
+  const gw = await startGateway(t, `routes:\n  - path: /api\n    backend: ${be.url}\n`);
+  for (let i = 0; i < 5; i++) await send(`${gw.url}/api/item/${i}`);
+  await send(`${gw.url}/random/${Math.random()}`);
+  const m = await send(`${gw.url}/metrics`);
+  assert.equal(m.status, 200);
+  assert.match(m.text, /gateway_http_requests_total\{method="GET",route="\/api",status="200"\} 5/);
+  assert.match(m.text, /route="unmatched"/);
+  assert.ok(!m.text.includes('/api/item/'));
+  assert.match(m.text, /gateway_circuit_state\{backend="http:\/\/127\.0\.0\.1:\d+"\} 0/);
+  assert.match(m.text, /gateway_backend_up\{/);
+});
