@@ -338,7 +338,7 @@ function summarize(states) {
     lines.push(
       `Redis store adds ${Number.isFinite(d1) ? `${d1.toFixed(3)} ms p50 per request at 1 connection (${full.p50Single.toFixed(3)} → ${red.p50Single.toFixed(3)} ms)` : 'n/a at 1 connection'}` +
         ` and ${d32.toFixed(2)} ms p50 at ${S.connections} connections (${full.p50.toFixed(2)} → ${red.p50.toFixed(2)} ms, mostly queueing from lower throughput); ` +
-        `gateway CPU ${red.cpuUsPerReq >= full.cpuUsPerReq ? '+' : ''}${us(red.cpuUsPerReq - full.cpuUsPerReq)}/request; redis-server ${us(red.redisUsPerReq)}/request, ${red.redisCmdsPerReq.toFixed(2)} Redis commands/request.`,
+        `gateway CPU ${red.cpuUsPerReq >= full.cpuUsPerReq ? '+' : ''}${us(red.cpuUsPerReq - full.cpuUsPerReq)}/request; redis-server ${us(red.redisUsPerReq)}/request, ${red.redisCmdsPerReq.toFixed(2)} Redis commands/request (commands run inside a Lua script count too).`,
     );
   }
   const spread = states.filter((s) => s.median && s.runs.length > 1).map((s) => `${s.target.id} ${(((s.median.rpsMax - s.median.rpsMin) / s.median.rps) * 100).toFixed(0)}%`);

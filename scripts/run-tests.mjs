@@ -4,6 +4,7 @@
 import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { ensureSystemDeps } from './system-deps.mjs';
 
 const root = new URL('..', import.meta.url).pathname;
 function find(dir) {
@@ -24,6 +25,7 @@ if (files.length === 0) {
   console.error('no test files matched');
   process.exit(1);
 }
+ensureSystemDeps();
 const concurrency = process.env.TEST_CONCURRENCY ?? '2';
 const child = spawn(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-timeout=120000', ...files], {
   cwd: root,
