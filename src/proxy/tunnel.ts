@@ -72,21 +72,29 @@ export function tunnel(opts: TunnelOptions) {
         client.pipe(upstream);
         opts.done(ctx);
       });
-      const close = () => {
+      client.once('close', () => {
         if (!answered) {
+          answered = true;
+          backend.breaker?.release();
+          ctx.decision = 'client_aborted';
+          opts.done(ctx);
+        }
+        upstream.destroy();
+      });
+      upstream.once('close', () => {
+        if (!answered) {
+          // The backend hung up before answering the handshake.
           answered = true;
           backend.breaker?.failure();
           ctx.decision = 'upstream_error';
           ctx.res.statusCode = 502;
           client.end('HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
           opts.done(ctx);
+          return;
         }
-        upstream.destroy();
         client.destroy();
-      };
-      client.once('close', close);
-      upstream.once('close', close);
-      client.on('error', close);
+      });
+      client.on('error', () => upstream.destroy());
     });
   };
 }

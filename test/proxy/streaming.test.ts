@@ -173,3 +173,17 @@ test('a client abort releases the upstream request', async (t) => {
   await until(() => records.includes('client_aborted'), 3000);
   await wait(10);
 });
+
+test('a backend that hangs up on a WebSocket handshake gives the client 502', async (t) => {
+  const be = await startBackend(t);
+  be.server.on('upgrade', (_req, socket) => socket.destroy());
+  const gw = await startGateway(t, `routes:\n  - path: /\n    backend: ${be.url}\n`);
+  const socket = connect(gw.port, '127.0.0.1');
+  t.after(() => socket.destroy());
+  let buf = '';
+  socket.setEncoding('latin1');
+  socket.on('data', (c: string) => (buf += c));
+  socket.write('GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n');
+  await until(() => buf.includes('\r\n\r\n'));
+  assert.match(buf, /^HTTP\/1\.1 502 /);
+});
