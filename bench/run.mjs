@@ -139,9 +139,21 @@ async function startRedis(port) {
   return why ? { child: null, why: `${why}\n${child.tail()}` } : { child, why: null };
 }
 
+/** Spawns (or re-spawns) the process of a non-direct target on its port. */
+function spawnTarget(state, ctx) {
+  const { target } = state;
+  const cpu = PIN.on ? S.targetCpu : null;
+  if (target.kind === 'script') {
+    state.child = children.spawn(target.id, process.execPath, [join(ROOT, target.script), '--port', String(state.port), '--backend', ctx.backend.url], { cpu });
+  } else {
+    // stdout (pino, access log) → /dev/null; stderr kept for config errors.
+    state.child = children.spawn(target.id, process.execPath, [join(ROOT, 'bin/microgate'), '--config', state.file], { cpu, cwd: tmpDir });
+  }
+}
+
 /** Starts one target; returns its state (status 'ready' or 'failed' with a reason). */
 async function startTarget(target, ctx) {
-  const state = { target, status: 'ready', child: null, url: '', headers: requestHeaders(target, ctx.jwt), notes: [], flags: [], runs: [], config: null };
+  const state = { target, status: 'ready', child: null, url: '', port: 0, file: '', headers: requestHeaders(target, ctx.jwt), notes: [], flags: [], runs: [], deaths: 0, config: null };
   if (target.kind === 'direct') {
     state.child = ctx.backend.child;
     state.url = ctx.backend.url;
@@ -151,18 +163,14 @@ async function startTarget(target, ctx) {
       state.flags.push(`NOT RUN: ${ctx.redis.why}`);
       return state;
     }
-    const port = ctx.ports.shift();
-    state.url = `http://127.0.0.1:${port}`;
-    const cpu = PIN.on ? S.targetCpu : null;
-    if (target.kind === 'script') {
-      state.child = children.spawn(target.id, process.execPath, [join(ROOT, target.script), '--port', String(port), '--backend', ctx.backend.url], { cpu });
-    } else {
-      state.config = microgateConfig(target, { port, backendUrl: ctx.backend.url, jwtSecret: ctx.jwt.secret, redisUrl: `redis://127.0.0.1:${ctx.redisPort}` });
-      const file = join(tmpDir, `${target.id}.yml`);
-      writeFileSync(file, state.config);
-      // stdout (pino, access log) → /dev/null; stderr kept for config errors.
-      state.child = children.spawn(target.id, process.execPath, [join(ROOT, 'bin/microgate'), '--config', file], { cpu, cwd: tmpDir });
+    state.port = ctx.ports.shift();
+    state.url = `http://127.0.0.1:${state.port}`;
+    if (target.kind === 'microgate') {
+      state.config = microgateConfig(target, { port: state.port, backendUrl: ctx.backend.url, jwtSecret: ctx.jwt.secret, redisUrl: `redis://127.0.0.1:${ctx.redisPort}` });
+      state.file = join(tmpDir, `${target.id}.yml`);
+      writeFileSync(state.file, state.config);
     }
+    spawnTarget(state, ctx);
   }
   const why = await waitUntil(() => httpGet(`${state.url}/`, state.headers), state.child, S.startTimeoutMs);
   if (why) {
@@ -183,6 +191,41 @@ async function startTarget(target, ctx) {
   return state;
 }
 
+const MAX_RESTARTS = 2;
+
+/** Why a child went away, in words (exit 0 from a gateway means something asked it to stop). */
+function deathReason(child) {
+  const graceful = child.exitCode === 0 && !child.exitSignal ? ' (a graceful exit: something outside the benchmark sent it SIGTERM/SIGINT)' : '';
+  const tail = child.tail(2).replace(/\s*\n\s*/g, ' / ');
+  return `${child.describeExit()}${graceful}${tail ? ` — ${tail}` : ''}`;
+}
+
+/**
+ * A target that died between runs (on a shared machine, someone else's cleanup may kill it) is
+ * started again, at most MAX_RESTARTS times; the row says so. Returns false when it cannot run.
+ */
+async function ensureRunning(state, ctx, round) {
+  if (!state.child.exited) return true;
+  if (state.target.kind === 'direct') throw new FatalError(`the backend ${deathReason(state.child)}`);
+  state.deaths++;
+  if (state.deaths > MAX_RESTARTS) {
+    state.status = 'crashed';
+    state.flags.push(`GAVE UP after ${MAX_RESTARTS} restarts`);
+    return false;
+  }
+  log(`  ${state.target.id} is not running (${deathReason(state.child)}): starting it again`);
+  spawnTarget(state, ctx);
+  const why = await waitUntil(() => httpGet(`${state.url}/`, state.headers), state.child, S.startTimeoutMs);
+  if (why) {
+    state.status = 'crashed';
+    state.flags.push(`DID NOT RESTART in round ${round}: ${why}`);
+    await children.stop(state.child);
+    return false;
+  }
+  state.flags.push(`RESTARTED in round ${round}`);
+  return true;
+}
+
 /** A MicroGate that failed with nothing on stderr logged why on stdout (pino): run it once more with stdout kept. */
 async function diagnoseMicrogate(target, state) {
   const file = join(tmpDir, `${target.id}.yml`);
@@ -197,6 +240,7 @@ async function diagnoseMicrogate(target, state) {
 async function measure(state, ctx, round) {
   const backendPid = ctx.backend.child.pid;
   const isDirect = state.target.kind === 'direct';
+  if (!(await ensureRunning(state, ctx, round))) return;
   const pid = state.child.pid;
   if (isDirect && PIN.on) pinPid(backendPid, S.targetCpu);
   try {
@@ -247,6 +291,12 @@ async function measure(state, ctx, round) {
       singleErrors: single ? single.errors + single.timeouts : 0,
       statusCodes: r.statusCodes,
     };
+    if (state.child.exited) {
+      // Died under load: this run's numbers describe a dead process, not the target. Kept out of the medians.
+      state.flags.push(`DIED in round ${round} (${deathReason(state.child)}); that run is discarded (${r.errors + r.timeouts} errors)`);
+      log(`  [round ${round}/${S.rounds}] ${state.target.id.padEnd(9)} died during the run: ${deathReason(state.child)}`);
+      return;
+    }
     state.runs.push(run);
     log(
       `  [round ${round}/${S.rounds}] ${state.target.id.padEnd(9)} ${Math.round(run.rps).toString().padStart(6)} req/s  p50 ${run.p50.toFixed(2)} ms  p99 ${run.p99.toFixed(2)} ms  ` +
@@ -254,10 +304,6 @@ async function measure(state, ctx, round) {
     );
   } finally {
     if (isDirect && PIN.on && !ctx.backend.child.exited) pinPid(backendPid, S.backendCpu);
-  }
-  if (state.child.exited) {
-    state.status = 'crashed';
-    state.flags.push(`DIED during round ${round}: ${state.child.describeExit()} ${state.child.tail(3).replace(/\s*\n\s*/g, ' | ')}`);
   }
 }
 
@@ -405,7 +451,7 @@ async function main() {
     if (round % 2 === 0) order.reverse();
     for (const s of order) {
       if (s.status !== 'ready') continue;
-      if (ctx.backend.child.exited) throw new FatalError(`the backend ${ctx.backend.child.describeExit()}: ${ctx.backend.child.tail()}`);
+      if (ctx.backend.child.exited) throw new FatalError(`the backend ${deathReason(ctx.backend.child)}`);
       await measure(s, ctx, round);
     }
   }
@@ -434,7 +480,7 @@ async function main() {
   };
   writeFileSync(join(RESULTS, 'latest.json'), JSON.stringify(json, null, 2) + '\n');
   log(`\nwrote ${join('bench', 'results', 'latest.md')} and latest.json`);
-  return states.some((s) => s.status !== 'ready') ? 1 : 0;
+  return states.some((s) => s.status !== 'ready' || s.runs.length === 0) ? 1 : 0;
 }
 
 main().then(

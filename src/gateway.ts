@@ -101,7 +101,9 @@ export class Gateway {
     // Backends are shared between routes that name the same URL: one pool, one breaker, one health state.
     this.backends = new Map();
     const compiled: CompiledRoute[] = config.routes.map((rc) => {
-      const backends = routeBackends(rc).map((b) => this.#backend(b.url, b.health_path ?? rc.health_path ?? config.healthcheck.path));
+      const backends = routeBackends(rc).map((b) =>
+        this.#backend(b.url, b.health_path ?? rc.health_path ?? config.healthcheck.path, rc.connect_timeout ?? config.server.connect_timeout),
+      );
       return {
         prefix: normalizePrefix(rc.path),
         config: rc,
@@ -113,6 +115,14 @@ export class Gateway {
       };
     });
     this.routes = new RouteTable(compiled);
+    // A configured process with a route serves that route at http://localhost:<port>.
+    for (const p of config.processes) {
+      if (p.route === undefined || p.port === undefined) continue;
+      const route = this.routes.find(p.route)!;
+      if (!route.backends.some((b) => Number(b.origin.port) === p.port && isLocalHost(b.origin.hostname))) {
+        route.backends.push(this.#backend(`http://localhost:${p.port}`, route.config.health_path ?? config.healthcheck.path));
+      }
+    }
 
     this.metrics = createMetrics({
       routes: compiled.map((r) => r.prefix),
@@ -148,7 +158,7 @@ export class Gateway {
         routeStage(this.routes),
         ...policy,
         balanceStage(),
-        tunnel({ connectTimeoutMs: config.server.connect_timeout, stripCredentials, fail, done, onConnectFailure }),
+        tunnel({ stripCredentials, fail, done, onConnectFailure }),
       ],
       onError,
     );
@@ -187,11 +197,12 @@ export class Gateway {
     return stages;
   }
 
-  #backend(url: string, healthPath: string): Backend {
+  /** The one Backend per URL (routes naming the same URL share it; the first route's settings win). */
+  #backend(url: string, healthPath: string, connectTimeoutMs = this.config.server.connect_timeout): Backend {
     let b = this.backends.get(url);
     if (!b) {
       b = new Backend(url, {
-        connectTimeoutMs: this.config.server.connect_timeout,
+        connectTimeoutMs,
         connections: this.config.server.upstream_connections,
         healthPath,
       });
@@ -493,15 +504,13 @@ function isLocalHost(host: string): boolean {
   return host === 'localhost' || host === '127.0.0.1' || host === '[::1]' || host === '::1';
 }
 
-/** Stage: finds the route; none → 404 JSON. */
+/**
+ * Stage: finds the route. An unmatched request goes on with ctx.route = null, so it still needs
+ * credentials (and costs a token) before it learns that nothing is there: paths cannot be probed.
+ */
 function routeStage(table: RouteTable) {
   return function routeMatchStage(ctx: RequestContext): void {
-    const route = table.match(ctx.path);
-    if (route === null) {
-      ctx.decision = 'not_found';
-      throw new GatewayError('not_found', `No route for ${ctx.path}`);
-    }
-    ctx.route = route;
+    ctx.route = table.match(ctx.path);
     ctx.next();
   };
 }
@@ -509,7 +518,11 @@ function routeStage(table: RouteTable) {
 /** Stage: picks an available backend (healthy, breaker not open); none → 503. */
 function balanceStage() {
   return function balance(ctx: RequestContext): void {
-    const route = ctx.route!;
+    const route = ctx.route;
+    if (route === null) {
+      ctx.decision = 'not_found';
+      throw new GatewayError('not_found', `No route for ${ctx.path}`);
+    }
     const backend = route.selector.pick(null);
     if (backend === null) {
       // Say which: every backend unhealthy, or healthy ones held open by their breakers.

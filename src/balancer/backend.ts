@@ -26,6 +26,7 @@ export class Backend {
   /** Path prefix of the backend URL ("" for none), prepended to forwarded paths. */
   readonly basePath: string;
   readonly healthPath: string;
+  readonly connectTimeoutMs: number;
   readonly pool: Pool;
   /** null = not probed yet (treated as available), then true/false from health checks. */
   healthy: boolean | null = null;
@@ -37,6 +38,7 @@ export class Backend {
     const base = this.origin.pathname.replace(/\/+$/, '');
     this.basePath = base;
     this.healthPath = opts.healthPath;
+    this.connectTimeoutMs = opts.connectTimeoutMs;
     this.pool = new Pool(this.origin.origin, {
       connections: opts.connections,
       pipelining: 1,

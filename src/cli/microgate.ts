@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { AuthConfigError } from '../auth/index.js';
 import { ConfigError, loadConfig, summarize } from '../config/index.js';
 import { createGateway } from '../gateway.js';
 import { createLogger } from '../logging/index.js';
@@ -49,11 +50,18 @@ async function main(argv: string[]): Promise<number> {
     const file = positionals[1] ?? values.config ?? process.env.MICROGATE_CONFIG ?? './config.yml';
     try {
       const cfg = await loadConfig(file);
+      // Build (never start) the gateway: key material (PEM keys, algorithm lists) is checked here too.
+      const gateway = createGateway(cfg, { logger: createLogger({ level: 'silent', pretty: false }), defaultMetrics: false });
+      await gateway.close();
       process.stdout.write(`${file}: OK\n${summarize(cfg)}\n`);
       return 0;
     } catch (err) {
       if (err instanceof ConfigError) {
         process.stderr.write(`${err.message}\n${file}: ${err.problems.length} problem(s)\n`);
+        return 1;
+      }
+      if (err instanceof AuthConfigError) {
+        process.stderr.write(`${file}: ${err.message}\n${file}: 1 problem(s)\n`);
         return 1;
       }
       throw err;
@@ -84,7 +92,16 @@ async function main(argv: string[]): Promise<number> {
     throw err;
   }
   const logger = createLogger(config.logging);
-  const gateway = createGateway(config, { logger, baseDir: process.cwd(), echoProcessOutput: true });
+  let gateway;
+  try {
+    gateway = createGateway(config, { logger, baseDir: process.cwd(), echoProcessOutput: true });
+  } catch (err) {
+    if (err instanceof AuthConfigError) {
+      process.stderr.write(`${file}: ${err.message}\nmicrogate: ${file} has 1 problem(s); not starting\n`);
+      return 1;
+    }
+    throw err;
+  }
 
   let signals = 0;
   const onSignal = (signal: NodeJS.Signals) => {

@@ -152,6 +152,11 @@ function substituteEnv(doc: Document, env: NodeJS.ProcessEnv, fail: (node: Node,
         fail(node, keyPath, `environment variable ${name} is not set`);
         return '';
       });
+      // An unquoted `${PORT:-8080}` means what the same text would mean typed in: a number or a boolean.
+      if (node.type === 'PLAIN' && typeof node.value === 'string') {
+        if (/^-?\d+(\.\d+)?$/.test(node.value)) node.value = Number(node.value);
+        else if (node.value === 'true' || node.value === 'false') node.value = node.value === 'true';
+      }
     },
   });
 }

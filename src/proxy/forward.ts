@@ -9,7 +9,7 @@ import type { Dispatcher } from 'undici';
 import type { Backend } from '../balancer/index.js';
 import { GatewayError } from '../errors.js';
 import type { RequestContext } from '../pipeline/index.js';
-import { upstreamPath } from '../pipeline/index.js';
+import { normalizeIp, upstreamPath } from '../pipeline/index.js';
 import { stripResponseHopByHop, upstreamHeaders } from './headers.js';
 
 export interface ForwardOptions {
@@ -78,7 +78,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     this.body = hasBody ? (unknownLength ? ctx.req.pipe(new BodyCounter(this)) : ctx.req) : null;
     const req = ctx.req;
     this.headers = upstreamHeaders(req.rawHeaders, {
-      clientIp: ctx.clientIp,
+      peerIp: normalizeIp(req.socket.remoteAddress ?? ''),
       requestId: ctx.id,
       proto: (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http',
       stripCredentials: opts.stripCredentials && ctx.route !== null && !ctx.route.isPublic,

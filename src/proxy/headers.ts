@@ -28,7 +28,8 @@ const DROP_LENGTHS = new Set([...DROP_REQUEST, ...CREDENTIALS].map((n) => n.leng
 const HOP_RESPONSE = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
 
 export interface ForwardInfo {
-  clientIp: string;
+  /** The address of the socket peer: what X-Forwarded-For gets appended (a trusted proxy stays visible in the chain). */
+  peerIp: string;
   requestId: string;
   proto: string;
   stripCredentials: boolean;
@@ -75,7 +76,7 @@ export function upstreamHeaders(raw: string[], info: ForwardInfo): string[] {
     if (name.length === 4 && (name === 'Host' || name === 'host')) host = value;
     out.push(name, value);
   }
-  out.push('x-forwarded-for', xff === '' ? info.clientIp : `${xff}, ${info.clientIp}`);
+  out.push('x-forwarded-for', xff === '' ? info.peerIp : `${xff}, ${info.peerIp}`);
   if (host !== '') out.push('x-forwarded-host', host);
   out.push('x-forwarded-proto', info.proto, 'x-request-id', info.requestId, 'x-gateway', 'microgate');
   return out;

@@ -6,11 +6,10 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { GatewayError } from '../errors.js';
 import type { RequestContext } from '../pipeline/index.js';
-import { upstreamPath } from '../pipeline/index.js';
+import { normalizeIp, upstreamPath } from '../pipeline/index.js';
 import { upstreamHeaders } from './headers.js';
 
 export interface TunnelOptions {
-  connectTimeoutMs: number;
   stripCredentials: boolean;
   fail: (ctx: RequestContext, err: GatewayError) => void;
   done: (ctx: RequestContext) => void;
@@ -23,7 +22,7 @@ export function tunnel(opts: TunnelOptions) {
     const req = ctx.req;
     const client = req.socket;
     const headers = upstreamHeaders(req.rawHeaders, {
-      clientIp: ctx.clientIp,
+      peerIp: normalizeIp(client.remoteAddress ?? ''),
       requestId: ctx.id,
       proto: (client as { encrypted?: boolean }).encrypted ? 'https' : 'http',
       stripCredentials: opts.stripCredentials && ctx.route !== null && !ctx.route.isPublic,
@@ -37,7 +36,7 @@ export function tunnel(opts: TunnelOptions) {
         ? tlsConnect({ host: origin.hostname, port, servername: origin.hostname })
         : netConnect({ host: origin.hostname, port });
     let connected = false;
-    const timer = setTimeout(() => upstream.destroy(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })), opts.connectTimeoutMs);
+    const timer = setTimeout(() => upstream.destroy(Object.assign(new Error('connect timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' })), backend.connectTimeoutMs);
 
     upstream.once('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);

@@ -508,3 +508,12 @@ describe('loadConfig', () => {
     );
   });
 });
+
+describe('typed environment values', () => {
+  it('an unquoted ${PORT:-8080} becomes a number, a quoted one stays a string', () => {
+    const cfg = parseConfig(`server:\n  port: \${MG_PORT:-8080}\n  host: "\${MG_HOST:-127.0.0.1}"\ndashboard:\n  enabled: \${MG_DASH:-false}\n`, 'env.yml', { MG_PORT: '9090' });
+    assert.equal(cfg.server.port, 9090);
+    assert.equal(cfg.server.host, '127.0.0.1');
+    assert.equal(cfg.dashboard.enabled, false);
+  });
+});

@@ -150,3 +150,32 @@ test('/metrics labels requests by route prefix, never by raw path', async (t) =>
   assert.match(m.text, /gateway_circuit_state\{backend="http:\/\/127\.0\.0\.1:\d+"\} 0/);
   assert.match(m.text, /gateway_backend_up\{/);
 });
+
+test('an unmatched path needs credentials before it answers 404, so routes cannot be probed', async (t) => {
+  const be = await startBackend(t);
+  const gw = await startGateway(t, `auth:\n  api_keys: ["${KEY}"]\nroutes:\n  - path: /api\n    backend: ${be.url}\n`);
+  assert.equal((await send(`${gw.url}/secret-admin`)).status, 401);
+  const known = await send(`${gw.url}/secret-admin`, { headers: { 'x-api-key': KEY } });
+  assert.equal(known.status, 404);
+  assert.equal(known.json().error.code, 'not_found');
+});
+
+test('behind a trusted proxy the client IP comes from X-Forwarded-For and the proxy stays in the chain', async (t) => {
+  const be = await startBackend(t, echo);
+  const gw = await startGateway(t, `server:\n  trusted_proxies: ["127.0.0.0/8"]\nratelimit:\n  max_tokens: 1\n  refill_rate: 0.01\nroutes:\n  - path: /\n    backend: ${be.url}\n`);
+  const records: CompletionRecord[] = [];
+  gw.bus.subscribe((r) => records.push(r));
+  const a = await send(`${gw.url}/x`, { headers: { 'x-forwarded-for': '198.51.100.7' } });
+  assert.equal(a.json().headers['x-forwarded-for'], '198.51.100.7, 127.0.0.1');
+  assert.equal(records[0]!.clientIp, '198.51.100.7');
+  // Each forwarded client has its own bucket; a spoofed hop before an untrusted one is ignored.
+  assert.equal((await send(`${gw.url}/x`, { headers: { 'x-forwarded-for': '198.51.100.8' } })).status, 200);
+  assert.equal((await send(`${gw.url}/x`, { headers: { 'x-forwarded-for': '198.51.100.7' } })).status, 429);
+  assert.equal((await send(`${gw.url}/x`, { headers: { 'x-forwarded-for': '10.9.9.9, 198.51.100.7' } })).status, 429);
+});
+
+test('a process with a route in config serves that route on its port', async (t) => {
+  const be = await startBackend(t);
+  const gw = await startGateway(t, `routes:\n  - path: /api\n    backend: http://127.0.0.1:1\nprocesses:\n  - id: p\n    command: /bin/true\n    port: ${be.port}\n    route: /api\n`);
+  assert.ok(gw.routes.find('/api')!.backends.some((b) => b.url === `http://localhost:${be.port}`));
+});
