@@ -58,6 +58,8 @@ class Managed {
   backoffMs = BACKOFF_START_MS;
   restartTimer: NodeJS.Timeout | null = null;
   stopping = false;
+  /** A start is under way (spawned, not yet confirmed): a second start is a conflict. */
+  starting = false;
   exited: Promise<void> = Promise.resolve();
   readonly lines: string[] = [];
   partial = { stdout: '', stderr: '' };
@@ -125,13 +127,18 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
   /** Starts a process; resolves once it spawned, rejects (and emits `crashed`) if it cannot be spawned. */
   async start(id: string): Promise<ProcessInfo> {
     const m = this.#must(id);
-    if (m.status === 'running') throw new ProcessError('conflict', `process ${id} is already running`);
+    if (m.status === 'running' || m.starting) throw new ProcessError('conflict', `process ${id} is already running`);
     if (this.#closing) throw new ProcessError('unavailable', 'the gateway is shutting down');
     if (m.restartTimer !== null) {
       clearTimeout(m.restartTimer);
       m.restartTimer = null;
     }
-    await this.#spawn(m);
+    m.starting = true;
+    try {
+      await this.#spawn(m);
+    } finally {
+      m.starting = false;
+    }
     return this.#info(m);
   }
 
@@ -335,7 +342,8 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
     }
   }
 
-  #pushLine(m: Managed, stream: 'stdout' | 'stderr', line: string): void {
+  #pushLine(m: Managed, stream: 'stdout' | 'stderr', text: string): void {
+    const line = text.length > MAX_LINE ? text.slice(0, MAX_LINE) : text;
     m.lines.push(line);
     if (m.lines.length > OUTPUT_LINES) m.lines.splice(0, m.lines.length - OUTPUT_LINES);
     this.emit('output', { id: m.config.id, line, stream });

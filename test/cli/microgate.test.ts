@@ -117,6 +117,14 @@ describe('microgate check', () => {
     assert.match(r.stderr, new RegExp(`${file}:2:15 auth\\.jwt_secret: environment variable MG_CLI_TEST_UNSET_SECRET is not set`));
   });
 
+  test('accepts the file as --config too', async (t) => {
+    const { write } = await tempDir(t);
+    const file = await write('flag.yml', gatewayConfig(9998));
+    const r = await run(MICROGATE, ['check', '--config', file]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /listen 127\.0\.0\.1:9998 /);
+  });
+
   test('checks the file named by MICROGATE_CONFIG when no file is given', async (t) => {
     const { write } = await tempDir(t);
     const file = await write('from-env.yml', gatewayConfig(9999));

@@ -3,6 +3,7 @@
  * SIGKILL, crash reporting, output capture, the on-failure restart policy and stopAll.
  */
 import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -107,6 +108,22 @@ function assertGone(pid: number): void {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Pids of this test process's children whose command line contains `marker` (read from /proc). */
+function myChildrenWith(marker: string): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === process.pid && readFileSync(`/proc/${name}/cmdline`, 'utf8').includes(marker)) out.push(Number(name));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return out;
+}
+
 describe('starting', () => {
   test('start resolves with status running and a pid, and emits a running event with that pid', async (t) => {
     const h = harness(t);
@@ -135,6 +152,26 @@ describe('starting', () => {
       ['p1'],
     );
     assert.equal(h.pm.has('p1'), true);
+  });
+
+  test('two concurrent starts spawn one child: the second is a conflict, and stopAll leaves no orphan', async (t) => {
+    const h = harness(t);
+    const marker = `marker-${process.pid}-${Date.now()}`;
+    h.add(nodeProc('once', `${IDLE} // ${marker}`));
+    t.after(() => {
+      for (const pid of myChildrenWith(marker)) process.kill(pid, 'SIGKILL');
+    });
+    const results = await Promise.allSettled([h.pm.start('once'), h.pm.start('once')]);
+    const spawned = myChildrenWith(marker);
+    assert.equal(spawned.length, 1, `one start must not spawn ${spawned.length} children`);
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ['fulfilled', 'rejected'],
+    );
+    assert.equal((results[1] as PromiseRejectedResult).reason.code, 'conflict');
+    await h.pm.stopAll();
+    await sleep(100);
+    assert.deepEqual(myChildrenWith(marker), [], 'a child outlived stopAll');
   });
 
   test('a duplicate id is a conflict', (t) => {
