@@ -8,7 +8,8 @@
  * Environment: BENCH_ROUNDS (3), BENCH_SECONDS (4), BENCH_CONNECTIONS (32), BENCH_WARMUP (1),
  * BENCH_LATENCY_SECONDS (1; 0 = skip the one-connection latency run), BENCH_TARGETS (comma list
  * of ids: direct,forwarder,fastify,mg-proxy,mg-full,mg-jwt,mg-redis), BENCH_NO_PIN=1,
- * BENCH_LOADGEN_CPU (0), BENCH_TARGET_CPU (1), BENCH_BACKEND_CPU (0), BENCH_START_TIMEOUT (15000 ms).
+ * BENCH_LOADGEN_CPU (0), BENCH_TARGET_CPU (1), BENCH_BACKEND_CPU (0), BENCH_START_TIMEOUT (15000 ms),
+ * BENCH_FRESH (1: new backend and target processes every round; 0: one process each for the whole run).
  *
  * Exit status: 0 when every selected target was measured (rows with errors or missing policies are
  * flagged in the table, not hidden), 1 when a target never came up or died, 130/143 on a signal.
@@ -48,6 +49,9 @@ const S = {
   loadgenCpu: intEnv('BENCH_LOADGEN_CPU', 0, 0, 4095),
   targetCpu: intEnv('BENCH_TARGET_CPU', 1, 0, 4095),
   backendCpu: intEnv('BENCH_BACKEND_CPU', 0, 0, 4095),
+  // New processes (backend and targets) for every round: one process instance can sit 20-30% off
+  // another of the same program for its whole life (JIT, heap layout), so medians need several.
+  fresh: intEnv('BENCH_FRESH', 1, 0, 1) === 1,
 };
 const wanted = (process.env.BENCH_TARGETS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
 for (const id of wanted) {
@@ -189,6 +193,26 @@ async function startTarget(target, ctx) {
     if (state.child !== ctx.backend.child) await children.stop(state.child);
   }
   return state;
+}
+
+/** Before a round: stop every target and the backend, start them again on the same ports. */
+async function freshProcesses(ctx, states, round) {
+  const targets = states.filter((s) => s.status === 'ready' && s.target.kind !== 'direct');
+  await Promise.all(targets.map((s) => children.stop(s.child)));
+  await children.stop(ctx.backend.child);
+  ctx.backend = await startBackend(ctx.backendPort);
+  for (const s of states) if (s.target.kind === 'direct') s.child = ctx.backend.child;
+  for (const s of targets) spawnTarget(s, ctx);
+  await Promise.all(
+    targets.map(async (s) => {
+      const why = await waitUntil(() => httpGet(`${s.url}/`, s.headers), s.child, S.startTimeoutMs);
+      if (why) {
+        s.status = 'crashed';
+        s.flags.push(`DID NOT START for round ${round}: ${why}`);
+        await children.stop(s.child);
+      }
+    }),
+  );
 }
 
 const MAX_RESTARTS = 2;
@@ -426,7 +450,7 @@ async function main() {
   log(`MicroGate benchmark — ${meta.date}`);
   log(`node ${meta.node}; ${meta.cpuModel}; ${meta.cores} cores; load average ${meta.loadavgStart}`);
   log(`pinning: ${meta.pinning}`);
-  log(`${S.rounds} round(s) × ${selected.length} target(s) × (${S.warmup} s warm-up + ${S.seconds} s at ${S.connections} connections + ${S.latencySeconds} s at 1 connection)`);
+  log(`${S.rounds} round(s) × ${selected.length} target(s) × (${S.warmup} s warm-up + ${S.seconds} s at ${S.connections} connections + ${S.latencySeconds} s at 1 connection)${S.fresh ? ', new processes every round' : ''}`);
 
   tmpDir = mkdtempSync(join(os.tmpdir(), 'microgate-bench-'));
   const ports = await freePorts(selected.length + 2);
@@ -434,7 +458,7 @@ async function main() {
   const redisPort = ports.shift();
   const backend = await startBackend(backendPort);
   const redis = selected.some((t) => t.redis) ? await startRedis(redisPort) : { child: null, why: 'not selected' };
-  const ctx = { backend, redis, redisPort, ports, jwt: await makeJwt() };
+  const ctx = { backend, backendPort, redis, redisPort, ports, jwt: await makeJwt() };
 
   const states = [];
   for (const t of selected) {
@@ -444,6 +468,7 @@ async function main() {
   }
 
   for (let round = 1; round <= S.rounds; round++) {
+    if (round > 1 && S.fresh) await freshProcesses(ctx, states, round);
     // Rotate the order each round so no target always runs first (or right after the same neighbour).
     // Every other round runs backwards, so no target always follows the same neighbour.
     const ready = states.filter((s) => s.status === 'ready');

@@ -25,7 +25,7 @@ import { ProcessManager } from './procman/index.js';
 import { rateLimit } from './ratelimit/index.js';
 import { createStore, type RateLimitStore } from './store/index.js';
 import { forward, tunnel } from './proxy/index.js';
-import { AdminGuard, createHttpServer, sendError } from './server/index.js';
+import { AdminGuard, createHttpServer, isDashboardUi, sendError, SESSION_PATH, type SessionOutcome } from './server/index.js';
 
 export interface GatewayOptions {
   logger?: Logger;
@@ -82,7 +82,7 @@ export class Gateway {
     this.bus = new CompletionBus((err) => this.logger.error({ err }, 'completion listener failed'));
     this.#clientIp = new ClientIpResolver(config.server.trusted_proxies);
     this.#readsForwardedFor = config.server.trusted_proxies.length > 0;
-    this.#adminGuard = new AdminGuard(config.admin);
+    this.#adminGuard = new AdminGuard(config.admin, { clock: this.clock });
 
     this.store = createStore(config.cluster, config.ratelimit, this.clock, {
       onError: (op, err) => {
@@ -401,6 +401,20 @@ export class Gateway {
   #onAdmin(req: IncomingMessage, res: ServerResponse, path: string): void {
     const id = requestIdOf(req);
     res.setHeader('x-request-id', id);
+    const dashboard = this.#admin.has('/dashboard/');
+    if (dashboard && path === SESSION_PATH) {
+      // Reachable without credentials: it is where they are presented.
+      const clientIp = this.#clientIp.resolve(req.socket.remoteAddress, this.#readsForwardedFor ? req.headers['x-forwarded-for'] : undefined);
+      const onOutcome = (outcome: SessionOutcome): void => {
+        if (outcome === 'login' || outcome === 'logout') this.logger.info({ client_ip: clientIp, outcome }, 'admin session');
+        else this.logger.warn({ client_ip: clientIp, outcome }, 'admin login refused');
+      };
+      this.#adminGuard.session(req, res, { requestId: id, clientIp, store: this.store, onOutcome }).catch((err: unknown) => {
+        this.logger.error({ err, path }, 'admin handler failed');
+        sendError(res, 500, 'internal_error', 'Internal Server Error', id);
+      });
+      return;
+    }
     let handler = this.#admin.get(path);
     if (handler === undefined) {
       for (const [prefix, h] of this.#admin) {
@@ -414,9 +428,13 @@ export class Gateway {
       sendError(res, 404, 'not_found', `Nothing at ${path}`, id);
       return;
     }
-    const open = (path === '/health' && this.config.admin.public_health) || (path === '/metrics' && this.config.admin.public_metrics);
+    const open =
+      (path === '/health' && this.config.admin.public_health) ||
+      (path === '/metrics' && this.config.admin.public_metrics) ||
+      // The UI's files hold no data and carry the login form; the API they call stays guarded.
+      (dashboard && isDashboardUi(path));
     if (!open && !this.#adminGuard.allows(req)) {
-      sendError(res, 401, 'admin_unauthorized', 'Admin token required (Authorization: Bearer <admin.token>)', id, {
+      sendError(res, 401, 'admin_unauthorized', 'Admin token required (Authorization: Bearer <admin.token>, or log in at /dashboard/)', id, {
         'www-authenticate': 'Bearer realm="microgate-admin"',
       });
       return;

@@ -1,5 +1,5 @@
 /** Reading a config file: YAML with positions, `${ENV}` substitution, schema validation, freezing. */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from 'yaml';
 import { configSchema, crossCheck, type Config } from './schema.js';
 
@@ -32,8 +32,13 @@ const ENV_REF = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
   let text: string;
   try {
+    const size = (await stat(file)).size;
+    if (size > MAX_CONFIG_BYTES) {
+      throw new ConfigError([{ file, line: 1, col: 1, key: '', message: `config file is larger than ${MAX_CONFIG_BYTES} bytes (${size})` }]);
+    }
     text = await readFile(file, 'utf8');
   } catch (err) {
+    if (err instanceof ConfigError) throw err;
     const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (err as Error).message;
     throw new ConfigError([{ file, line: 0, col: 0, key: '', message: `cannot read config: ${reason}` }]);
   }
@@ -43,7 +48,7 @@ export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.
 /** Validates config text; `file` is only used in messages. */
 export function parseConfig(text: string, file = 'config.yml', env: NodeJS.ProcessEnv = process.env): Config {
   const lineCounter = new LineCounter();
-  if (text.length > MAX_CONFIG_BYTES) {
+  if (text.length > MAX_CONFIG_BYTES / 4 && Buffer.byteLength(text) > MAX_CONFIG_BYTES) {
     throw new ConfigError([{ file, line: 1, col: 1, key: '', message: `config file is larger than ${MAX_CONFIG_BYTES} bytes` }]);
   }
   // uniqueKeys is checked below in one linear pass: the library's own check is quadratic.
@@ -97,8 +102,12 @@ export function parseConfig(text: string, file = 'config.yml', env: NodeJS.Proce
   if (issues.length === 0 && problems.length === 0) return deepFreeze(result.data!);
 
   const keyNodesOf = new Map<string, Map<string, Node>>();
+  let dropped = 0;
   for (const issue of issues) {
-    if (problems.length >= MAX_PROBLEMS) break;
+    if (problems.length >= MAX_PROBLEMS) {
+      dropped += issue.keys?.length ?? 1;
+      continue;
+    }
     const path = issue.path;
     if (envFailed.has(formatPath(path))) continue;
     if (issue.code === 'unrecognized_keys') {
@@ -111,7 +120,10 @@ export function parseConfig(text: string, file = 'config.yml', env: NodeJS.Proce
       }
       const fallback = nearestNode(doc, path).node;
       for (const k of issue.keys ?? []) {
-        if (problems.length >= MAX_PROBLEMS) break;
+        if (problems.length >= MAX_PROBLEMS) {
+          dropped++;
+          continue;
+        }
         at((keyNodes.get(k) ?? fallback)?.range?.[0], formatPath([...path, k]), 'unknown key (check the spelling; see docs/configuration.md)');
       }
       continue;
@@ -121,9 +133,8 @@ export function parseConfig(text: string, file = 'config.yml', env: NodeJS.Proce
     at(node?.range?.[0], formatPath(path), message);
   }
   problems.sort((a, b) => a.line - b.line || a.col - b.col);
-  const total = issues.length + envFailed.size;
-  if (total > problems.length && problems.length >= MAX_PROBLEMS) {
-    problems.push({ file, line: 0, col: 0, key: '', message: `…and more problems (only the first ${MAX_PROBLEMS} are listed)` });
+  if (dropped > 0) {
+    problems.push({ file, line: 0, col: 0, key: '', message: `…and ${dropped} more problems (only the first ${MAX_PROBLEMS} are listed)` });
   }
   throw new ConfigError(problems);
 }
@@ -131,7 +142,7 @@ export function parseConfig(text: string, file = 'config.yml', env: NodeJS.Proce
 /** At most this many problems are listed: a mangled file must not produce megabytes of errors. */
 const MAX_PROBLEMS = 100;
 /** A config is a few KB; anything past this is a mistake or an attack. */
-const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
+const MAX_CONFIG_BYTES = 1024 * 1024;
 
 function substituteEnv(doc: Document, env: NodeJS.ProcessEnv, fail: (node: Node, path: string, message: string) => void): void {
   visit(doc, {

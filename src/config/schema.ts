@@ -188,11 +188,13 @@ const analyticsSchema = z.strictObject({
   analyzer_interval: duration().default(300_000),
 });
 
+const ADAPTIVE_MIN_DEFAULT = 10;
+const ADAPTIVE_MAX_DEFAULT = 10_000;
 const adaptiveSchema = z.strictObject({
   enabled: z.boolean().default(false),
   multiplier: z.number().positive().default(3),
-  min_limit: z.number().positive().default(10),
-  max_limit: z.number().positive().default(10_000),
+  min_limit: z.number().positive().default(ADAPTIVE_MIN_DEFAULT),
+  max_limit: z.number().positive().default(ADAPTIVE_MAX_DEFAULT),
   learning_period: duration().default(3_600_000),
   shadow: z.boolean().default(false),
 });
@@ -314,8 +316,10 @@ export function crossCheck(raw: unknown): Issue[] {
     }
   });
   const arl = cfg.adaptive_rate_limit as Record<string, unknown> | undefined;
-  if (arl && typeof arl === 'object' && typeof arl.min_limit === 'number' && typeof arl.max_limit === 'number' && arl.min_limit > arl.max_limit) {
-    issues.push({ path: ['adaptive_rate_limit', 'min_limit'], message: 'must not exceed max_limit' });
+  if (arl && typeof arl === 'object') {
+    const min = typeof arl.min_limit === 'number' ? arl.min_limit : ADAPTIVE_MIN_DEFAULT;
+    const max = typeof arl.max_limit === 'number' ? arl.max_limit : ADAPTIVE_MAX_DEFAULT;
+    if (min > max) issues.push({ path: ['adaptive_rate_limit', typeof arl.min_limit === 'number' ? 'min_limit' : 'max_limit'], message: `min_limit (${min}) must not exceed max_limit (${max})` });
   }
   return issues;
 }

@@ -1,14 +1,17 @@
 /**
  * Server: the node:http listener with its timeouts and HTTP/1.1 hygiene, the JSON error writer,
- * and the guard of the admin surface (token or loopback). It routes nothing itself: the gateway
- * hands it one request handler and one upgrade handler.
+ * and the guard of the admin surface (token, session cookie or loopback) with its login endpoint.
+ * It routes nothing itself: the gateway hands it one request handler and one upgrade handler, and
+ * decides which admin paths go through the guard.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { timingSafeEqual, createHash } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { systemClock, type Clock } from '../clock.js';
 import type { AdminConfig, ServerConfig } from '../config/index.js';
 import { errorBody, ERROR_CODES, type ErrorCode } from '../errors.js';
 import { isLoopback, newRequestId, normalizeIp } from '../pipeline/index.js';
+import type { RateLimitStore } from '../store/index.js';
 
 export interface ServerHandlers {
   request: (req: IncomingMessage, res: ServerResponse) => void;
@@ -87,26 +90,374 @@ export function sendJson(res: ServerResponse, status: number, value: unknown, he
   res.end(body);
 }
 
+/** The admin session cookie. */
+export const SESSION_COOKIE = 'microgate_admin';
+/** Lifetime of an admin session in seconds (12 h); also the cookie's Max-Age. */
+export const SESSION_TTL_S = 43_200;
+/** GET: how is this request admitted; POST: log in with the admin token; DELETE: log out. */
+export const SESSION_PATH = '/dashboard/api/session';
 /**
- * Admin access: `Authorization: Bearer <admin.token>` (compared in constant time), or a loopback
- * peer when `admin.allow_loopback`. The peer is the socket address: X-Forwarded-For never grants
- * admin access.
+ * The cookie goes to the dashboard only. On Path=/ the browser would attach it to every proxied
+ * request too, handing a live admin session to each upstream (admin paths are never proxied).
+ */
+const COOKIE_PATH = '/dashboard';
+/** The dashboard API prefix (the dashboard's API_PREFIX: its internals are not imported here). */
+const DASHBOARD_API = '/dashboard/api';
+const LOGIN_BODY_LIMIT = 4 * 1024;
+/** Login attempts per client (IPv6: per /64): a burst of 10, then one every 10 s. */
+const LOGIN_BURST = 10;
+const LOGIN_REFILL_PER_SEC = 0.1;
+/** Logged-out sessions remembered until they expire; beyond this the signing key is replaced. */
+const MAX_REVOKED = 10_000;
+/** At most this many `microgate_admin` values of one request are checked. */
+const MAX_COOKIE_VALUES = 4;
+/** `<expiry, s since the epoch>.<16 random bytes>.<HMAC-SHA256 of "expiry.nonce">`, base64url. */
+const SESSION_VALUE = /^(\d{1,12})\.([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{43})$/;
+const SESSION_METHODS = 'GET, HEAD, POST, DELETE';
+const ADMIN_CHALLENGE = { 'www-authenticate': 'Bearer realm="microgate-admin"' };
+
+/** How the guard admitted a request. */
+export type AdminVia = 'token' | 'cookie' | 'loopback';
+
+/** What a call to the session endpoint did, for the gateway's log. */
+export type SessionOutcome = 'login' | 'wrong_token' | 'throttled' | 'logout';
+
+const admitted = new WeakMap<IncomingMessage, AdminVia>();
+
+/**
+ * How the admin guard admitted `req`: null when it refused or was not asked (public paths). Lets
+ * later checks tell a caller that proved itself (token, session) from one trusted for its address.
+ */
+export function admittedBy(req: IncomingMessage): AdminVia | null {
+  return admitted.get(req) ?? null;
+}
+
+/**
+ * The dashboard's page and assets: everything under /dashboard/ but the API. They hold no data and
+ * carry the login form, so they load without credentials; the API they call is guarded.
+ */
+export function isDashboardUi(path: string): boolean {
+  if (path !== '/dashboard' && !path.startsWith('/dashboard/')) return false;
+  return !(path === DASHBOARD_API || path.startsWith(DASHBOARD_API + '/'));
+}
+
+/** `Content-Type: application/json`, with or without parameters such as charset. */
+export function isJsonRequest(req: IncomingMessage): boolean {
+  const ct = req.headers['content-type'];
+  if (typeof ct !== 'string') return false;
+  const semi = ct.indexOf(';');
+  return (semi === -1 ? ct : ct.slice(0, semi)).trim().toLowerCase() === 'application/json';
+}
+
+/**
+ * A browser request from another site: `Sec-Fetch-Site` other than same-origin/none, or an
+ * `Origin` that is not this host (or the opaque "null"). Non-browser clients send neither and pass.
+ */
+export function isCrossSiteRequest(req: IncomingMessage): boolean {
+  const site = req.headers['sec-fetch-site'];
+  if (typeof site === 'string' && site !== 'same-origin' && site !== 'none') return true;
+  const origin = req.headers.origin;
+  if (origin === undefined) return false;
+  try {
+    const u = new URL(origin);
+    return u.host === '' || u.host.toLowerCase() !== (req.headers.host ?? '').toLowerCase();
+  } catch {
+    return true;
+  }
+}
+
+export interface AdminGuardOptions {
+  /** Session expiry is measured on this clock (tests move a ManualClock). */
+  clock?: Clock;
+}
+
+/** What the session endpoint needs from the gateway. */
+export interface SessionContext {
+  requestId: string;
+  /** The client address (X-Forwarded-For only through trusted proxies): the login throttle's key. */
+  clientIp: string;
+  /** Holds the login throttle's buckets. */
+  store: Pick<RateLimitStore, 'take'>;
+  onOutcome?: (outcome: SessionOutcome) => void;
+}
+
+/**
+ * Admin access: `Authorization: Bearer <admin.token>` (compared in constant time), a session
+ * cookie from logging in with that token, or a loopback peer when `admin.allow_loopback`. The peer
+ * is the socket address: X-Forwarded-For never grants admin access.
+ *
+ * A session is `<expiry>.<nonce>.<HMAC-SHA256(key, expiry.nonce)>` with a random key per process:
+ * it expires, cannot be forged, reveals nothing about the token (no offline guessing from a
+ * stolen cookie), and a restart logs everyone out. Logging out revokes the value on the server.
  */
 export class AdminGuard {
   readonly #tokenHash: Buffer | null;
   readonly #allowLoopback: boolean;
+  readonly #clock: Clock;
+  #key = randomBytes(32);
+  /** Logged-out session values → their expiry (s). */
+  readonly #revoked = new Map<string, number>();
 
-  constructor(config: AdminConfig) {
+  constructor(config: AdminConfig, opts: AdminGuardOptions = {}) {
     this.#tokenHash = config.token ? createHash('sha256').update(config.token).digest() : null;
     this.#allowLoopback = config.allow_loopback;
+    this.#clock = opts.clock ?? systemClock;
+  }
+
+  /** Whether anyone can prove admin rights (Bearer or login): `admin.token` is set. */
+  get loginEnabled(): boolean {
+    return this.#tokenHash !== null;
   }
 
   allows(req: IncomingMessage): boolean {
-    const auth = req.headers.authorization;
-    if (this.#tokenHash !== null && typeof auth === 'string' && /^bearer /i.test(auth)) {
-      const presented = createHash('sha256').update(auth.slice(7).trim()).digest();
-      if (timingSafeEqual(presented, this.#tokenHash)) return true;
-    }
-    return this.#allowLoopback && isLoopback(normalizeIp(req.socket.remoteAddress ?? ''));
+    return this.via(req) !== null;
   }
+
+  /** How `req` is admitted (token first, then session, then loopback), or null; remembered for {@link admittedBy}. */
+  via(req: IncomingMessage): AdminVia | null {
+    const via = this.#check(req);
+    if (via !== null) admitted.set(req, via);
+    return via;
+  }
+
+  #check(req: IncomingMessage): AdminVia | null {
+    // Without a token nobody can log in, so no session can be valid either.
+    if (this.#tokenHash !== null) {
+      const auth = req.headers.authorization;
+      if (typeof auth === 'string' && /^bearer /i.test(auth) && this.#isToken(auth.slice(7).trim())) return 'token';
+      if (req.headers.cookie !== undefined && this.#sessionsIn(req).length > 0) return 'cookie';
+    }
+    return this.#allowLoopback && isLoopback(normalizeIp(req.socket.remoteAddress ?? '')) ? 'loopback' : null;
+  }
+
+  #isToken(presented: string): boolean {
+    return timingSafeEqual(createHash('sha256').update(presented).digest(), this.#tokenHash!);
+  }
+
+  /** The valid, unexpired, not revoked session values the request carries. */
+  #sessionsIn(req: IncomingMessage): string[] {
+    const header = req.headers.cookie;
+    if (header === undefined) return [];
+    const valid: string[] = [];
+    let seen = 0;
+    // Another site under a parent domain can add a second cookie of this name: check each, none wins by order.
+    for (const part of header.split(';')) {
+      const eq = part.indexOf('=');
+      if (eq === -1 || part.slice(0, eq).trim() !== SESSION_COOKIE) continue;
+      if (++seen > MAX_COOKIE_VALUES) break;
+      const value = part.slice(eq + 1).trim();
+      if (this.#isSession(value)) valid.push(value);
+    }
+    return valid;
+  }
+
+  #isSession(value: string): boolean {
+    const m = SESSION_VALUE.exec(value);
+    if (m === null) return false;
+    // Compared as text, not decoded bytes: base64url has spare bits, and a revoked value must not come back re-spelled.
+    const expected = Buffer.from(this.#mac(m[1]!, m[2]!));
+    if (!timingSafeEqual(Buffer.from(m[3]!), expected)) return false;
+    return Number(m[1]) > this.#nowS() && !this.#revoked.has(value);
+  }
+
+  #mac(expiry: string, nonce: string): string {
+    return createHmac('sha256', this.#key).update(`${expiry}.${nonce}`).digest('base64url');
+  }
+
+  #nowS(): number {
+    return Math.floor(this.#clock.now() / 1000);
+  }
+
+  #issue(): string {
+    const expiry = String(this.#nowS() + SESSION_TTL_S);
+    const nonce = randomBytes(16).toString('base64url');
+    return `${expiry}.${nonce}.${this.#mac(expiry, nonce)}`;
+  }
+
+  #revoke(values: string[]): void {
+    if (values.length === 0) return;
+    if (this.#revoked.size + values.length > MAX_REVOKED) {
+      const now = this.#nowS();
+      for (const [v, expiry] of this.#revoked) if (expiry <= now) this.#revoked.delete(v);
+    }
+    if (this.#revoked.size + values.length > MAX_REVOKED) {
+      // Forgetting a revocation would bring a logged-out session back: end every session instead.
+      this.#key = randomBytes(32);
+      this.#revoked.clear();
+      return;
+    }
+    for (const v of values) this.#revoked.set(v, Number(v.slice(0, v.indexOf('.'))));
+  }
+
+  /**
+   * Answers {@link SESSION_PATH}. GET: `{authenticated, via, login_enabled}`. POST `{"token"}`:
+   * 204 with the session cookie, 401 for a wrong token, 429 when the client's attempts are used up.
+   * DELETE: revokes the session and clears the cookie. POST and DELETE need JSON and same-origin.
+   * Never throws for bad input; a failing store rejects (the caller answers 500).
+   */
+  async session(req: IncomingMessage, res: ServerResponse, ctx: SessionContext): Promise<void> {
+    const method = req.method ?? 'GET';
+    const id = ctx.requestId;
+    if (method === 'GET' || method === 'HEAD') {
+      const via = this.via(req);
+      // A loopback peer under a foreign host name is what DNS rebinding looks like, and the API refuses it.
+      const shown = via === 'loopback' && !isLoopbackHost(req.headers.host ?? '') ? null : via;
+      sendJson(res, 200, { authenticated: shown !== null, via: shown, login_enabled: this.loginEnabled });
+      return;
+    }
+    if (method !== 'POST' && method !== 'DELETE') {
+      sendError(res, 405, 'method_not_allowed', `${method} is not allowed here (allowed: ${SESSION_METHODS})`, id, { allow: SESSION_METHODS });
+      return;
+    }
+    if (isCrossSiteRequest(req)) {
+      sendError(res, 403, 'forbidden', 'cross-site requests to the admin session are refused', id);
+      return;
+    }
+    if (!isJsonRequest(req)) {
+      sendError(res, 415, 'unsupported_media_type', 'Content-Type must be application/json', id);
+      return;
+    }
+    const secure = isSecure(req);
+    if (method === 'DELETE') {
+      this.#revoke(this.#sessionsIn(req));
+      sendEmpty(res, { 'set-cookie': sessionCookie('', 0, secure) });
+      ctx.onOutcome?.('logout');
+      return;
+    }
+    if (this.#tokenHash === null) {
+      const message = this.#allowLoopback
+        ? 'Remote admin access is disabled: no admin.token is configured, so only loopback callers (http://localhost) reach the dashboard'
+        : 'Admin access is disabled: no admin.token is configured';
+      sendError(res, 403, 'forbidden', message, id);
+      return;
+    }
+    let raw: Buffer;
+    try {
+      raw = await readBounded(req, LOGIN_BODY_LIMIT);
+    } catch (err) {
+      if (err instanceof BodyTooLarge) sendError(res, 413, 'body_too_large', `body larger than ${LOGIN_BODY_LIMIT} bytes`, id, { connection: 'close' });
+      else res.destroy();
+      return;
+    }
+    let token: unknown;
+    try {
+      token = (JSON.parse(raw.toString('utf8')) as { token?: unknown } | null)?.token;
+    } catch {
+      token = undefined;
+    }
+    if (typeof token !== 'string' || token === '') {
+      sendError(res, 400, 'bad_request', 'body must be {"token": "<admin.token>"}', id);
+      return;
+    }
+    // Every attempt costs a token before the answer is known, so a run of guesses cannot tell a right one apart.
+    const taken = await ctx.store.take(`admin-login:${throttleKey(ctx.clientIp)}`, LOGIN_BURST, LOGIN_REFILL_PER_SEC);
+    if (!taken.allowed) {
+      const retry = Math.max(1, Math.ceil(taken.retryAfterMs / 1000));
+      sendError(res, 429, 'rate_limited', `Too many login attempts: try again in ${retry} s`, id, { 'retry-after': String(retry) });
+      ctx.onOutcome?.('throttled');
+      return;
+    }
+    if (!this.#isToken(token)) {
+      sendError(res, 401, 'admin_unauthorized', 'Wrong admin token', id, ADMIN_CHALLENGE);
+      ctx.onOutcome?.('wrong_token');
+      return;
+    }
+    sendEmpty(res, { 'set-cookie': sessionCookie(this.#issue(), SESSION_TTL_S, secure) });
+    ctx.onOutcome?.('login');
+  }
+}
+
+function sessionCookie(value: string, maxAge: number, secure: boolean): string {
+  return `${SESSION_COOKIE}=${value}; HttpOnly; SameSite=Strict; Path=${COOKIE_PATH}; Max-Age=${maxAge}${secure ? '; Secure' : ''}`;
+}
+
+function sendEmpty(res: ServerResponse, headers: Record<string, string>): void {
+  res.statusCode = 204;
+  res.setHeader('cache-control', 'no-store');
+  for (const k of Object.keys(headers)) res.setHeader(k, headers[k]!);
+  res.end();
+}
+
+/**
+ * The browser reached us over HTTPS: a TLS socket, or a TLS-terminating proxy in front
+ * (X-Forwarded-Proto, or the page's Origin). Untrusted hints are fine here: a false one only keeps
+ * the sender's own cookie off plain HTTP.
+ */
+function isSecure(req: IncomingMessage): boolean {
+  if ((req.socket as { encrypted?: boolean }).encrypted === true) return true;
+  const proto = req.headers['x-forwarded-proto'];
+  if (typeof proto === 'string' && proto.split(',')[0]!.trim().toLowerCase() === 'https') return true;
+  return typeof req.headers.origin === 'string' && req.headers.origin.toLowerCase().startsWith('https://');
+}
+
+/** A loopback host name (`localhost`, `*.localhost`, `127.x.x.x`, `::1`) in a Host header. */
+function isLoopbackHost(hostHeader: string): boolean {
+  let host: string;
+  if (hostHeader.startsWith('[')) {
+    const end = hostHeader.indexOf(']');
+    host = end === -1 ? hostHeader : hostHeader.slice(1, end);
+  } else {
+    const colon = hostHeader.indexOf(':');
+    host = (colon === -1 ? hostHeader : hostHeader.slice(0, colon)).toLowerCase();
+  }
+  return host === 'localhost' || host.endsWith('.localhost') || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/** The login throttle's key: the address, or its /64 for IPv6 (one host commonly holds a whole /64). */
+function throttleKey(ip: string): string {
+  if (!ip.includes(':')) return ip;
+  const addr = ip.split('%')[0]!;
+  const halves = addr.split('::');
+  const head = halves[0] ? halves[0].split(':') : [];
+  const tail = halves.length > 1 && halves[1] ? halves[1].split(':') : [];
+  const groups = halves.length > 1 ? [...head, ...new Array<string>(Math.max(0, 8 - head.length - tail.length)).fill('0'), ...tail] : head;
+  return `${groups
+    .slice(0, 4)
+    .map((g) => (Number.parseInt(g, 16) || 0).toString(16))
+    .join(':')}::/64`;
+}
+
+class BodyTooLarge extends Error {}
+
+/** Reads the whole body, rejecting with BodyTooLarge beyond `limit` bytes. */
+function readBounded(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise<Buffer>((resolve, reject) => {
+    if (Number(req.headers['content-length']) > limit) {
+      reject(new BodyTooLarge());
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) {
+        cleanup();
+        reject(new BodyTooLarge());
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => {
+      cleanup();
+      resolve(Buffer.concat(chunks, size));
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      reject(err);
+    };
+    const onClose = (): void => {
+      cleanup();
+      reject(new Error('request aborted'));
+    };
+    const cleanup = (): void => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.off('close', onClose);
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+    req.on('close', onClose);
+  });
 }

@@ -81,7 +81,7 @@ describe('microgate check', () => {
     assert.equal(r.code, 1);
     assert.equal(r.stdout, '');
     const lines = r.stderr.trim().split('\n');
-    const problems = lines.filter((l) => l.startsWith(`${file}:`));
+    const problems = lines.filter((l) => /^[^:]+:\d+:\d+ /.test(l) && l.startsWith(`${file}:`));
     assert.deepEqual(
       problems.map((l) => /^[^:]+:(\d+):(\d+) (\S+):/.exec(l)?.slice(1)),
       [

@@ -136,6 +136,41 @@ describe('every problem at once, including cross-entry checks', () => {
   });
 });
 
+describe('a very long list of problems', () => {
+  it('lists the first 100 problems and then says that more were left out', () => {
+    const { problems, message } = problemsOf(Array.from({ length: 150 }, (_, i) => `unknown_${i}: 1`).join('\n') + '\n');
+    const located = problems.filter((p) => p.line > 0);
+    assert.equal(located.length, 100);
+    assert.equal(located[0]!.key, 'unknown_0');
+    assert.equal(located[99]!.key, 'unknown_99');
+    assert.match(message.split('\n').at(-1)!, /more problems/, 'the reader must learn that the list is cut');
+  });
+
+  it('says so too when the problems come from many separate mistakes', () => {
+    const routes = Array.from({ length: 120 }, (_, i) => `  - path: "r${i}"\n    backend: "http://x"\n`).join('');
+    const { problems, message } = problemsOf(`routes:\n${routes}`);
+    assert.equal(problems.filter((p) => p.line > 0).length, 100);
+    assert.match(message.split('\n').at(-1)!, /more problems/);
+  });
+});
+
+describe('adaptive_rate_limit limits', () => {
+  it('rejects min_limit above max_limit', () => {
+    const p = onlyProblem(`adaptive_rate_limit:\n  min_limit: 50\n  max_limit: 20\n`);
+    assert.equal(p.key, 'adaptive_rate_limit.min_limit');
+    assert.match(p.message, /max_limit/);
+  });
+
+  it('compares a given min_limit with the default max_limit (10000)', () => {
+    assert.equal(onlyProblem(`adaptive_rate_limit:\n  min_limit: 20000\n`).key, 'adaptive_rate_limit.min_limit');
+  });
+
+  it('compares a given max_limit with the default min_limit (10)', () => {
+    const p = onlyProblem(`adaptive_rate_limit:\n  max_limit: 5\n`);
+    assert.match(p.key, /^adaptive_rate_limit\.(min|max)_limit$/);
+  });
+});
+
 describe('YAML syntax errors', () => {
   it('are ConfigErrors with the line of the mistake', () => {
     const { problems, message } = problemsOf(`server:\n  port: 8080\n routes: [\n`);

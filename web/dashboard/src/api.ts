@@ -86,20 +86,50 @@ export class ApiError extends Error {
   readonly status: number;
   readonly code: string | undefined;
   readonly requestId: string | undefined;
-  constructor(message: string, status: number, code?: string, requestId?: string) {
+  /** Seconds from `Retry-After`, when the server sent one. */
+  readonly retryAfterS: number | undefined;
+  constructor(message: string, status: number, code?: string, requestId?: string, retryAfterS?: number) {
     super(message);
     this.name = 'ApiError';
     this.status = status;
     this.code = code;
     this.requestId = requestId;
+    this.retryAfterS = retryAfterS;
   }
 }
 
-async function call<T>(path: string, init: { method?: 'GET' | 'POST'; body?: unknown } = {}): Promise<T> {
+/** How the gateway admits this page (`GET /dashboard/api/session`). */
+export type AdminVia = 'loopback' | 'token' | 'cookie';
+export interface SessionInfo {
+  authenticated: boolean;
+  via: AdminVia | null;
+  /** The gateway has an admin token, so signing in is possible. */
+  login_enabled: boolean;
+}
+
+const unauthorizedListeners = new Set<() => void>();
+
+/** Calls `fn` whenever the gateway refuses this page's credentials (a 401 from an API call or the stream). */
+export function onUnauthorized(fn: () => void): () => void {
+  unauthorizedListeners.add(fn);
+  return () => void unauthorizedListeners.delete(fn);
+}
+
+function reportUnauthorized(): void {
+  for (const fn of [...unauthorizedListeners]) fn();
+}
+
+type Method = 'GET' | 'POST' | 'DELETE';
+
+/**
+ * One API call. `T` is the JSON answer; a 204 resolves undefined. A 401 also tells the
+ * `onUnauthorized` listeners, unless `login` (a wrong token is the form's business, not a lost session).
+ */
+async function call<T>(path: string, init: { method?: Method; body?: unknown; login?: boolean } = {}): Promise<T> {
   const method = init.method ?? 'GET';
   const headers: Record<string, string> = { Accept: 'application/json' };
   // The gateway refuses mutating calls without a JSON content type (CSRF defence), even bodiless ones.
-  if (method === 'POST') headers['Content-Type'] = 'application/json';
+  if (method !== 'GET') headers['Content-Type'] = 'application/json';
   let res: Response;
   try {
     res = await fetch(`${API_BASE}${path}`, {
@@ -123,8 +153,11 @@ async function call<T>(path: string, init: { method?: 'GET' | 'POST'; body?: unk
     const err = (json as { error?: { code?: string; message?: string; request_id?: string } } | undefined)?.error;
     let message = err?.message ?? (text.trim() || res.statusText || 'request failed');
     if (res.status === 401 && !err?.message) message = 'unauthorized: the dashboard API needs the admin token';
-    throw new ApiError(`${message} (HTTP ${res.status})`, res.status, err?.code, err?.request_id);
+    const retry = Number(res.headers.get('retry-after'));
+    if (res.status === 401 && !init.login) reportUnauthorized();
+    throw new ApiError(`${message} (HTTP ${res.status})`, res.status, err?.code, err?.request_id, Number.isFinite(retry) && retry > 0 ? retry : undefined);
   }
+  if (res.status === 204) return undefined as T;
   if (json === undefined) throw new ApiError(`unexpected non-JSON response (HTTP ${res.status})`, res.status);
   return json as T;
 }
@@ -142,6 +175,12 @@ export const api = {
   logs: (limit = 50) => call<{ logs: RequestLog[] }>(`/logs?limit=${limit}`).then((r) => r.logs ?? []),
   log: (id: string) => call<RequestLog>(`/logs/${enc(id)}`),
   metrics: () => call<Metrics>('/metrics'),
+  /** How this page is admitted; never a 401. */
+  session: () => call<SessionInfo>('/session'),
+  /** Trades the admin token for an HttpOnly session cookie (the page never keeps the token). */
+  login: (token: string) => call<void>('/session', { method: 'POST', body: { token }, login: true }),
+  /** Ends the session on the server and clears the cookie. */
+  logout: () => call<void>('/session', { method: 'DELETE' }),
 };
 
 export type ConnectionState = 'connecting' | 'live' | 'reconnecting';
@@ -163,7 +202,9 @@ const REOPEN_DELAY_MS = 3000;
 /**
  * Subscribes to /dashboard/api/stream for the component's lifetime. EventSource reconnects by
  * itself (sending Last-Event-ID so the gateway can replay); when it gives up for good, a fresh one
- * is opened after a pause. Handlers are read through a ref, so re-renders never reconnect.
+ * is opened after a pause, unless the gateway no longer admits the page (then `onUnauthorized`
+ * listeners hear of it and no stream is reopened). Handlers are read through a ref, so re-renders
+ * never reconnect.
  */
 export function useEventStream(handlers: StreamHandlers): ConnectionState {
   const [state, setState] = useState<ConnectionState>('connecting');
@@ -201,7 +242,17 @@ export function useEventStream(handlers: StreamHandlers): ConnectionState {
         setState(everConnected ? 'reconnecting' : 'connecting');
         if (es.readyState === EventSource.CLOSED) {
           es.close();
-          reopenTimer = setTimeout(open, REOPEN_DELAY_MS);
+          // EventSource hides the status: ask whether we were refused (session expired, gateway restarted).
+          api.session().then(
+            (s) => {
+              if (disposed) return;
+              if (s.authenticated) reopenTimer = setTimeout(open, REOPEN_DELAY_MS);
+              else reportUnauthorized();
+            },
+            () => {
+              if (!disposed) reopenTimer = setTimeout(open, REOPEN_DELAY_MS);
+            },
+          );
         }
       };
     };

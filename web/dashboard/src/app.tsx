@@ -1,7 +1,11 @@
-/** The one-page dashboard: loads the initial state, then follows the SSE stream. */
+/**
+ * The one-page dashboard: asks how the gateway admits the page (sign-in when it does not), loads
+ * the initial state, then follows the SSE stream.
+ */
 import { useCallback, useEffect, useRef, useState } from 'react';
-import { api, useEventStream, type ManagedProcess, type Metrics, type ProcessLogLine, type RequestLog, type ServiceHealth } from './api';
+import { api, useEventStream, type AdminVia, type ManagedProcess, type Metrics, type ProcessLogLine, type RequestLog, type ServiceHealth } from './api';
 import { Header } from './components/header';
+import { LoginPanel } from './components/login-panel';
 import { MetricsPanel } from './components/metrics-panel';
 import { ProcessOutput } from './components/process-output';
 import { RequestDetail } from './components/request-detail';
@@ -9,6 +13,7 @@ import { RequestLogTable } from './components/request-log';
 import { ServicesCard } from './components/services-card';
 import { logKey } from './format';
 import { MAX_ROWS, useRequestLog } from './use-request-log';
+import { useSession } from './use-session';
 
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
@@ -45,6 +50,15 @@ function portOf(url: string): number | undefined {
 }
 
 export function App() {
+  const session = useSession();
+  const { state } = session;
+  if (state.kind === 'checking') return <div className="app" aria-busy="true" />;
+  if (state.kind === 'out') return <LoginPanel loginEnabled={state.loginEnabled} reason={state.reason} onLogin={session.login} />;
+  // A new key on every sign-in: the dashboard mounts afresh, loading its data and opening its stream.
+  return <Dashboard key={session.generation} via={state.via} onLogout={session.logout} />;
+}
+
+function Dashboard({ via, onLogout }: { via: AdminVia | null; onLogout: () => Promise<void> }) {
   const [processes, setProcesses] = useState<ManagedProcess[]>([]);
   const [processError, setProcessError] = useState<string | null>(null);
   const [routes, setRoutes] = useState<string[]>([]);
@@ -130,7 +144,7 @@ export function App() {
 
   return (
     <div className={`app${selected ? ' with-detail' : ''}`}>
-      <Header connection={connection} metrics={metrics.m} receivedAt={metrics.at} />
+      <Header connection={connection} metrics={metrics.m} receivedAt={metrics.at} via={via} onLogout={onLogout} />
       <main className="layout">
         <MetricsPanel metrics={metrics.m} receivedAt={metrics.at} error={metricsError} />
         <div className="row-2">

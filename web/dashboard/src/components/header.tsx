@@ -1,5 +1,6 @@
-/** Top bar: name, live connection state, gateway uptime. */
-import type { ConnectionState, Metrics } from '../api';
+/** Top bar: name, live connection state, gateway uptime, and Log out when the page uses a session. */
+import { useState } from 'react';
+import type { AdminVia, ConnectionState, Metrics } from '../api';
 import { formatUptime } from '../format';
 import { useNow } from '../use-now';
 
@@ -9,8 +10,26 @@ const LABELS: Record<ConnectionState, string> = {
   reconnecting: 'Reconnecting…',
 };
 
-export function Header({ connection, metrics, receivedAt }: { connection: ConnectionState; metrics: Metrics | null; receivedAt: number }) {
+export function Header({
+  connection,
+  metrics,
+  receivedAt,
+  via = null,
+  onLogout,
+}: {
+  connection: ConnectionState;
+  metrics: Metrics | null;
+  receivedAt: number;
+  /** How the gateway admits this page; a session ('cookie') can be ended here. */
+  via?: AdminVia | null;
+  onLogout?: () => Promise<void>;
+}) {
   const now = useNow(1000);
+  const [logoutError, setLogoutError] = useState<string | null>(null);
+  const logout = () => {
+    setLogoutError(null);
+    onLogout?.().catch((e: unknown) => setLogoutError(e instanceof Error ? e.message : String(e)));
+  };
   // uptime_seconds ticks locally between the 5 s metrics pushes; `uptime` is the fallback.
   const uptime =
     metrics === null
@@ -35,6 +54,18 @@ export function Header({ connection, metrics, receivedAt }: { connection: Connec
         <span className="uptime">
           <span className="muted">Uptime</span> <span className="mono" data-testid="uptime">{uptime}</span>
         </span>
+        {via === 'cookie' && onLogout && (
+          <span className="session">
+            {logoutError && (
+              <span className="inline-error" role="alert" title={logoutError}>
+                Log out failed
+              </span>
+            )}
+            <button type="button" className="btn btn-small btn-ghost" onClick={logout} data-testid="logout" title="End this session (the admin token is needed to sign in again)">
+              Log out
+            </button>
+          </span>
+        )}
       </div>
     </header>
   );
