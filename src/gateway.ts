@@ -14,7 +14,7 @@ import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
 import type { Config, RouteConfig } from './config/index.js';
 import { isAdminPath, normalizePrefix, notYetBuilt } from './config/index.js';
-import { mountDashboard } from './dashboard/index.js';
+import { mountDashboard, type DashboardOptions } from './dashboard/index.js';
 import { GatewayError, toGatewayError } from './errors.js';
 import { CompletionBus, type CompletionRecord } from './events/index.js';
 import { healthEndpoint, HealthChecker } from './health/index.js';
@@ -36,6 +36,8 @@ export interface GatewayOptions {
   echoProcessOutput?: boolean;
   /** Node process metrics (GC, event loop) on /metrics; default true. Tests that build many gateways turn them off. */
   defaultMetrics?: boolean;
+  /** Options of the dashboard (mounted when dashboard.enabled). */
+  dashboard?: DashboardOptions;
 }
 
 /** An admin endpoint: answers requests under a path the gateway owns. */
@@ -174,7 +176,7 @@ export class Gateway {
       }),
     );
     this.addAdmin('/metrics', (req, res) => void this.metrics.handle(req, res));
-    if (config.dashboard.enabled) mountDashboard(this);
+    if (config.dashboard.enabled) mountDashboard(this, opts.dashboard);
   }
 
   /**

@@ -5,7 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ErrorCode } from '../errors.js';
 import { isLoopback, normalizeIp } from '../pipeline/index.js';
-import { sendError } from '../server/index.js';
+import { admittedBy, sendError } from '../server/index.js';
 
 /**
  * Error codes the dashboard uses beyond the catalogue in src/errors.ts (to be moved there).
@@ -68,7 +68,9 @@ function hostnameOf(hostHeader: string): string {
  * Origin). A loopback peer without an Authorization header must therefore use a loopback name.
  */
 export function isRebound(req: IncomingMessage): boolean {
-  if (req.headers.authorization !== undefined) return false;
+  // A bearer token or a session cookie is the proof, not the network: a rebound page has neither
+  // (the browser never sends our cookie to another host name).
+  if (req.headers.authorization !== undefined || admittedBy(req) === 'cookie') return false;
   if (!isLoopback(normalizeIp(req.socket.remoteAddress ?? ''))) return false;
   const host = hostnameOf(req.headers.host ?? '');
   return !(host === 'localhost' || host.endsWith('.localhost') || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host));

@@ -36,7 +36,7 @@ export async function startGateway(
   });
   const config = parseConfig(yaml, 'test.yml', {});
   const logger = createLogger({ level: 'debug', pretty: false }, dest);
-  const gw = createGateway(config, { logger, ...(opts.clock ? { clock: opts.clock } : {}) });
+  const gw = createGateway(config, { logger, defaultMetrics: false, dashboard: opts.dashboard, ...(opts.clock ? { clock: opts.clock } : {}) });
   const dashboard = mountDashboard(gw, opts.dashboard);
   t.after(() => gw.close());
   if (opts.start !== false) await gw.start({ port: 0, host: '127.0.0.1' });

@@ -263,6 +263,16 @@ describe('admin session: what stays open and what stays guarded', () => {
     assert.equal((await call(url, 'GET', SESSION)).status, 200, 'the session endpoint itself is open');
   });
 
+  it(
+    'works behind a reverse proxy on the same host (loopback peer, public host name)',
+    async (t) => {
+      const { url } = await remoteOnly(t, 'server:\n  trusted_proxies: ["127.0.0.1"]\n');
+      const cookie = await session(url);
+      const headers = { cookie, host: 'gateway.example.com', 'x-forwarded-for': '203.0.113.9', 'x-forwarded-proto': 'https' };
+      assert.equal((await call(url, 'GET', '/dashboard/api/routes', { headers })).status, 200);
+    },
+  );
+
   it('keeps Bearer and loopback access exactly as they were', async (t) => {
     const { url } = await remoteOnly(t);
     assert.equal((await call(url, 'GET', '/dashboard/api/routes', { headers: { authorization: `Bearer ${TOKEN}` } })).status, 200);
