@@ -11,8 +11,9 @@
  * BENCH_LOADGEN_CPU (0), BENCH_TARGET_CPU (1), BENCH_BACKEND_CPU (0), BENCH_START_TIMEOUT (15000 ms),
  * BENCH_FRESH (1: new backend and target processes every round; 0: one process each for the whole run).
  *
- * Exit status: 0 when every selected target was measured (rows with errors or missing policies are
- * flagged in the table, not hidden), 1 when a target never came up or died, 130/143 on a signal.
+ * Exit status: 0 when every selected target was measured (rows with errors, missing policies or a
+ * restart after an outside kill are flagged in the table, not hidden), 1 when a target never came
+ * up, could not be restarted, or has no valid run; 130/143 on a signal.
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';

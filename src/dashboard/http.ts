@@ -27,31 +27,7 @@ export function methodNotAllowed(req: IncomingMessage, res: ServerResponse, allo
   fail(res, 405, 'method_not_allowed', `${req.method ?? ''} is not allowed here (allowed: ${allow})`, { allow });
 }
 
-/** `Content-Type: application/json`, with or without parameters such as charset. */
-export function isJson(req: IncomingMessage): boolean {
-  const ct = req.headers['content-type'];
-  if (typeof ct !== 'string') return false;
-  const semi = ct.indexOf(';');
-  return (semi === -1 ? ct : ct.slice(0, semi)).trim().toLowerCase() === 'application/json';
-}
-
-/**
- * A browser request from another site: an `Origin` that is not this host (or the opaque "null"
- * origin), or `Sec-Fetch-Site` saying cross-site or same-site. Stops CSRF against a gateway that
- * trusts loopback. Non-browser clients send neither header and pass.
- */
-export function isCrossSite(req: IncomingMessage): boolean {
-  const site = req.headers['sec-fetch-site'];
-  if (typeof site === 'string' && site !== 'same-origin' && site !== 'none') return true;
-  const origin = req.headers.origin;
-  if (origin === undefined) return false;
-  try {
-    const u = new URL(origin);
-    return u.host === '' || u.host.toLowerCase() !== (req.headers.host ?? '').toLowerCase();
-  } catch {
-    return true; // "null" and anything unparsable
-  }
-}
+export { isJsonRequest as isJson, isCrossSiteRequest as isCrossSite, readBody, BodyTooLarge } from '../server/index.js';
 
 function hostnameOf(hostHeader: string): string {
   if (hostHeader.startsWith('[')) {
@@ -74,50 +50,4 @@ export function isRebound(req: IncomingMessage): boolean {
   if (!isLoopback(normalizeIp(req.socket.remoteAddress ?? ''))) return false;
   const host = hostnameOf(req.headers.host ?? '');
   return !(host === 'localhost' || host.endsWith('.localhost') || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host));
-}
-
-export class BodyTooLarge extends Error {}
-
-/** Reads the whole body, rejecting with BodyTooLarge beyond `limit` bytes. */
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  return new Promise<Buffer>((resolve, reject) => {
-    const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > limit) {
-      reject(new BodyTooLarge());
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > limit) {
-        cleanup();
-        reject(new BodyTooLarge());
-        return;
-      }
-      chunks.push(chunk);
-    };
-    const onEnd = (): void => {
-      cleanup();
-      resolve(Buffer.concat(chunks, size));
-    };
-    const onError = (err: Error): void => {
-      cleanup();
-      reject(err);
-    };
-    const onAborted = (): void => {
-      cleanup();
-      reject(new Error('request aborted'));
-    };
-    const cleanup = (): void => {
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onError);
-      req.off('aborted', onAborted);
-    };
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', onError);
-    req.on('aborted', onAborted);
-  });
 }

@@ -333,7 +333,7 @@ export class AdminGuard {
     }
     let raw: Buffer;
     try {
-      raw = await readBounded(req, LOGIN_BODY_LIMIT);
+      raw = await readBody(req, LOGIN_BODY_LIMIT);
     } catch (err) {
       if (err instanceof BodyTooLarge) sendError(res, 413, 'body_too_large', `body larger than ${LOGIN_BODY_LIMIT} bytes`, id, { connection: 'close' });
       else res.destroy();
@@ -417,10 +417,10 @@ function throttleKey(ip: string): string {
     .join(':')}::/64`;
 }
 
-class BodyTooLarge extends Error {}
+export class BodyTooLarge extends Error {}
 
 /** Reads the whole body, rejecting with BodyTooLarge beyond `limit` bytes. */
-function readBounded(req: IncomingMessage, limit: number): Promise<Buffer> {
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise<Buffer>((resolve, reject) => {
     if (Number(req.headers['content-length']) > limit) {
       reject(new BodyTooLarge());
