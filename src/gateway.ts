@@ -165,7 +165,7 @@ export class Gateway {
       onError,
     );
 
-    if (config.logging.access_log) this.bus.subscribe(accessLog(this.logger));
+    if (config.logging.access_log && this.logger.isLevelEnabled('info')) this.bus.subscribe(accessLog(this.logger));
     this.addAdmin(
       '/health',
       healthEndpoint({

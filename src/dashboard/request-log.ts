@@ -73,8 +73,21 @@ function holdsSecret(headers: object | undefined): boolean {
  * both request and response header names, so a few property reads decide.
  */
 export function withoutSecrets(r: CompletionRecord): CompletionRecord {
-  if (!holdsSecret(r.requestHeaders) && !holdsSecret(r.responseHeaders)) return r;
-  return { ...r, requestHeaders: redactHeaders(r.requestHeaders), responseHeaders: redactHeaders(r.responseHeaders) };
+  const reqSecret = holdsSecret(r.requestHeaders);
+  const resSecret = holdsSecret(r.responseHeaders);
+  if (!reqSecret && !resSecret) return r;
+  return {
+    ...r,
+    requestHeaders: reqSecret ? maskSecrets(r.requestHeaders) : r.requestHeaders,
+    responseHeaders: resSecret ? maskSecrets(r.responseHeaders!) : r.responseHeaders,
+  };
+}
+
+/** A shallow copy with secret values replaced (names are already lower-case). */
+function maskSecrets<T extends object>(headers: T): T {
+  const out = { ...headers } as Record<string, unknown>;
+  for (const name of SECRET_HEADERS) if (out[name] !== undefined) out[name] = '[redacted]';
+  return out as T;
 }
 
 /** Filters of `GET /logs`. */

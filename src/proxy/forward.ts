@@ -10,7 +10,7 @@ import type { Backend } from '../balancer/index.js';
 import { GatewayError } from '../errors.js';
 import type { RequestContext } from '../pipeline/index.js';
 import { normalizeIp, upstreamPath } from '../pipeline/index.js';
-import { stripResponseHopByHop, upstreamHeaders } from './headers.js';
+import { responseHeaderList, upstreamHeaders } from './headers.js';
 
 export interface ForwardOptions {
   /** Largest request body in bytes; larger → 413. */
@@ -119,17 +119,14 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     const ctx = this.ctx;
     this.started = true;
     this.status = statusCode;
-    stripResponseHopByHop(headers);
-    headers['x-request-id'] = ctx.id;
-    const extra = ctx.extraHeaders;
-    if (extra !== null) for (let i = 0; i < extra.length; i += 2) headers[extra[i]!.toLowerCase()] = extra[i + 1]!;
+    const list = responseHeaderList(headers, ctx.id, ctx.extraHeaders);
     const res = ctx.res;
     if (res.headersSent || res.destroyed) {
       this.clientGone = true;
       controller.abort(new Error('client aborted'));
       return;
     }
-    res.writeHead(statusCode, headers as Record<string, string | string[]>);
+    res.writeHead(statusCode, list);
     ctx.responseHeaders = headers;
     // A streamed response (SSE, chunked) shows its headers at once; a sized one sends them with its first bytes.
     if (headers['content-length'] === undefined) res.flushHeaders();

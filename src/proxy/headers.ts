@@ -82,16 +82,25 @@ export function upstreamHeaders(raw: string[], info: ForwardInfo): string[] {
   return out;
 }
 
-/** Removes hop-by-hop headers (and those named in Connection) from an upstream response, in place. */
-export function stripResponseHopByHop(headers: IncomingHttpHeaders): void {
+const HOP_RESPONSE_SET = new Set([...HOP_RESPONSE, 'x-request-id']);
+
+/**
+ * The client response's headers as a flat [name, value, ...] list for writeHead: the upstream's
+ * headers without hop-by-hop ones (and those named in Connection), then X-Request-Id and the
+ * gateway's own headers. Building a list is cheaper than deleting keys from undici's object.
+ */
+export function responseHeaderList(headers: IncomingHttpHeaders, requestId: string, extra: string[] | null): string[] {
+  const out: string[] = [];
   const conn = headers.connection;
-  if (typeof conn === 'string') {
-    for (const l of conn.split(',')) {
-      const t = l.trim().toLowerCase();
-      if (t !== '') delete headers[t];
-    }
+  const named = typeof conn === 'string' && conn !== 'keep-alive' && conn !== 'close' ? conn.toLowerCase().split(',').map((t) => t.trim()) : null;
+  for (const name in headers) {
+    if (HOP_RESPONSE_SET.has(name) || (named !== null && named.includes(name))) continue;
+    const value = headers[name];
+    if (value === undefined) continue;
+    if (typeof value === 'string') out.push(name, value);
+    else for (let i = 0; i < value.length; i++) out.push(name, value[i]!);
   }
-  for (let i = 0; i < HOP_RESPONSE.length; i++) {
-    if (headers[HOP_RESPONSE[i]!] !== undefined) delete headers[HOP_RESPONSE[i]!];
-  }
+  out.push('x-request-id', requestId);
+  if (extra !== null) for (let i = 0; i < extra.length; i++) out.push(extra[i]!);
+  return out;
 }

@@ -4,5 +4,5 @@
  * logs or metrics itself: the pipeline publishes the completion record.
  */
 export { forward, type ForwardOptions } from './forward.js';
-export { upstreamHeaders, stripResponseHopByHop } from './headers.js';
+export { upstreamHeaders, responseHeaderList } from './headers.js';
 export { tunnel, type TunnelOptions } from './tunnel.js';
