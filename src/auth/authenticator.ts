@@ -1,7 +1,7 @@
 /** The Authenticator: decides who a request is from its `X-API-Key` or `Authorization: Bearer` header. */
 import type { IncomingHttpHeaders } from 'node:http';
 import { errors, type JWTPayload } from 'jose';
-import type { Clock } from '../clock.js';
+import { systemClock, type Clock } from '../clock.js';
 import type { AuthConfig } from '../config/index.js';
 import { GatewayError, type ErrorCode } from '../errors.js';
 import { ApiKeyStore } from './api-key.js';
@@ -67,8 +67,12 @@ class GatewayAuthenticator implements Authenticator {
   readonly #keyResults: readonly AuthResult[];
   readonly #jwt: JwtVerifier | undefined;
   readonly #remote: RemoteKeySet | undefined;
+  readonly #clock: Clock;
+  readonly #toleranceMs: number;
 
   constructor(cfg: AuthConfig, opts: AuthenticatorOptions) {
+    this.#clock = opts.clock ?? systemClock;
+    this.#toleranceMs = cfg.clock_tolerance;
     this.#keys = new ApiKeyStore(cfg.api_keys);
     this.#keyResults = cfg.api_keys.map((_, i) => Object.freeze({ ok: true, consumer: this.#keys.consumerAt(i), method: 'api_key' }) as AuthResult);
 
@@ -122,7 +126,27 @@ class GatewayAuthenticator implements Authenticator {
     const jwt = this.#jwt;
     // Size first, then syntax: an oversized or malformed token is refused without decoding it.
     if (jwt === undefined || !jwt.acceptsShape(token)) return failure('invalid_token', CHALLENGE_INVALID_TOKEN, 'malformed');
-    return verifyToken(jwt, token);
+    const hit = this.#verified.get(token);
+    if (hit !== undefined) {
+      if (this.#clock.now() < hit.until) return hit.result;
+      this.#verified.delete(token);
+    }
+    return verifyToken(jwt, token, (result, claims) => this.#remember(token, result, claims));
+  }
+
+  /**
+   * Verified tokens are remembered until they expire, for at most VERIFIED_TTL_MS, so a client's
+   * repeated token costs a map lookup instead of a signature check (tokens are canonical: one
+   * token has one spelling). Bounded; the oldest entry goes first.
+   */
+  #verified = new Map<string, { result: AuthResult; until: number }>();
+  #remember(token: string, result: AuthResult, claims: JWTPayload): void {
+    const now = this.#clock.now();
+    let until = now + VERIFIED_TTL_MS;
+    if (typeof claims.exp === 'number') until = Math.min(until, claims.exp * 1000 + this.#toleranceMs);
+    if (until <= now) return;
+    if (this.#verified.size >= VERIFIED_MAX) this.#verified.delete(this.#verified.keys().next().value!);
+    this.#verified.set(token, { result, until });
   }
 
   async start(): Promise<void> {
@@ -134,7 +158,11 @@ class GatewayAuthenticator implements Authenticator {
   }
 }
 
-async function verifyToken(jwt: JwtVerifier, token: string): Promise<AuthResult> {
+/** How long a verified token is remembered at most (also bounds how long a key removed from a JWKS keeps working). */
+const VERIFIED_TTL_MS = 60_000;
+const VERIFIED_MAX = 10_000;
+
+async function verifyToken(jwt: JwtVerifier, token: string, onVerified: (result: AuthResult, claims: JWTPayload) => void): Promise<AuthResult> {
   let claims: JWTPayload;
   try {
     claims = await jwt.verify(token);
@@ -142,7 +170,9 @@ async function verifyToken(jwt: JwtVerifier, token: string): Promise<AuthResult>
     if (err instanceof errors.JWTExpired) return failure('token_expired', CHALLENGE_EXPIRED, err.code);
     return failure('invalid_token', CHALLENGE_INVALID_TOKEN, reasonOf(err));
   }
-  return { ok: true, consumer: consumerOf(claims), method: 'jwt' };
+  const result: AuthResult = { ok: true, consumer: consumerOf(claims), method: 'jwt' };
+  onVerified(result, claims);
+  return result;
 }
 
 function consumerOf(claims: JWTPayload): string {

@@ -152,10 +152,21 @@ export class JwtVerifier {
     return payload;
   }
 
+  /** The secret imported once per HS algorithm (jose would import the raw bytes on every verification). */
+  #hmacKeys = new Map<string, Promise<CryptoKey>>();
+  #hmacKey(alg: string): Promise<CryptoKey> {
+    let key = this.#hmacKeys.get(alg);
+    if (key === undefined) {
+      key = crypto.subtle.importKey('raw', this.#secret!, { name: 'HMAC', hash: `SHA-${alg.slice(2)}` }, false, ['verify']);
+      this.#hmacKeys.set(alg, key);
+    }
+    return key;
+  }
+
   // jose has already checked that header.alg is in #algorithms when it calls this. The secret is
   // returned for HS algorithms only; the public key or key set for the others only.
   #getKey = (header: JWSHeaderParameters, token: FlattenedJWSInput): Uint8Array | KeyObject | Promise<CryptoKey> => {
-    if (this.#hmac.has(header.alg!)) return this.#secret!;
+    if (this.#hmac.has(header.alg!)) return this.#hmacKey(header.alg!);
     if (this.#publicKey) return this.#publicKey;
     // Only asymmetric algs get here, so an oct key in the set is never used. jose picks the key
     // by alg, kid, use and key_ops.
