@@ -16,7 +16,7 @@ import type { Config, RouteConfig } from './config/index.js';
 import { isAdminPath, normalizePrefix, notYetBuilt } from './config/index.js';
 import { mountDashboard, type DashboardOptions } from './dashboard/index.js';
 import { GatewayError, toGatewayError } from './errors.js';
-import { CompletionBus, type CompletionRecord } from './events/index.js';
+import { CompletionBus, redactInPlace, type CompletionRecord } from './events/index.js';
 import { healthEndpoint, HealthChecker } from './health/index.js';
 import { accessLog, createLogger, type Logger } from './logging/index.js';
 import { ClientIpResolver, compose, pickRequestId, requestId, RequestContext, RouteTable, type CompiledRoute, type Stage } from './pipeline/index.js';
@@ -492,6 +492,8 @@ export class Gateway {
       requestHeaders: ctx.req.headers,
       responseHeaders: ctx.responseHeaders,
     };
+    redactInPlace(record.requestHeaders as Record<string, unknown>);
+    redactInPlace(record.responseHeaders as Record<string, unknown> | undefined);
     this.bus.publish(record);
     if (--this.#inFlight === 0 && this.#drainWaiters.length > 0) {
       for (const w of this.#drainWaiters.splice(0)) w();

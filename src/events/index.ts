@@ -46,9 +46,9 @@ export interface CompletionRecord {
   detail: Record<string, number | string> | undefined;
   /** Error code of a gateway error response, if any. */
   errorCode: string | undefined;
-  /** The client's request headers as Node parsed them (credentials must be redacted by consumers that store them). */
+  /** The client's request headers as Node parsed them, credential values already replaced by "[redacted]". */
   requestHeaders: IncomingHttpHeaders;
-  /** Response headers sent to the client (upstream headers plus the gateway's). */
+  /** Response headers (upstream headers plus the gateway's), credential values already replaced by "[redacted]". */
   responseHeaders: OutgoingHttpHeaders | undefined;
 }
 
@@ -84,6 +84,16 @@ export class CompletionBus {
 
 /** Header names whose values are secrets and must never be stored or logged. */
 export const SECRET_HEADERS: ReadonlySet<string> = new Set(['authorization', 'proxy-authorization', 'x-api-key', 'cookie', 'set-cookie']);
+
+/**
+ * Replaces secret header values with "[redacted]" in place. The publisher calls it on the request's
+ * own header object once the response is done (nothing reads it afterwards), so no subscriber ever
+ * sees a credential and nothing is copied per request.
+ */
+export function redactInPlace(headers: Record<string, unknown> | undefined): void {
+  if (headers === undefined) return;
+  for (const name of SECRET_HEADERS) if (headers[name] !== undefined) headers[name] = '[redacted]';
+}
 
 /** Copies headers with secret values replaced by "[redacted]". */
 export function redactHeaders(headers: IncomingHttpHeaders | OutgoingHttpHeaders | undefined): Record<string, string> {
