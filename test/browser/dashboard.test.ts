@@ -13,16 +13,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { chromiumSkipReason, launchChromium, watchPage } from './browser.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 /** The gateway entry point; MICROGATE_TEST_GATEWAY runs another script with the same CLI (debugging). */
 const GATEWAY_BIN = process.env.MICROGATE_TEST_GATEWAY ?? join(ROOT, 'bin', 'microgate');
 const BACKEND_BIN = join(ROOT, 'bin', 'microgate-testbackend');
 const ARTIFACTS = join(ROOT, 'test-artifacts');
 
-const skip = !existsSync(CHROMIUM) ? `no Chromium at ${CHROMIUM} (apt-get install chromium)` : false;
+const skip = chromiumSkipReason();
 
 /** `count` distinct free loopback ports, all held while choosing so none repeats. */
 async function freePorts(count: number): Promise<number[]> {
@@ -170,24 +170,11 @@ processes:
       200,
     );
 
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    });
+    browser = await launchChromium();
     context = await browser.newContext({ viewport: { width: 1440, height: 1000 }, deviceScaleFactor: 1 });
     page = await context.newPage();
     page.on('request', (r) => requestedUrls.push(r.url()));
-    page.on('requestfailed', (r) => {
-      // The SSE stream is cut when the page closes at the end: not a failure of the page.
-      if (!r.url().endsWith('/dashboard/api/stream')) problems.push(`request failed: ${r.method()} ${r.url()} ${r.failure()?.errorText ?? ''}`);
-    });
-    page.on('response', (r) => {
-      if (r.status() >= 400) problems.push(`HTTP ${r.status()}: ${r.request().method()} ${r.url()}`);
-    });
-    page.on('console', (m) => {
-      if (m.type() === 'error') problems.push(`console error: ${m.text()}`);
-    });
-    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    watchPage(page, problems);
   });
 
   after(async () => {

@@ -2,29 +2,18 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { RequestLogStore, toRequestLog, withoutSecrets } from '../../src/dashboard/request-log.js';
 import type { CompletionRecord } from '../../src/events/index.js';
+import { completionRecord } from '../helpers/records.js';
 
 function rec(over: Partial<CompletionRecord> = {}): CompletionRecord {
-  return {
+  return completionRecord({
     id: 'r1',
     time: Date.UTC(2025, 0, 2, 3, 4, 5, 678),
-    method: 'GET',
     path: '/api/x',
-    query: '',
-    route: '/api',
-    backend: 'http://127.0.0.1:9001',
-    status: 200,
     latencyMs: 12.3456789,
-    bytesIn: 0,
-    bytesOut: 42,
-    clientIp: '127.0.0.1',
-    consumer: undefined,
-    decision: undefined,
-    detail: undefined,
-    errorCode: undefined,
     requestHeaders: { host: 'gw', accept: '*/*' },
     responseHeaders: { 'content-type': 'application/json' },
     ...over,
-  };
+  });
 }
 
 describe('request log store', () => {

@@ -1,35 +1,9 @@
 /** Shared helpers for the metrics tests: completion records and reading series back. */
 import type { TestContext } from 'node:test';
-import type { CompletionRecord } from '../../src/events/index.js';
 import type { Metrics } from '../../src/metrics/index.js';
 import { Backend } from '../../src/balancer/index.js';
 
-let seq = 0;
-
-export function record(overrides: Partial<CompletionRecord> = {}): CompletionRecord {
-  seq++;
-  return {
-    id: `req-${seq}`,
-    time: 1_700_000_000_000,
-    method: 'GET',
-    path: '/api/users',
-    query: '',
-    route: '/api',
-    backend: 'http://127.0.0.1:9001',
-    status: 200,
-    latencyMs: 12,
-    bytesIn: 0,
-    bytesOut: 42,
-    clientIp: '127.0.0.1',
-    consumer: undefined,
-    decision: undefined,
-    detail: undefined,
-    errorCode: undefined,
-    requestHeaders: {},
-    responseHeaders: undefined,
-    ...overrides,
-  };
-}
+export { completionRecord as record } from '../helpers/records.js';
 
 export interface Sample {
   labels: Record<string, string | number>;

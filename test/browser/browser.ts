@@ -1,0 +1,39 @@
+/** Shared by the browser tests: Debian's Chromium driven by playwright-core, and a page watcher. */
+import { existsSync } from 'node:fs';
+import { chromium, type Browser, type Page } from 'playwright-core';
+
+export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+
+/** Headless Debian Chromium with the flags this machine needs (no downloads, no background traffic). */
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+}
+
+/** Collects failed requests, HTTP errors, console errors and page errors of a page into `problems`. */
+export function watchPage(page: Page, problems: string[]): void {
+  page.on('requestfailed', (r) => {
+    // The SSE stream is cut when the page closes at the end: not a failure of the page.
+    if (!r.url().endsWith('/dashboard/api/stream')) problems.push(`request failed: ${r.method()} ${r.url()} ${r.failure()?.errorText ?? ''}`);
+  });
+  page.on('response', (r) => {
+    if (r.status() >= 400) problems.push(`HTTP ${r.status()}: ${r.request().method()} ${r.url()}`);
+  });
+  page.on('console', (m) => {
+    if (m.type() === 'error') problems.push(`console error: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+}
+
+/**
+ * Why the browser tests cannot run here, or false. Outside CI a machine without Chromium skips
+ * them with that reason; in CI (CI set) a missing Chromium fails the run, it never skips.
+ */
+export function chromiumSkipReason(): string | false {
+  if (existsSync(CHROMIUM)) return false;
+  const reason = `no Chromium at ${CHROMIUM} (Debian: apt-get install chromium)`;
+  if (process.env.CI) throw new Error(`${reason}: CI must run the browser tests`);
+  return reason;
+}
