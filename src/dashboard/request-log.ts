@@ -63,7 +63,11 @@ export function toRequestLog(r: CompletionRecord): RequestLog {
 
 function holdsSecret(headers: object | undefined): boolean {
   if (headers === undefined) return false;
-  for (const name of SECRET_HEADERS) if ((headers as Record<string, unknown>)[name] !== undefined) return true;
+  for (const name of SECRET_HEADERS) {
+    const v = (headers as Record<string, unknown>)[name];
+    // The gateway redacts in place before publishing; this is the guard for any other publisher.
+    if (v !== undefined && v !== '[redacted]') return true;
+  }
   return false;
 }
 
