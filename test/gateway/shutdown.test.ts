@@ -91,3 +91,29 @@ test('SIGTERM with a 1 s request in flight completes it, exits 0 and leaves no c
   assert.equal(code, 0, out);
   assert.equal(alive(pid), false, 'the managed backend was stopped');
 });
+
+test('a second signal forces the exit while a request still holds the drain', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'mg-force-'));
+  const be = await startBackend(t, (req, res) => {
+    if (req.headers['x-health-check']) return void res.end('ok');
+    // never answers
+  });
+  const gwPort = await deadPort();
+  const file = join(dir, 'config.yml');
+  writeFileSync(file, `server:\n  port: ${gwPort}\n  host: 127.0.0.1\n  shutdown_timeout: 60s\nroutes:\n  - path: /\n    backend: ${be.url}\nlogging:\n  level: warn\ndashboard:\n  enabled: false\n`);
+  const child = spawn(process.execPath, [join(root, 'bin/microgate'), '--config', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+  t.after(() => child.kill('SIGKILL'));
+  await until(async () => (await send(`http://127.0.0.1:${gwPort}/health`).catch(() => null))?.status === 200, 15000, 100);
+  const stuck = send(`http://127.0.0.1:${gwPort}/stuck`).catch(() => 'cut');
+  await until(() => be.requests.some((r) => r.url === '/stuck'));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+  child.kill('SIGTERM');
+  await wait(300);
+  assert.equal(child.exitCode, null, 'the first signal waits for the in-flight request');
+  const started = Date.now();
+  child.kill('SIGINT');
+  const code = await exited;
+  assert.ok(Date.now() - started < 3000, 'the second signal exits at once');
+  assert.notEqual(code, 0);
+  assert.equal(await stuck, 'cut');
+});

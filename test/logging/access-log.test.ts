@@ -1,0 +1,79 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { accessLog, BatchedStream, createLogger } from '../../src/logging/index.js';
+import { parseConfig } from '../../src/config/index.js';
+import type { CompletionRecord } from '../../src/events/index.js';
+import { createGateway } from '../../src/gateway.js';
+import { send, startBackend } from '../helpers/gateway.js';
+import { completionRecord } from '../helpers/records.js';
+
+function capture() {
+  const chunks: string[] = [];
+  const stream = new BatchedStream({ write: (c: string | Uint8Array) => chunks.push(Buffer.from(c).toString('utf8')) }, { fd: null });
+  const logger = createLogger({ level: 'info', pretty: false }, stream);
+  return { logger, stream, lines: () => chunks.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l)) };
+}
+
+test("one JSON line per request with the reference's fields plus route, backend and latency in ms", () => {
+  const { logger, stream, lines } = capture();
+  const log = accessLog(logger);
+  log(completionRecord({ id: 'abc', path: '/api/v1/hello', status: 200, latencyMs: 1.23456, backend: 'http://localhost:9001', route: '/api/v1', consumer: 'mobile' }));
+  stream.flush();
+  const [line] = lines();
+  assert.equal(line.level, 'info');
+  assert.equal(line.msg, 'request');
+  assert.equal(line.type, 'access');
+  assert.match(line.timestamp, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  assert.equal(line.request_id, 'abc');
+  assert.equal(line.method, 'GET');
+  assert.equal(line.path, '/api/v1/hello');
+  assert.equal(line.status, 200);
+  assert.equal(line.duration_ms, 1.235);
+  assert.equal(line.client_ip, '127.0.0.1');
+  assert.equal(line.route, '/api/v1');
+  assert.equal(line.backend, 'http://localhost:9001');
+  assert.equal(line.consumer, 'mobile');
+});
+
+test('hostile paths and consumers are escaped, so a line stays one valid JSON object', () => {
+  const { logger, stream, lines } = capture();
+  accessLog(logger)(completionRecord({ path: '/a"b\\c\n{"injected":true}', consumer: 'sub\u0000"x' }));
+  stream.flush();
+  const all = lines();
+  assert.equal(all.length, 1);
+  assert.equal(all[0].path, '/a"b\\c\n{"injected":true}');
+  assert.equal(all[0].consumer, 'sub\u0000"x');
+});
+
+test('lines are batched and written together, and flushSync writes what is pending', () => {
+  const { logger, stream, lines } = capture();
+  const log = accessLog(logger);
+  for (let i = 0; i < 5; i++) log(completionRecord({ id: `r${i}` }));
+  logger.info('plain line');
+  assert.equal(lines().length, 0, 'nothing written before the flush');
+  logger.flush();
+  assert.deepEqual(
+    lines().map((l) => l.request_id ?? l.msg),
+    ['plain line', 'r0', 'r1', 'r2', 'r3', 'r4'],
+  );
+});
+
+test('a request through a gateway is logged once, without its API key or bearer token', async (t) => {
+  const { logger, stream, lines } = capture();
+  const be = await startBackend(t);
+  const gw = createGateway(parseConfig(`auth:\n  api_keys: ["key-abc123-secret"]\nroutes:\n  - path: /api\n    backend: ${be.url}\n`), { logger, defaultMetrics: false });
+  t.after(() => gw.close());
+  await gw.start({ port: 0, host: '127.0.0.1' });
+  const records: CompletionRecord[] = [];
+  gw.bus.subscribe((r) => records.push(r));
+  await send(`${gw.url}/api/x`, { headers: { 'x-api-key': 'key-abc123-secret', authorization: 'Bearer some.jwt.token' } });
+  stream.flush();
+  const access = lines().filter((l) => l.type === 'access');
+  assert.equal(access.length, 1);
+  assert.equal(access[0].status, 200);
+  assert.equal(access[0].consumer, 'api-key-1');
+  assert.equal(records[0]!.requestHeaders['x-api-key'], '[redacted]');
+  assert.equal(records[0]!.requestHeaders.authorization, '[redacted]');
+  assert.ok(!JSON.stringify(lines()).includes('key-abc123-secret'));
+  assert.ok(!JSON.stringify(lines()).includes('some.jwt.token'));
+});
