@@ -545,7 +545,12 @@ function balanceStage() {
       ctx.decision = 'not_found';
       throw new GatewayError('not_found', `No route for ${ctx.path}`);
     }
-    const backend = route.selector.pick(null);
+    let backend = route.selector.pick(null);
+    if (backend === null && route.config.panic) {
+      // Panic mode: every backend failed its health checks; try them anyway (breakers still apply).
+      backend = panicPick(route);
+      if (backend !== null) ctx.decision = 'panic';
+    }
     if (backend === null) {
       // Say which: every backend unhealthy, or healthy ones held open by their breakers.
       const anyHealthy = route.backends.some((b) => b.healthy !== false);
@@ -560,6 +565,18 @@ function balanceStage() {
     ctx.next();
   };
 }
+
+/** Panic routing: the first backend (from a rotating start) whose breaker admits a request, health ignored. */
+function panicPick(route: CompiledRoute): Backend | null {
+  const list = route.backends;
+  const start = panicCounter++ % list.length;
+  for (let k = 0; k < list.length; k++) {
+    const b = list[(start + k) % list.length]!;
+    if (b.breaker === null || b.breaker.allow()) return b;
+  }
+  return null;
+}
+let panicCounter = 0;
 
 export function createGateway(config: Config, opts?: GatewayOptions): Gateway {
   return new Gateway(config, opts);

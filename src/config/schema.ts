@@ -89,6 +89,8 @@ const routeSchema = z
     connect_timeout: duration().optional(),
     health_path: z.string().startsWith('/').optional(),
     public: z.boolean().default(false),
+    /** When every backend is unhealthy, send to them anyway instead of answering 503 (logged as decision `panic`). */
+    panic: z.boolean().default(false),
     ratelimit: z.union([routeRateLimit, z.literal(false)]).optional(),
   })
   .superRefine((route, ctx) => {

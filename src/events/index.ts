@@ -18,7 +18,8 @@ export type Decision =
   | 'body_too_large'
   | 'not_found'
   | 'bad_request'
-  | 'retried';
+  | 'retried'
+  | 'panic';
 
 /** One finished request. Never holds a secret: `consumer` is a key id or JWT `sub`. */
 export interface CompletionRecord {

@@ -179,3 +179,14 @@ test('a process with a route in config serves that route on its port', async (t)
   const gw = await startGateway(t, `routes:\n  - path: /api\n    backend: http://127.0.0.1:1\nprocesses:\n  - id: p\n    command: /bin/true\n    port: ${be.port}\n    route: /api\n`);
   assert.ok(gw.routes.find('/api')!.backends.some((b) => b.url === `http://localhost:${be.port}`));
 });
+
+test('a route in panic mode still tries its unhealthy backends, and says so in the record', async (t) => {
+  const be = await startBackend(t);
+  const gw = await startGateway(t, `routes:\n  - path: /strict\n    backend: ${be.url}\n  - path: /panic\n    backend: ${be.url}\n    panic: true\n`);
+  gw.backends.get(be.url)!.healthy = false;
+  const records: CompletionRecord[] = [];
+  gw.bus.subscribe((r) => records.push(r));
+  assert.equal((await send(`${gw.url}/strict/x`)).status, 503);
+  assert.equal((await send(`${gw.url}/panic/x`)).status, 200);
+  assert.equal(records[1]!.decision, 'panic');
+});
