@@ -270,23 +270,17 @@ async function measure(state, ctx, round) {
   if (isDirect && PIN.on) pinPid(backendPid, S.targetCpu);
   try {
     if (S.warmup > 0) await runLoad({ url: `${state.url}/`, connections: S.connections, duration: S.warmup, headers: state.headers });
-    const before = {
+    const sample = async () => ({
       cpu: procCpuTicks(pid),
       backend: procCpuTicks(backendPid),
       core: PIN.on ? coreBusyTicks(S.targetCpu) : NaN,
       loadCore: PIN.on ? coreBusyTicks(S.loadgenCpu) : NaN,
       redis: state.target.redis ? procCpuTicks(ctx.redis.child.pid) : NaN,
       redisCmds: state.target.redis ? await redisCommandsProcessed(ctx.redisPort) : NaN,
-    };
+    });
+    const before = await sample();
     const r = await runLoad({ url: `${state.url}/`, connections: S.connections, duration: S.seconds, headers: state.headers });
-    const after = {
-      cpu: procCpuTicks(pid),
-      backend: procCpuTicks(backendPid),
-      core: PIN.on ? coreBusyTicks(S.targetCpu) : NaN,
-      loadCore: PIN.on ? coreBusyTicks(S.loadgenCpu) : NaN,
-      redis: state.target.redis ? procCpuTicks(ctx.redis.child.pid) : NaN,
-      redisCmds: state.target.redis ? await redisCommandsProcessed(ctx.redisPort) : NaN,
-    };
+    const after = await sample();
     const single = S.latencySeconds > 0 ? await runLoad({ url: `${state.url}/`, connections: 1, duration: S.latencySeconds, headers: state.headers }) : null;
     const wallS = r.wallMs / 1000;
     const cpuTicks = after.cpu - before.cpu;

@@ -37,3 +37,19 @@ export function chromiumSkipReason(): string | false {
   if (process.env.CI) throw new Error(`${reason}: CI must run the browser tests`);
   return reason;
 }
+
+/** Polls `fn` until it returns a truthy value. */
+export async function until<T>(what: string, fn: () => T | Promise<T>, timeoutMs = 10_000, everyMs = 100): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await fn();
+      if (v) return v as NonNullable<T>;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
