@@ -25,7 +25,7 @@ import { ProcessManager } from './procman/index.js';
 import { rateLimit } from './ratelimit/index.js';
 import { createStore, type RateLimitStore } from './store/index.js';
 import { forward, tunnel } from './proxy/index.js';
-import { AdminGuard, createHttpServer, isDashboardUi, sendError, SESSION_PATH, type SessionOutcome } from './server/index.js';
+import { AdminGuard, chargeAdminFailure, createHttpServer, isDashboardUi, sendError, SESSION_PATH, type SessionOutcome } from './server/index.js';
 
 export interface GatewayOptions {
   logger?: Logger;
@@ -436,9 +436,21 @@ export class Gateway {
       // The UI's files hold no data and carry the login form; the API they call stays guarded.
       (dashboard && isDashboardUi(path));
     if (!open && !this.#adminGuard.allows(req)) {
-      sendError(res, 401, 'admin_unauthorized', 'Admin token required (Authorization: Bearer <admin.token>, or log in at /dashboard/)', id, {
-        'www-authenticate': 'Bearer realm="microgate-admin"',
-      });
+      const deny = () =>
+        sendError(res, 401, 'admin_unauthorized', 'Admin token required (Authorization: Bearer <admin.token>, or log in at /dashboard/)', id, {
+          'www-authenticate': 'Bearer realm="microgate-admin"',
+        });
+      if (req.headers.authorization === undefined) return void deny();
+      // A wrong admin token costs from the same per-IP bucket as sign-in attempts: no online guessing.
+      const clientIp = this.#clientIp.resolve(req.socket.remoteAddress, this.#readsForwardedFor ? req.headers['x-forwarded-for'] : undefined);
+      chargeAdminFailure(this.store, clientIp).then(
+        (retry) => {
+          if (retry === null) return deny();
+          this.logger.warn({ client_ip: clientIp, path }, 'admin token guessing throttled');
+          sendError(res, 429, 'rate_limited', `Too many failed admin attempts: try again in ${retry} s`, id, { 'retry-after': String(retry) });
+        },
+        () => deny(),
+      );
       return;
     }
     try {

@@ -236,7 +236,10 @@ const clusterSchema = z.strictObject({
 
 const serverSchema = z.strictObject({
   port: port.default(8080),
-  host: z.string().default('0.0.0.0'),
+  host: z
+    .string()
+    .refine((h) => isIP(h) !== 0 || /^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$/.test(h), 'must be an IP address or a host name, like 0.0.0.0, 127.0.0.1 or ::')
+    .default('0.0.0.0'),
   trusted_proxies: z.array(ipOrCidr).default([]),
   body_limit: size.default(50 * 1024 * 1024),
   max_header_size: z.number().int().min(1024).max(1024 * 1024).default(16 * 1024),

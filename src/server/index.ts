@@ -404,6 +404,15 @@ function isLoopbackHost(hostHeader: string): boolean {
 }
 
 /** The login throttle's key: the address, or its /64 for IPv6 (one host commonly holds a whole /64). */
+/**
+ * Charges a failed admin credential (a wrong bearer token) to the client's login bucket, the same
+ * one sign-in attempts use. Resolves to the seconds to wait when the bucket is empty, else null.
+ */
+export async function chargeAdminFailure(store: SessionContext['store'], clientIp: string): Promise<number | null> {
+  const taken = await store.take(`admin-login:${throttleKey(clientIp)}`, LOGIN_BURST, LOGIN_REFILL_PER_SEC);
+  return taken.allowed ? null : Math.max(1, Math.ceil(taken.retryAfterMs / 1000));
+}
+
 function throttleKey(ip: string): string {
   if (!ip.includes(':')) return ip;
   const addr = ip.split('%')[0]!;

@@ -282,3 +282,18 @@ describe('admin session: what stays open and what stays guarded', () => {
     assert.equal((await call(local.url, 'GET', '/dashboard/api/routes', { headers: { authorization: 'Bearer wrong-token-wrong-token' } })).status, 200);
   });
 });
+
+describe('admin token guessing', () => {
+  it('wrong bearer tokens on the admin API are throttled per client IP, then answered 429', async (t) => {
+    const token = 'a-very-long-admin-token-for-tests';
+    const { url } = await startGateway(t, `routes: []\nadmin:\n  token: ${token}\n  allow_loopback: false\n`);
+    const statuses: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      statuses.push((await call(url, 'GET', '/dashboard/api/processes', { headers: { authorization: `Bearer wrong-guess-${i}-xxxxxxxxxxxx` } })).status);
+    }
+    assert.deepEqual(statuses.slice(0, 10), Array(10).fill(401));
+    assert.deepEqual(statuses.slice(10), [429, 429]);
+    // No credentials at all is a plain 401 and costs nothing.
+    assert.equal((await call(url, 'GET', '/dashboard/api/processes')).status, 401);
+  });
+});
