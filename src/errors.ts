@@ -29,6 +29,7 @@ export const ERROR_CODES = {
   process_start_failed: { status: 500, message: 'Process failed to start' },
   shutting_down: { status: 503, message: 'Gateway is shutting down' },
   upstream_error: { status: 502, message: 'Bad Gateway' },
+  upstream_saturated: { status: 503, message: 'Backend is saturated: too many requests waiting for it' },
   upstream_timeout: { status: 504, message: 'Gateway Timeout' },
   internal_error: { status: 500, message: 'Internal Server Error' },
 } as const satisfies Record<string, { status: number; message: string }>;

@@ -206,6 +206,7 @@ export class Gateway {
       b = new Backend(url, {
         connectTimeoutMs,
         connections: this.config.server.upstream_connections,
+        queueLimit: this.config.server.upstream_queue_limit,
         healthPath,
       });
       b.breaker = new CircuitBreaker(this.config.circuitbreaker, {

@@ -15,6 +15,8 @@ export interface BreakerGate {
 export interface BackendOptions {
   connectTimeoutMs: number;
   connections: number;
+  /** Requests allowed to wait for a connection beyond `connections`. */
+  queueLimit?: number;
   keepAliveTimeoutMs?: number;
   healthPath: string;
 }
@@ -31,6 +33,10 @@ export class Backend {
   /** null = not probed yet (treated as available), then true/false from health checks. */
   healthy: boolean | null = null;
   breaker: BreakerGate | null = null;
+  /** Requests dispatched to this backend and not finished yet (running plus waiting for a connection). */
+  inFlight = 0;
+  /** inFlight may not exceed this: connections + the queue limit. */
+  readonly maxInFlight: number;
 
   constructor(url: string, opts: BackendOptions) {
     this.url = url;
@@ -39,6 +45,7 @@ export class Backend {
     this.basePath = base;
     this.healthPath = opts.healthPath;
     this.connectTimeoutMs = opts.connectTimeoutMs;
+    this.maxInFlight = opts.connections + (opts.queueLimit ?? 1024);
     this.pool = new Pool(this.origin.origin, {
       connections: opts.connections,
       pipelining: 1,

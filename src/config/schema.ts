@@ -250,6 +250,8 @@ const serverSchema = z.strictObject({
   upstream_body_timeout: duration().default(300_000),
   connect_timeout: duration().default(5_000),
   upstream_connections: z.number().int().positive().default(256),
+  /** Requests that may wait for a connection to one backend beyond upstream_connections; more → 503. */
+  upstream_queue_limit: z.number().int().min(0).default(1024),
   shutdown_timeout: duration().default(10_000),
   max_connections: z.number().int().positive().optional(),
 });

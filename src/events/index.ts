@@ -14,6 +14,7 @@ export type Decision =
   | 'no_healthy_backend'
   | 'upstream_timeout'
   | 'upstream_error'
+  | 'upstream_saturated'
   | 'client_aborted'
   | 'body_too_large'
   | 'not_found'

@@ -50,8 +50,16 @@ export function forward(opts: ForwardOptions) {
     } else if (req.headers['transfer-encoding'] !== undefined) {
       hasBody = true;
     }
+    const backend = ctx.backend!;
+    if (backend.inFlight >= backend.maxInFlight) {
+      // Every connection is busy and the queue is full (a hung or overwhelmed backend): fail fast
+      // instead of queueing without bound. Not the backend's fault as far as its breaker goes.
+      backend.breaker?.release();
+      ctx.decision = 'upstream_saturated';
+      throw new GatewayError('upstream_saturated', undefined, { headers: { 'retry-after': '1' } });
+    }
     const handler = new ForwardHandler(ctx, opts, hasBody, hasBody && len === undefined);
-    handler.dispatch(ctx.backend!);
+    handler.dispatch(backend);
   };
 }
 
@@ -90,6 +98,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   dispatch(backend: Backend): void {
+    backend.inFlight++;
     this.backend = backend;
     this.ctx.backend = backend;
     const route = this.ctx.route!;
@@ -141,6 +150,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
+    this.backend!.inFlight--;
     this.ended = true;
     const ctx = this.ctx;
     ctx.res.end();
@@ -153,6 +163,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.backend!.inFlight--;
     if (this.ended) return;
     this.ended = true;
     const ctx = this.ctx;
@@ -178,7 +189,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     backend.breaker?.failure();
     if (connectFailure && !this.retried && !this.hasBody && IDEMPOTENT.has(ctx.req.method!)) {
       const other = ctx.route!.selector.pick(backend);
-      if (other !== null) {
+      if (other !== null && other.inFlight >= other.maxInFlight) other.breaker?.release();
+      else if (other !== null) {
         this.retried = true;
         this.ended = false;
         this.controller = null;

@@ -84,3 +84,34 @@ test('a backend answering garbage gives 502', async (t) => {
   assert.equal(r.status, 502);
   assert.equal(r.json().error.code, 'upstream_error');
 });
+
+test('a hung backend with every connection busy and its queue full gets 503 upstream_saturated at once', async (t) => {
+  const be = await startBackend(t, (req, res) => {
+    if (req.headers['x-health-check']) return void res.end('ok');
+    // never answers
+  });
+  const gw = await startGateway(t, `server:\n  upstream_connections: 2\n  upstream_queue_limit: 1\nroutes:\n  - path: /\n    backend: ${be.url}\n    timeout: 5s\n`);
+  const backend = gw.backends.get(be.url)!;
+  const acs = [new AbortController(), new AbortController(), new AbortController()];
+  const held = acs.map((ac, i) => send(`${gw.url}/hold/${i}`, { signal: ac.signal }).catch(() => 'aborted'));
+  await until(() => backend.inFlight === 3);
+  const started = Date.now();
+  const r = await send(`${gw.url}/one-too-many`);
+  assert.equal(r.status, 503);
+  assert.equal(r.json().error.code, 'upstream_saturated');
+  assert.ok(Date.now() - started < 1000);
+  assert.equal(backend.breaker!.state, 'closed', 'saturation is not a backend failure');
+  acs.forEach((ac) => ac.abort());
+  await Promise.all(held);
+  await until(() => backend.inFlight === 0, 3000);
+});
+
+test('in-flight accounting returns to zero after successes, errors, retries and aborts', async (t) => {
+  const live = await startBackend(t);
+  const port = await deadPort();
+  const gw = await startGateway(t, `routes:\n  - path: /\n    backends: ["http://127.0.0.1:${port}", "${live.url}"]\n`);
+  for (const b of gw.backends.values()) b.healthy = null;
+  for (let i = 0; i < 20; i++) assert.equal((await send(`${gw.url}/x/${i}`)).status, 200);
+  await send(`${gw.url}/big`, { method: 'POST', body: 'x' });
+  for (const b of gw.backends.values()) await until(() => b.inFlight === 0, 3000);
+});
