@@ -135,7 +135,14 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       controller.abort(new Error('client aborted'));
       return;
     }
-    res.writeHead(statusCode, list);
+    try {
+      res.writeHead(statusCode, list);
+    } catch (err) {
+      // A header Node will not send (invalid characters): answer 502 rather than relay it.
+      this.started = false;
+      controller.abort(err as Error);
+      return;
+    }
     ctx.responseHeaders = headers;
     // A streamed response (SSE, chunked) shows its headers at once; a sized one sends them with its first bytes.
     if (headers['content-length'] === undefined) res.flushHeaders();

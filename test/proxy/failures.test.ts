@@ -115,3 +115,18 @@ test('in-flight accounting returns to zero after successes, errors, retries and 
   await send(`${gw.url}/big`, { method: 'POST', body: 'x' });
   for (const b of gw.backends.values()) await until(() => b.inFlight === 0, 3000);
 });
+
+test('a backend sending a header Node refuses to relay gives 502, not a crash', async (t) => {
+  const { createServer } = await import('node:net');
+  const liar = createServer((s) => {
+    s.on('data', () => s.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Bad: a\u0001b\r\nX-Bad-Name\u00ff: 1\r\n\r\nok'));
+  });
+  await new Promise<void>((r) => liar.listen(0, '127.0.0.1', r));
+  t.after(() => liar.close());
+  const port = (liar.address() as import('node:net').AddressInfo).port;
+  const gw = await startGateway(t, `routes:\n  - path: /\n    backend: http://127.0.0.1:${port}\n`);
+  gw.backends.get(`http://127.0.0.1:${port}`)!.healthy = null;
+  const r = await send(`${gw.url}/x`);
+  assert.equal(r.status, 502);
+  assert.equal((await send(`${gw.url}/health`)).headers['content-type'], 'application/json', 'still serving');
+});
