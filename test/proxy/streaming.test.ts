@@ -187,3 +187,24 @@ test('a backend that hangs up on a WebSocket handshake gives the client 502', as
   await until(() => buf.includes('\r\n\r\n'));
   assert.match(buf, /^HTTP\/1\.1 502 /);
 });
+
+test('a client sending Expect: 100-continue gets 100 Continue from the gateway and its body reaches the backend', async (t) => {
+  const be = await startBackend(t, (req, res) => {
+    let body = '';
+    req.setEncoding('utf8');
+    req.on('data', (c: string) => (body += c));
+    req.on('end', () => res.end(JSON.stringify({ body, expect: req.headers.expect ?? null })));
+  });
+  const gw = await startGateway(t, `routes:\n  - path: /\n    backend: ${be.url}\n`);
+  const socket = connect(gw.port, '127.0.0.1');
+  t.after(() => socket.destroy());
+  let buf = '';
+  socket.setEncoding('latin1');
+  socket.on('data', (c: string) => (buf += c));
+  socket.write('POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n');
+  await until(() => buf.includes('100 Continue'));
+  socket.write('hello');
+  await until(() => buf.includes('"body"'));
+  assert.match(buf, /"body":"hello"/);
+  assert.match(buf, /"expect":null/);
+});
