@@ -7,7 +7,7 @@
  *
  * Environment: BENCH_ROUNDS (3), BENCH_SECONDS (4), BENCH_CONNECTIONS (32), BENCH_WARMUP (1),
  * BENCH_LATENCY_SECONDS (1; 0 = skip the one-connection latency run), BENCH_TARGETS (comma list
- * of ids: direct,forwarder,fastify,mg-proxy,mg-full,mg-jwt,mg-redis), BENCH_NO_PIN=1,
+ * of ids: direct,forwarder,fastify,mg-proxy,mg-full,mg-dash,mg-jwt,mg-redis), BENCH_NO_PIN=1,
  * BENCH_LOADGEN_CPU (0), BENCH_TARGET_CPU (1), BENCH_BACKEND_CPU (0), BENCH_START_TIMEOUT (15000 ms),
  * BENCH_FRESH (1: new backend and target processes every round; 0: one process each for the whole run).
  *
@@ -389,9 +389,11 @@ function summarize(states) {
   const full = byId['mg-full']?.median;
   if (full && mgp) {
     lines.push(
-      `Full chain (API key, rate limit, access log, dashboard) costs ${us(full.cpuUsPerReq - mgp.cpuUsPerReq)} more CPU per request than proxy only (${((full.cpuUsPerReq / mgp.cpuUsPerReq - 1) * 100).toFixed(0)}%)${missing('mg-full')}.`,
+      `Full chain (API key, rate limit, breaker, metrics, access log) costs ${us(full.cpuUsPerReq - mgp.cpuUsPerReq)} more CPU per request than proxy only (${((full.cpuUsPerReq / mgp.cpuUsPerReq - 1) * 100).toFixed(0)}%; budget 15%)${missing('mg-full')}.`,
     );
   }
+  const dash = byId['mg-dash']?.median;
+  if (dash && full) lines.push(`The dashboard (request log, live metrics, SSE history) adds ${us(dash.cpuUsPerReq - full.cpuUsPerReq)} per request${missing('mg-dash')}.`);
   const jwt = byId['mg-jwt']?.median;
   if (jwt && full) lines.push(`JWT (HS256) instead of an API key: ${jwt.cpuUsPerReq >= full.cpuUsPerReq ? '+' : ''}${us(jwt.cpuUsPerReq - full.cpuUsPerReq)} CPU per request${missing('mg-jwt')}.`);
   const red = byId['mg-redis']?.median;
