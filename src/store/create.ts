@@ -15,7 +15,7 @@ export function createStore(
   rl: RateLimitConfig | undefined,
   clock: Clock,
   opts: { onError?: StoreErrorHook } = {},
-): MemoryStore | RedisStore {
+): RateLimitStore {
   const memory = new MemoryStore({ clock, idleTtlMs: rl?.idle_ttl, maxBuckets: rl?.max_buckets });
   if (cluster.redis_url === undefined) return memory;
   return new RedisStore({
