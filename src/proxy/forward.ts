@@ -94,7 +94,6 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     this.path = upstreamPath(ctx.route!, req.url!);
     ctx.res.once('close', onClientClose);
     (ctx.res as unknown as Tagged)[kHandler] = this;
-    (req as unknown as Tagged)[kHandler] = this;
   }
 
   dispatch(backend: Backend): void {

@@ -3,33 +3,19 @@
  * first verdicts, concurrency of probes, startup watching and change notifications.
  */
 import assert from 'node:assert/strict';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
 import { Backend } from '../../src/balancer/index.js';
 import { ManualClock, systemClock, type Clock } from '../../src/clock.js';
 import type { HealthConfig } from '../../src/config/index.js';
 import { HealthChecker } from '../../src/health/index.js';
+import { startBackend } from '../helpers/gateway.js';
 
 const CONFIG: HealthConfig = { interval: 10_000, timeout: 1_000, path: '/', healthy_threshold: 2, unhealthy_threshold: 2 };
 
 /** A real backend on 127.0.0.1:0; `handler` answers every request. Closed after the test. */
-async function backendServer(t: TestContext, handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ server: Server; url: string; requests: IncomingMessage[] }> {
-  const requests: IncomingMessage[] = [];
-  const server = createServer((req, res) => {
-    requests.push(req);
-    handler(req, res);
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  t.after(
-    () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  );
-  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests };
-}
+const backendServer = (t: TestContext, handler: (req: IncomingMessage, res: ServerResponse) => void) => startBackend(t, handler);
 
 function status(code: number) {
   return (_req: IncomingMessage, res: ServerResponse) => {

@@ -10,6 +10,19 @@ const LABELS: Record<ConnectionState, string> = {
   reconnecting: 'Reconnecting…',
 };
 
+/** The product name block shown at the top left of every screen. */
+export function Brand() {
+  return (
+    <div className="brand">
+      <span className="logo" aria-hidden="true">
+        M
+      </span>
+      <h1>MicroGate</h1>
+      <span className="muted small">gateway dashboard</span>
+    </div>
+  );
+}
+
 export function Header({
   connection,
   metrics,
@@ -39,13 +52,7 @@ export function Header({
         : metrics.uptime;
   return (
     <header className="topbar">
-      <div className="brand">
-        <span className="logo" aria-hidden="true">
-          M
-        </span>
-        <h1>MicroGate</h1>
-        <span className="muted small">gateway dashboard</span>
-      </div>
+      <Brand />
       <div className="topbar-right">
         <span className={`conn conn-${connection}`} data-testid="connection-state" data-state={connection} role="status">
           <span className="dot" aria-hidden="true" />

@@ -1,6 +1,7 @@
 /** Sign-in with the admin token, shown instead of the dashboard when the gateway does not admit the page. */
 import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { ApiError } from '../api';
+import { Brand } from './header';
 
 function errorText(err: unknown): string {
   if (!(err instanceof ApiError)) return err instanceof Error ? err.message : String(err);
@@ -47,13 +48,7 @@ export function LoginPanel({
   return (
     <div className="app login-page">
       <header className="topbar">
-        <div className="brand">
-          <span className="logo" aria-hidden="true">
-            M
-          </span>
-          <h1>MicroGate</h1>
-          <span className="muted small">gateway dashboard</span>
-        </div>
+        <Brand />
       </header>
       <main className="login-wrap">
         <section className="card login-card" data-testid="login-panel" aria-labelledby="login-title">
