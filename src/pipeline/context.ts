@@ -36,10 +36,10 @@ export class RequestContext {
   /** Set once the completion record was published. */
   finished = false;
 
-  /** Index of the next stage to run; managed by compose(). */
-  stageIndex = 0;
-  /** Bitmask of stages that already called next(); a second call is a bug. */
-  nextCalled = 0;
+  /** Index of the last stage dispatched (-1 before the first); managed by compose(). */
+  stageIndex = -1;
+  /** Index of the stage whose body is running synchronously now, -1 when none; managed by compose(). */
+  running = -1;
   /** compose() installs these. */
   runNext: ((ctx: RequestContext) => void) | null = null;
 
