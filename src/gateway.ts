@@ -88,6 +88,7 @@ export class Gateway {
   #inFlight = 0;
   #draining = false;
   #closed = false;
+  #started = false;
   #closers: (() => Promise<void> | void)[] = [];
   #drainWaiters: (() => void)[] = [];
   /** Upgraded (WebSocket) client sockets: the HTTP server no longer tracks them, so shutdown must. */
@@ -131,6 +132,7 @@ export class Gateway {
    * pipeline is built). Returns the module.
    */
   mount(spec: ModuleSpec): Module {
+    if (this.#started) throw new Error(`module "${spec.name}": modules are mounted before the gateway starts`);
     const host = this.#host(spec.name);
     const module = spec.build(host);
     this.#modules.push({ name: spec.name, module });
@@ -234,6 +236,8 @@ export class Gateway {
 
   /** Starts the modules in list order, then the listener. */
   async start(opts: { port?: number; host?: string } = {}): Promise<void> {
+    if (this.#started) throw new Error('the gateway was already started');
+    this.#started = true;
     for (const note of notYetBuilt(this.config)) this.logger.warn(note);
     for (const { module } of this.#modules) await module.start?.();
     const server = createHttpServer(this.config.server, {

@@ -240,9 +240,10 @@ export const MODULES: readonly ModuleSpec[] = [
   balancerModule,
   proxyModule,
   accessLogModule,
+  // analytics: the traffic store, analyzer and /analytics/ API register here (src/analytics/, next
+  // issue): after the store, metrics and health it reads, before the dashboard whose views read it;
+  // it closes (and snapshots) after the dashboard and before the store it may publish to.
   dashboardModule,
-  // analytics: the traffic store and analyzer register here (src/analytics/, next issue) — after
-  // the dashboard, so it closes (and snapshots) first, before the store it may publish to.
 ];
 
 /**
