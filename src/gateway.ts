@@ -46,7 +46,7 @@ export interface GatewayOptions {
 }
 
 /** The one place services are offered and found. */
-class Services_ implements ServiceDirectory {
+class ServiceTable implements ServiceDirectory {
   readonly #map = new Map<keyof Services, unknown>();
   provide<K extends keyof Services>(name: K, service: Services[K], by: string): void {
     if (this.#map.has(name)) throw new Error(`module "${by}": service "${name}" is already provided`);
@@ -73,7 +73,7 @@ export class Gateway {
   readonly #configRef: { current: Config };
   readonly #options: HostOptions;
   readonly #topology: RouteTopology;
-  readonly #services = new Services_();
+  readonly #services = new ServiceTable();
   readonly #stages = new StageRegistry();
   readonly #strategies = new StrategyRegistry();
   /** Built modules, in list order (with their names, for logs). */

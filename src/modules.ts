@@ -11,7 +11,7 @@ import { GatewayError } from './errors.js';
 import { strategyFeedback, type Backend } from './balancer/index.js';
 import { mountDashboard } from './dashboard/index.js';
 import { healthEndpoint, HealthChecker } from './health/index.js';
-import type { Host, Module, ModuleSpec } from './host.js';
+import type { Module, ModuleSpec } from './host.js';
 import { accessLog } from './logging/index.js';
 import { createMetrics } from './metrics/index.js';
 import { requestId, type CompiledRoute, type Next, type RequestContext, type RouteTable } from './pipeline/index.js';
