@@ -154,6 +154,7 @@ export class Gateway {
     return {
       name,
       config: this.#configRef as ConfigRef,
+      section: (key) => this.#configRef.current[key],
       clock: this.clock,
       logger: this.logger,
       startedAt: this.startedAt,

@@ -87,7 +87,10 @@ export interface Host {
   /** The module's name in the list (for logs and errors). */
   readonly name: string;
   readonly config: ConfigRef;
+  /** The module's own config section from the snapshot in force, e.g. `host.section('analytics')`. */
+  section<K extends keyof Config>(key: K): Config[K];
   readonly clock: Clock;
+  /** The gateway's logger (not a child: log lines keep their shape); `logger.child({...})` if you want a tag. */
   readonly logger: Logger;
   /** When the gateway was created, epoch ms from `clock`. */
   readonly startedAt: number;

@@ -72,7 +72,7 @@ export const rateLimitModule: ModuleSpec = {
   name: 'ratelimit',
   enabled: (config) => config.ratelimit?.enabled === true,
   build(host) {
-    const rl = rateLimit({ config: host.config.current.ratelimit!, store: host.store });
+    const rl = rateLimit({ config: host.section('ratelimit')!, store: host.store });
     host.provide('rateLimit', rl);
     return { stages: { limit: rl.stage } };
   },
@@ -86,7 +86,7 @@ export const authModule: ModuleSpec = {
   name: 'auth',
   enabled: (config) => config.auth !== undefined && config.auth !== null,
   build(host) {
-    const cfg = host.config.current.auth!;
+    const cfg = host.section('auth')!;
     const authenticator = createAuthenticator(cfg, { clock: host.clock });
     host.provide('authenticator', authenticator);
     const rl = host.services.get('rateLimit');
@@ -103,7 +103,7 @@ export const healthModule: ModuleSpec = {
   name: 'health',
   build(host) {
     const checker = new HealthChecker({
-      config: host.config.current.healthcheck,
+      config: host.section('healthcheck'),
       clock: host.clock,
       onChange: (b, healthy) => host.logger.info({ backend: b.url, healthy }, healthy ? 'backend healthy' : 'backend unhealthy'),
     });
@@ -143,7 +143,7 @@ export const processesModule: ModuleSpec = {
     const health = host.services.get('health');
     return {
       async start() {
-        const processConfigs = host.config.current.processes;
+        const processConfigs = host.section('processes');
         for (const p of processConfigs) processes.add(p);
         // Backends of a process that just started are probed right away, so they serve within moments.
         if (health !== undefined) {
@@ -179,8 +179,8 @@ export const balancerModule: ModuleSpec = {
 export const proxyModule: ModuleSpec = {
   name: 'proxy',
   build(host) {
-    const server = host.config.current.server;
-    const stripCredentials = host.config.current.auth?.strip_credentials ?? false;
+    const server = host.section('server');
+    const stripCredentials = host.section('auth')?.strip_credentials ?? false;
     const { fail, done } = host.responder;
     const onConnectFailure = (b: Backend): void => host.topology.reportConnectFailure(b);
     return {
