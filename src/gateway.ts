@@ -17,11 +17,11 @@ import { isAdminPath, normalizePrefix, notYetBuilt } from './config/index.js';
 import { mountDashboard, type DashboardOptions } from './dashboard/index.js';
 import { GatewayError, toGatewayError } from './errors.js';
 import { CompletionBus, redactInPlace, type CompletionRecord } from './events/index.js';
-import { healthEndpoint, HealthChecker } from './health/index.js';
+import { drainDelay, healthEndpoint, HealthChecker, isHealthPath, livenessEndpoint, readinessEndpoint } from './health/index.js';
 import { accessLog, createLogger, type Logger } from './logging/index.js';
 import { ClientIpResolver, compose, pickRequestId, requestId, RequestContext, RouteTable, type CompiledRoute, type Stage } from './pipeline/index.js';
 import { createMetrics, type Metrics } from './metrics/index.js';
-import { ProcessManager } from './procman/index.js';
+import { ProcessManager, startAutoProcesses } from './procman/index.js';
 import { rateLimit } from './ratelimit/index.js';
 import { createStore, type RateLimitStore } from './store/index.js';
 import { forward, tunnel } from './proxy/index.js';
@@ -135,7 +135,7 @@ export class Gateway {
     });
     this.bus.subscribe(this.metrics.onCompletion);
 
-    this.processes = new ProcessManager({ baseDir: opts.baseDir, echo: opts.echoProcessOutput ?? false });
+    this.processes = new ProcessManager({ baseDir: opts.baseDir, echo: opts.echoProcessOutput ?? false, clock: this.clock, logger: this.logger });
 
     const fail = (ctx: RequestContext, err: GatewayError) => this.#fail(ctx, err);
     const done = (ctx: RequestContext) => this.#publish(ctx);
@@ -172,9 +172,12 @@ export class Gateway {
         checker: this.health,
         startedAt: this.startedAt,
         clock: this.clock,
-        degradedReasons: () => (this.store.degraded ? ['cluster store unreachable: rate limits answered from local state'] : []),
+        degradedReasons: () => (this.store.degraded && !config.cluster.fail_closed ? ['cluster store unreachable: rate limits answered from local state'] : []),
+        failingReasons: () => (this.store.degraded && config.cluster.fail_closed ? ['cluster store unreachable: rate-limited requests answered 503 (fail_closed)'] : []),
       }),
     );
+    this.addAdmin('/health/live', livenessEndpoint());
+    this.addAdmin('/health/ready', readinessEndpoint({ phase: () => (this.#draining ? 'draining' : this.#server?.listening ? 'ready' : 'starting') }));
     this.addAdmin('/metrics', (req, res) => void this.metrics.handle(req, res));
     if (config.dashboard.enabled) mountDashboard(this, opts.dashboard);
   }
@@ -277,15 +280,9 @@ export class Gateway {
       if (info.status === 'running' && info.port > 0) this.health.watchStartup(this.backendsOfPort(info.port).map((b) => b.url));
     });
     this.health.start();
-    for (const p of this.config.processes) {
-      if (!p.auto_start) continue;
-      try {
-        await this.processes.start(p.id);
-        this.logger.info({ process: p.id, port: p.port }, 'auto-started process');
-      } catch (err) {
-        this.logger.error({ process: p.id, err: (err as Error).message }, 'could not auto-start process');
-      }
-    }
+    // Clean start: auto-start processes are through their first probe (or start_timeout) before we listen.
+    await startAutoProcesses({ manager: this.processes, processes: this.config.processes, probe: this.health, backendsOf: (port) => this.backendsOfPort(port), clock: this.clock, logger: this.logger });
+    if (this.#draining) return; // closed while starting
     const server = createHttpServer(this.config.server, {
       request: (req, res) => this.#onRequest(req, res),
       upgrade: (req, socket, head) => this.#onUpgrade(req, socket, head),
@@ -309,6 +306,8 @@ export class Gateway {
   async close(): Promise<void> {
     if (this.#draining) return;
     this.#draining = true;
+    // /health/ready answers 503 from now on; keep serving for drain_delay so balancers notice first.
+    if (this.#server?.listening) await drainDelay(this.config.server.drain_delay, this.clock);
     const server = this.#server;
     const deadline = this.config.server.shutdown_timeout;
     if (server !== null) {
@@ -432,7 +431,7 @@ export class Gateway {
       return;
     }
     const open =
-      (path === '/health' && this.config.admin.public_health) ||
+      (isHealthPath(path) && this.config.admin.public_health) ||
       (path === '/metrics' && this.config.admin.public_metrics) ||
       // The UI's files hold no data and carry the login form; the API they call stays guarded.
       (dashboard && isDashboardUi(path));
