@@ -108,10 +108,10 @@ describe('/health/live and /health/ready', () => {
     const deadRedis = await deadPort();
     const gw = await startGateway(t, `cluster:\n  redis_url: redis://127.0.0.1:${deadRedis}\n  timeout: 50ms\nratelimit:\n  max_tokens: 100\n  refill_rate: 10\nroutes:\n  - path: /\n    backend: ${be.url}\n`);
     assert.equal((await send(`${gw.url}/x`)).status, 200);
-    const h = await until(async () => {
+    const h = (await until(async () => {
       const r = await send(`${gw.url}/health`);
       return r.json().status === 'degraded' ? r : null;
-    });
+    }))!;
     assert.equal(h.status, 200, h.text);
     assert.match(h.json().degraded[0], /cluster store unreachable/);
     assert.equal((await send(`${gw.url}/health/ready`)).status, 200);
@@ -122,10 +122,10 @@ describe('/health/live and /health/ready', () => {
     const deadRedis = await deadPort();
     const gw = await startGateway(t, `cluster:\n  redis_url: redis://127.0.0.1:${deadRedis}\n  timeout: 50ms\n  fail_closed: true\nratelimit:\n  max_tokens: 100\n  refill_rate: 10\nroutes:\n  - path: /\n    backend: ${be.url}\n`);
     await send(`${gw.url}/x`);
-    const h = await until(async () => {
+    const h = (await until(async () => {
       const r = await send(`${gw.url}/health`);
       return r.json().status === 'degraded' ? r : null;
-    });
+    }))!;
     assert.equal(h.status, 503);
   });
 });
