@@ -129,3 +129,35 @@ describe('/health/live and /health/ready', () => {
     assert.equal(h.status, 503);
   });
 });
+
+describe('clean start through the command line', () => {
+  test('the first request right after bin/microgate prints "listening" is served by its auto-started backend', { timeout: 60_000 }, async (t) => {
+    const { spawn } = await import('node:child_process');
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { root } = await import('./helpers.js');
+    const [gwPort, bePort] = [await deadPort(), await deadPort()];
+    const file = join(mkdtempSync(join(tmpdir(), 'mg-clean-start-')), 'config.yml');
+    writeFileSync(
+      file,
+      `server:\n  port: ${gwPort}\n  host: 127.0.0.1\nroutes:\n  - path: /api\n    backend: http://127.0.0.1:${bePort}\nlogging:\n  level: warn\n  access_log: false\ndashboard:\n  enabled: false\nprocesses:\n  - id: be\n    command: ${TESTBACKEND}\n    args: ["--port", "${bePort}", "--quiet"]\n    port: ${bePort}\n    auto_start: true\n`,
+    );
+    const child = spawn(process.execPath, [join(root, 'bin/microgate'), '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    t.after(() => child.kill('SIGKILL'));
+    let out = '';
+    child.stderr.on('data', (c) => (out += c));
+    await new Promise<void>((resolve, reject) => {
+      child.stdout.on('data', (c) => {
+        out += c;
+        if (out.includes('MicroGate listening')) resolve();
+      });
+      child.once('exit', (code) => reject(new Error(`exited ${code}: ${out}`)));
+    });
+    const first = await send(`http://127.0.0.1:${gwPort}/api/first`);
+    assert.equal(first.status, 200, first.text);
+    assert.equal(first.json().port, bePort);
+    child.kill('SIGTERM');
+    assert.equal(await new Promise((r) => child.once('exit', r)), 0);
+  });
+});
