@@ -95,12 +95,14 @@ describe('start/stop cycles', () => {
     const fdsBefore = openFds();
     const childrenBefore = childPids();
     const pids = new Set<number>();
+    const started = performance.now();
     for (let i = 0; i < 100; i++) {
       const { pid } = await pm.start('cycle');
       pids.add(pid!);
       const info = await pm.stop('cycle');
       assert.equal(info.status, 'stopped');
     }
+    t.diagnostic(`100 cycles in ${Math.round(performance.now() - started)} ms; fds ${fdsBefore} → ${openFds()}; children ${childrenBefore.length} → ${childPids().length}`);
     assert.equal(pids.size, 100);
     for (const pid of pids) assert.throws(() => process.kill(pid, 0), { code: 'ESRCH' }, `process ${pid} survived`);
     assert.deepEqual(childPids(), childrenBefore, 'no child process left');
