@@ -121,3 +121,25 @@ test('a second signal forces the exit while a request still holds the drain', as
   assert.notEqual(code, 0);
   assert.equal(await stuck, 'cut');
 });
+
+test('on SIGTERM with drain_delay, /health/ready turns 503 while requests are still served, then the process exits 0', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'mg-drain-'));
+  const be = await startBackend(t);
+  const gwPort = await deadPort();
+  const file = join(dir, 'config.yml');
+  writeFileSync(file, `server:\n  port: ${gwPort}\n  host: 127.0.0.1\n  drain_delay: 2s\nroutes:\n  - path: /\n    backend: ${be.url}\nlogging:\n  level: info\n  access_log: false\ndashboard:\n  enabled: false\n`);
+  const child = spawn(process.execPath, [join(root, 'bin/microgate'), '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (c) => (out += c));
+  t.after(() => child.kill('SIGKILL'));
+  const base = `http://127.0.0.1:${gwPort}`;
+  await until(async () => (await send(`${base}/health/ready`).catch(() => null))?.status === 200, 15000, 100);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+  child.kill('SIGTERM');
+  await until(() => out.includes('shutting down: draining in-flight requests'), 10000);
+  const ready = await send(`${base}/health/ready`);
+  assert.equal(ready.status, 503);
+  assert.equal(ready.json().status, 'draining');
+  assert.equal((await send(`${base}/during-drain`)).status, 200, 'traffic is still served during the drain delay');
+  assert.equal(await exited, 0);
+});
