@@ -18,7 +18,7 @@ import { isAdminPath, notYetBuilt } from './config/index.js';
 import type { DashboardOptions } from './dashboard/index.js';
 import { GatewayError, toGatewayError } from './errors.js';
 import { CompletionBus, NO_VERDICTS, redactInPlace, type CompletionRecord } from './events/index.js';
-import type { HealthChecker } from './health/index.js';
+import { drainDelay, isHealthPath, type HealthChecker } from './health/index.js';
 import type { AdminHandler, ConfigRef, Host, HostOptions, Module, ModuleSpec, ServiceDirectory, Services } from './host.js';
 import { createLogger, type Logger } from './logging/index.js';
 import type { Metrics } from './metrics/index.js';
@@ -158,6 +158,7 @@ export class Gateway {
       clock: this.clock,
       logger: this.logger,
       startedAt: this.startedAt,
+      lifecycle: () => (this.#draining ? 'draining' : this.#server?.listening ? 'ready' : 'starting'),
       options: this.#options,
       bus: this.bus,
       get store(): RateLimitStore {
@@ -241,6 +242,7 @@ export class Gateway {
     this.#started = true;
     for (const note of notYetBuilt(this.config)) this.logger.warn(note);
     for (const { module } of this.#modules) await module.start?.();
+    if (this.#draining) return; // closed while starting (e.g. a signal during auto-start)
     const server = createHttpServer(this.config.server, {
       request: (req, res) => this.#onRequest(req, res),
       upgrade: (req, socket, head) => this.#onUpgrade(req, socket, head),
@@ -265,6 +267,8 @@ export class Gateway {
   async close(): Promise<void> {
     if (this.#draining) return;
     this.#draining = true;
+    // /health/ready answers 503 from now on; keep serving for drain_delay so balancers notice first.
+    if (this.#server?.listening) await drainDelay(this.config.server.drain_delay, this.clock);
     const server = this.#server;
     const deadline = this.config.server.shutdown_timeout;
     if (server !== null) {
@@ -401,7 +405,7 @@ export class Gateway {
       return;
     }
     const open =
-      (path === '/health' && this.config.admin.public_health) ||
+      (isHealthPath(path) && this.config.admin.public_health) ||
       (path === '/metrics' && this.config.admin.public_metrics) ||
       // The UI's files hold no data and carry the login form; the API they call stays guarded.
       (dashboard && isDashboardUi(path));

@@ -82,6 +82,9 @@ export interface HostOptions {
   readonly dashboard?: DashboardOptions;
 }
 
+/** The gateway's phase: only `ready` takes traffic (what `/health/ready` reports). */
+export type LifecyclePhase = 'starting' | 'ready' | 'draining';
+
 /** What every module is built from. */
 export interface Host {
   /** The module's name in the list (for logs and errors). */
@@ -94,6 +97,8 @@ export interface Host {
   readonly logger: Logger;
   /** When the gateway was created, epoch ms from `clock`. */
   readonly startedAt: number;
+  /** Where the gateway is in its life: `starting` until it listens, `ready`, `draining` from shutdown on. */
+  lifecycle(): LifecyclePhase;
   readonly options: HostOptions;
   readonly bus: CompletionSource;
   /** The shared per-client state (token buckets, counters): `services.need('store')`. */

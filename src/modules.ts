@@ -10,12 +10,12 @@ import { auth, createAuthenticator } from './auth/index.js';
 import { GatewayError } from './errors.js';
 import { strategyFeedback, type Backend } from './balancer/index.js';
 import { mountDashboard } from './dashboard/index.js';
-import { healthEndpoint, HealthChecker } from './health/index.js';
+import { healthEndpoint, HealthChecker, livenessEndpoint, readinessEndpoint } from './health/index.js';
 import type { Module, ModuleSpec } from './host.js';
 import { accessLog } from './logging/index.js';
 import { createMetrics } from './metrics/index.js';
 import { requestId, type CompiledRoute, type Next, type RequestContext, type RouteTable } from './pipeline/index.js';
-import { ProcessManager } from './procman/index.js';
+import { ProcessManager, startAutoProcesses } from './procman/index.js';
 import { forward, tunnel } from './proxy/index.js';
 import { rateLimit } from './ratelimit/index.js';
 import { createStore } from './store/index.js';
@@ -121,8 +121,11 @@ export const healthModule: ModuleSpec = {
           checker,
           startedAt: host.startedAt,
           clock: host.clock,
-          degradedReasons: () => (host.store.degraded ? ['cluster store unreachable: rate limits answered from local state'] : []),
+          degradedReasons: () => (host.store.degraded && !host.config.current.cluster.fail_closed ? ['cluster store unreachable: rate limits answered from local state'] : []),
+          failingReasons: () => (host.store.degraded && host.config.current.cluster.fail_closed ? ['cluster store unreachable: rate-limited requests answered 503 (fail_closed)'] : []),
         }),
+        '/health/live': livenessEndpoint(),
+        '/health/ready': readinessEndpoint({ phase: host.lifecycle }),
       },
       start: () => checker.start(),
       close() {
@@ -138,7 +141,7 @@ export const processesModule: ModuleSpec = {
   name: 'processes',
   build(host) {
     const opts = host.options;
-    const processes = new ProcessManager({ baseDir: opts.baseDir, echo: opts.echoProcessOutput ?? false });
+    const processes = new ProcessManager({ baseDir: opts.baseDir, echo: opts.echoProcessOutput ?? false, clock: host.clock, logger: host.logger });
     host.provide('processes', processes);
     const health = host.services.get('health');
     return {
@@ -151,14 +154,11 @@ export const processesModule: ModuleSpec = {
             if (info.status === 'running' && info.port > 0) health.watchStartup(host.topology.backendsOfPort(info.port).map((b) => b.url));
           });
         }
-        for (const p of processConfigs) {
-          if (!p.auto_start) continue;
-          try {
-            await processes.start(p.id);
-            host.logger.info({ process: p.id, port: p.port }, 'auto-started process');
-          } catch (err) {
-            host.logger.error({ process: p.id, err: (err as Error).message }, 'could not auto-start process');
-          }
+        // Clean start: auto-start processes are through their first probe (or start_timeout) before the gateway listens.
+        if (health === undefined) {
+          for (const p of processConfigs) if (p.auto_start) await processes.start(p.id).catch((err: Error) => host.logger.error({ process: p.id, err: err.message }, 'could not auto-start process'));
+        } else {
+          await startAutoProcesses({ manager: processes, processes: processConfigs, probe: health, backendsOf: (port) => host.topology.backendsOfPort(port), clock: host.clock, logger: host.logger });
         }
       },
       close: () => processes.stopAll(),
