@@ -5,9 +5,11 @@
  *   buckets the gateway covered count at all;
  * - a bucket is tested against the window of buckets before it: never itself, never the current
  *   partial bucket, never gateway rejections (they are counted apart by the store);
- * - σ has a floor, so steady traffic's jitter is not an alarm (rate: Poisson noise with margin and a
- *   fraction of the mean; error rate: binomial noise and 2 points; latency: the standard error of
- *   a bucket mean, a fraction of the mean and 1 ms);
+ * - σ has a floor, so steady traffic's jitter is not an alarm (rate: Poisson noise with margin plus one
+ *   request, and a fraction of the mean; error rate: Poisson noise of the expected error count with
+ *   margin, at least one error, and 1 point; latency: twice the standard error of a bucket mean, a
+ *   fraction of the mean and 1 ms). The margins keep stationary traffic under one false alarm a day
+ *   at one-minute buckets, where a textbook 3σ test would raise several;
  * - rate is two-sided (silence is an anomaly), error rate and latency flag increases only, and the
  *   error rate is tested even when the baseline had no errors;
  * - an anomalous bucket stays out of its metric's baseline only while its episode lasts, at most a
@@ -23,14 +25,17 @@ export const METRICS: readonly MetricName[] = ['request_rate', 'error_rate', 'la
 /** A baseline is trusted (anomalies tested, `learning` false) once it holds this many buckets. */
 export const MIN_BASELINE_BUCKETS = 10;
 /** Error rate and latency of a bucket are tested only when it has at least this many requests. */
-export const MIN_BUCKET_VOLUME = 5;
+export const MIN_BUCKET_VOLUME = 10;
 /** σ floor factors (see the module header). */
 const RATE_POISSON_K = 1.5;
 const RATE_FRACTION = 0.1;
-const RATE_MIN_SIGMA = 2;
-const ERROR_BINOMIAL_K = 2;
-const ERROR_MIN_SIGMA = 0.02;
-const LATENCY_SE_K = 1.5;
+/** Added to the Poisson term: small counts have a longer upper tail than a normal curve. */
+const RATE_SKEW_MARGIN = 1;
+const ERROR_POISSON_K = 2;
+/** Error-count noise is at least one error: a single failure is never an alarm on its own. */
+const ERROR_MIN_COUNT_SIGMA = 1;
+const ERROR_MIN_SIGMA = 0.01;
+const LATENCY_SE_K = 2;
 const LATENCY_FRACTION = 0.2;
 const LATENCY_MIN_SIGMA_MS = 1;
 /** Anomalies kept at most (oldest dropped first). */
@@ -205,7 +210,7 @@ export class Analyzer {
     if (n < MIN_BASELINE_BUCKETS) return null;
     const mean = sum / n;
     const sd = Math.sqrt(Math.max(0, (sumsq - n * mean * mean) / (n - 1)));
-    const sigma = Math.max(sd, RATE_POISSON_K * Math.sqrt(mean), RATE_FRACTION * mean, RATE_MIN_SIGMA);
+    const sigma = Math.max(sd, RATE_POISSON_K * Math.sqrt(mean) + RATE_SKEW_MARGIN, RATE_FRACTION * mean);
     const z = (x - mean) / sigma;
     return { value: x, mean, sigma, z, anomalous: Math.abs(z) > this.zThreshold };
   }
@@ -237,7 +242,9 @@ export class Analyzer {
     const between = k > 1 ? Math.sqrt(Math.max(0, (sumsq - (sum * sum) / k) / (k - 1))) : 0;
     // Laplace-smoothed rate: a baseline with no errors still has a finite, non-zero noise level.
     const p = (errors + 1) / (total + 2);
-    const sigma = Math.max(between, ERROR_BINOMIAL_K * Math.sqrt((p * (1 - p)) / nb), ERROR_MIN_SIGMA);
+    // Error counts of a bucket are near-Poisson with mean p·n: their noise, in counts, over the bucket's volume.
+    const countSigma = Math.max(ERROR_POISSON_K * Math.sqrt(p * nb), ERROR_MIN_COUNT_SIGMA);
+    const sigma = Math.max(between, countSigma / nb, ERROR_MIN_SIGMA);
     const x = eb / nb;
     const z = (x - mean) / sigma;
     return { value: x, mean, sigma, z, anomalous: z > this.zThreshold };
