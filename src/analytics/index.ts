@@ -360,7 +360,13 @@ export function createAnalytics(opts: AnalyticsOptions): Analytics {
     if (started || closed) return;
     started = true;
     if (persist) {
-      await ensureWritableDir(opts.dataDir);
+      try {
+        await ensureWritableDir(opts.dataDir);
+      } catch (err) {
+        // Nothing started: close() has nothing to save.
+        started = false;
+        throw err;
+      }
       await load();
     }
     const now = clock.now();
