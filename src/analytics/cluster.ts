@@ -1,14 +1,14 @@
 /**
- * Cluster-wide learning through Redis: each instance adds its completed buckets to one hash per
- * series per bucket (`<prefix>analytics:<width>:<series>:<bucket>`, TTL = retention, so memory is
- * bounded), and analyzers read the merged hashes back. Every call is bounded by a timeout; on any
- * failure the link is marked down (the caller learns locally) and a background PING brings it back.
+ * Cluster-wide learning through Redis: each instance writes its counts of a completed bucket into
+ * one hash per series per bucket (`<prefix>analytics:<width>:<series>:<bucket>`, TTL = retention,
+ * so memory is bounded), under fields of its own (`<instance>.<counter>`), and analyzers read the
+ * hashes back and add the instances up. Writing is idempotent: a publish that timed out but reached
+ * Redis later, and its retry, never count twice. Every call is bounded by a timeout; on any failure
+ * the link is marked down (the caller learns locally) and a background PING brings it back.
  */
-import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { createClient } from 'redis';
 import { HIST_BINS } from './histogram.js';
-import { FIELDS, type TrafficStore } from './store.js';
+import { FIELDS, LAT_MAX, type TrafficStore } from './store.js';
 
 /** Hash field names of the counters, by store field index (COUNT, ERRORS, REJECTED, BYTES_IN, BYTES_OUT, LAT_SUM, LAT_SUMSQ, LAT_MAX). */
 const FIELD_NAMES = ['c', 'e', 'r', 'bi', 'bo', 'ls', 'lq', 'lm'];
@@ -18,12 +18,6 @@ const PROBE_INTERVAL_MS = 500;
 const CONNECT_WAIT_MS = 2_000;
 const RECONNECT_MAX_DELAY_MS = 2_000;
 
-let scriptSource: string | undefined;
-function loadScript(): string {
-  scriptSource ??= readFileSync(new URL('./bucket-add.lua', import.meta.url), 'utf8');
-  return scriptSource;
-}
-
 export interface ClusterOptions {
   url: string;
   keyPrefix: string;
@@ -31,6 +25,8 @@ export interface ClusterOptions {
   timeoutMs: number;
   widthMs: number;
   retentionMs: number;
+  /** This instance's name in the shared hashes, 1-64 of [A-Za-z0-9_-] (kept across restarts through the snapshot). */
+  instanceId: () => string;
   onError: (op: string, err: unknown) => void;
 }
 
@@ -38,8 +34,6 @@ type Client = ReturnType<typeof createClient>;
 
 export class ClusterLink {
   readonly #opts: ClusterOptions;
-  readonly #script: string;
-  readonly #sha: string;
   #client: Client | null = null;
   #healthy = false;
   #closed = false;
@@ -48,8 +42,6 @@ export class ClusterLink {
 
   constructor(opts: ClusterOptions) {
     this.#opts = opts;
-    this.#script = loadScript();
-    this.#sha = createHash('sha1').update(this.#script).digest('hex');
   }
 
   get healthy(): boolean {
@@ -103,11 +95,12 @@ export class ClusterLink {
     return `${this.#opts.keyPrefix}analytics:${this.#opts.widthMs}:${series}:${bucket}`;
   }
 
-  /** Adds buckets [from, to] of every series of `store` (non-empty ones only). True when Redis took them all. */
+  /** Writes this instance's buckets [from, to] of every series of `store` (non-empty ones only). True when Redis took them all. */
   async publish(store: TrafficStore, from: number, to: number): Promise<boolean> {
     const client = this.#ready();
     if (client === null) return false;
     const ttl = String(Math.ceil(this.#opts.retentionMs + store.widthMs));
+    const me = this.#opts.instanceId() + '.';
     const calls: Promise<unknown>[] = [];
     for (let s = 0; s < store.names.length; s++) {
       const cells = store.cells[s]!;
@@ -115,17 +108,18 @@ export class ClusterLink {
       for (let b = from; b <= to; b++) {
         const slot = store.slotOf(s, b);
         if (slot === -1) continue;
-        const args: string[] = [ttl];
+        const args: string[] = [];
         for (let f = 0; f < FIELDS; f++) {
           const v = cells[slot * FIELDS + f]!;
-          if (v !== 0) args.push(FIELD_NAMES[f]!, String(v));
+          if (v !== 0) args.push(me + FIELD_NAMES[f]!, String(v));
         }
         for (let i = 0; i < HIST_BINS; i++) {
           const v = hist[slot * HIST_BINS + i]!;
-          if (v !== 0) args.push(`h${i}`, String(v));
+          if (v !== 0) args.push(`${me}h${i}`, String(v));
         }
-        if (args.length === 1) continue;
-        calls.push(this.#eval(client, this.#key(store.names[s]!, b), args));
+        if (args.length === 0) continue;
+        const key = this.#key(store.names[s]!, b);
+        calls.push(client.sendCommand(['HSET', key, ...args]), client.sendCommand(['PEXPIRE', key, ttl]));
       }
     }
     return this.#bounded('publish', Promise.all(calls));
@@ -135,7 +129,7 @@ export class ClusterLink {
    * Reads the merged buckets `buckets` of every series into `into` (an empty hash is an empty
    * bucket). True when every read succeeded; on failure `into` may hold part of them.
    */
-  async fetch(into: TrafficStore, buckets: readonly number[], series: readonly number[]): Promise<boolean> {
+  async fetch(into: TrafficStore, buckets: readonly number[], series: readonly number[], current: () => boolean): Promise<boolean> {
     const client = this.#ready();
     if (client === null) return false;
     const cells = new Float64Array(FIELDS);
@@ -146,19 +140,24 @@ export class ClusterLink {
       for (const b of buckets) {
         calls.push(
           (client.sendCommand(['HGETALL', this.#key(name, b)]) as Promise<unknown>).then((reply) => {
+            // A reply that arrives after the fetch was given up must not land in a store read since.
+            if (!current()) return;
             cells.fill(0);
             hist.fill(0);
             const flat = toPairs(reply);
             for (let i = 0; i + 1 < flat.length; i += 2) {
-              const field = flat[i]!;
+              const full = flat[i]!;
+              const field = full.slice(full.indexOf('.') + 1);
               const value = Number(flat[i + 1]);
               if (!Number.isFinite(value) || value < 0) continue;
               if (field.charCodeAt(0) === 104 /* h */) {
                 const bin = Number(field.slice(1));
-                if (Number.isInteger(bin) && bin >= 0 && bin < HIST_BINS) hist[bin] = value;
+                if (Number.isInteger(bin) && bin >= 0 && bin < HIST_BINS) hist[bin]! += value;
               } else {
                 const f = FIELD_INDEX.get(field);
-                if (f !== undefined) cells[f] = value;
+                if (f === undefined) continue;
+                if (f === LAT_MAX) cells[f] = Math.max(cells[f]!, value);
+                else cells[f]! += value;
               }
             }
             into.setBucket(s, b, cells, hist);
@@ -193,15 +192,6 @@ export class ClusterLink {
       return false;
     } finally {
       clearTimeout(timer);
-    }
-  }
-
-  async #eval(client: Client, key: string, args: string[]): Promise<unknown> {
-    try {
-      return await client.sendCommand(['EVALSHA', this.#sha, '1', key, ...args]);
-    } catch (err) {
-      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-      return await client.sendCommand(['EVAL', this.#script, '1', key, ...args]);
     }
   }
 

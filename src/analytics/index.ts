@@ -8,6 +8,7 @@
  * path), read request paths into series (bounded: configured routes, "unmatched", known backends),
  * count the gateway's own rejections as traffic, or fail a request because Redis or the disk fails.
  */
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Clock } from '../clock.js';
 import type { AnalyticsConfig } from '../config/index.js';
@@ -188,6 +189,7 @@ export function createAnalytics(opts: AnalyticsOptions): Analytics {
         timeoutMs: opts.cluster.timeoutMs,
         widthMs,
         retentionMs,
+        instanceId: () => instanceId,
         onError: (op, err) => logger.warn({ op, err: (err as Error)?.message }, 'analytics: Redis unreachable, learning locally (degraded) until it is back'),
       })
     : null;
@@ -195,8 +197,12 @@ export function createAnalytics(opts: AnalyticsOptions): Analytics {
   const publishEveryMs = Math.min(1_000, widthMs / 2);
   const settleMs = cluster ? 2 * publishEveryMs : 0;
   let lastPublished: number | null = null;
+  /** Names this instance's fields in the shared Redis hashes; restored from the snapshot so a restart never counts twice. */
+  let instanceId = randomBytes(9).toString('base64url');
   let usedMerged = false;
   let wasHealthy = false;
+  /** Bumped whenever the merged view is given up: late Redis replies of an older read are dropped. */
+  let generation = 0;
   let started = false;
   let closed = false;
   const timers: NodeJS.Timeout[] = [];
@@ -229,12 +235,18 @@ export function createAnalytics(opts: AnalyticsOptions): Analytics {
   /** Fetches merged buckets [lo, hi] missing from `merged` for `series`; false when Redis failed or the work is over the limit. */
   async function fetchMerged(lo: number, hi: number, series: readonly number[]): Promise<boolean> {
     if (cluster === null || merged === null) return false;
-    if (!cluster.healthy) return false;
+    if (!cluster.healthy) {
+      wasHealthy = false;
+      return false;
+    }
     if (!wasHealthy) {
       // Back from an outage: what was read before may miss counts other instances published since.
+      generation++;
       merged.clear();
       wasHealthy = true;
     }
+    const mine = generation;
+    const current = () => generation === mine;
     const byBuckets = new Map<string, { buckets: number[]; series: number[] }>();
     let work = 0;
     for (const s of series) {
@@ -248,7 +260,14 @@ export function createAnalytics(opts: AnalyticsOptions): Analytics {
       else group.series.push(s);
     }
     if (work > FETCH_LIMIT) return false;
-    for (const g of byBuckets.values()) if (!(await cluster.fetch(merged, g.buckets, g.series))) return false;
+    for (const g of byBuckets.values()) {
+      if (!(await cluster.fetch(merged, g.buckets, g.series, current))) {
+        // Part of it may have landed: forget the merged view, read it again once Redis is back.
+        wasHealthy = false;
+        generation++;
+        return false;
+      }
+    }
     return true;
   }
 
@@ -299,6 +318,7 @@ export function createAnalytics(opts: AnalyticsOptions): Analytics {
       coverage: coverage.toJSON(current - 1),
       analyzer: analyzer.exportState() as AnalyzerState,
       lastPublished,
+      instanceId,
     });
     try {
       await writeSnapshotFile(snapshotPath, data);
@@ -350,6 +370,7 @@ export function createAnalytics(opts: AnalyticsOptions): Analytics {
       }
       analyzer.importState(state);
       lastPublished = header.lastPublished ?? null;
+      if (typeof header.instanceId === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(header.instanceId)) instanceId = header.instanceId;
       logger.info({ path: snapshotPath, saved_at: new Date(header.savedAt).toISOString() }, 'analytics: snapshot loaded');
     } catch (err) {
       logger.warn({ path: snapshotPath, err: (err as Error).message }, 'analytics: snapshot is corrupt or truncated, starting fresh');

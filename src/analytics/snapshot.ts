@@ -36,6 +36,8 @@ export interface SnapshotHeader {
   analyzer: AnalyzerState;
   /** Last bucket this instance published to Redis (cluster mode), or null. */
   lastPublished: number | null;
+  /** This instance's name in the shared Redis hashes. */
+  instanceId?: string;
   series: { name: string; buckets: number }[];
 }
 
