@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { createAnalytics, type Analytics } from '../../src/analytics/index.js';
 import { systemClock } from '../../src/clock.js';
+import { normalizePrefix } from '../../src/config/index.js';
 import type { Gateway } from '../../src/gateway.js';
 import { send, silentLogger, startBackend, startGateway, until, wait } from '../helpers/gateway.js';
 
@@ -26,7 +27,7 @@ const ANALYTICS = `analytics:
 async function wire(gw: Gateway, dataDir: string): Promise<Analytics> {
   const analytics = createAnalytics({
     config: gw.config.analytics,
-    routes: gw.config.routes.map((r) => (r.path.length > 1 ? r.path.replace(/\/+$/, '') : r.path)),
+    routes: gw.config.routes.map((r) => normalizePrefix(r.path)),
     backends: [...gw.backends.keys()],
     clock: systemClock,
     logger: silentLogger,
