@@ -183,12 +183,39 @@ const dashboardSchema = z.strictObject({
   heartbeat: duration().default(15_000),
 });
 
-const analyticsSchema = z.strictObject({
-  enabled: z.boolean().default(false),
-  bucket_interval: duration().default(60_000),
-  retention: duration().default(48 * 3_600_000),
-  analyzer_interval: duration().default(300_000),
-});
+// --- analytics (learning from traffic): src/analytics ---
+/** Analytics durations below this are refused: buckets and analyses finer than a second are noise. */
+const ANALYTICS_MIN_MS = 1_000;
+/** Most buckets one series may keep (retention / bucket_interval): one week of one-minute buckets. Same as src/analytics MAX_SLOTS. */
+const ANALYTICS_MAX_SLOTS = 10_080;
+const analyticsDuration = (fallback: number) => duration({ min: ANALYTICS_MIN_MS }).default(fallback);
+const analyticsSchema = z
+  .strictObject({
+    enabled: z.boolean().default(false),
+    bucket_interval: analyticsDuration(60_000),
+    retention: analyticsDuration(48 * 3_600_000),
+    analyzer_interval: analyticsDuration(300_000),
+    /** Baselines are computed over this much history (new key). */
+    window: analyticsDuration(3_600_000),
+    /** |z| above this is an anomaly (new key). */
+    z_threshold: z.number().positive('must be greater than zero').max(100).default(3),
+  })
+  .superRefine((a, ctx) => {
+    if (a.window < 3 * a.bucket_interval) {
+      ctx.addIssue({ code: 'custom', path: ['window'], message: `must cover at least 3 buckets of bucket_interval (${a.bucket_interval / 1000}s), got ${a.window / 1000}s` });
+    }
+    if (a.window > a.retention) {
+      ctx.addIssue({ code: 'custom', path: ['window'], message: `must not be longer than retention (${a.retention / 1000}s): buckets older than the retention are gone` });
+    }
+    if (a.retention / a.bucket_interval > ANALYTICS_MAX_SLOTS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['retention'],
+        message: `keeps ${Math.ceil(a.retention / a.bucket_interval)} buckets of ${a.bucket_interval / 1000}s per series; at most ${ANALYTICS_MAX_SLOTS} (memory is allocated up front): shorten retention or widen bucket_interval`,
+      });
+    }
+  });
+// --- end analytics ---
 
 const ADAPTIVE_MIN_DEFAULT = 10;
 const ADAPTIVE_MAX_DEFAULT = 10_000;
@@ -438,3 +465,4 @@ export type ProcessConfig = Config['processes'][number];
 export type AdminConfig = Config['admin'];
 export type ClusterConfig = Config['cluster'];
 export type LoggingConfig = Config['logging'];
+export type AnalyticsConfig = Config['analytics'];
