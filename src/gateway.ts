@@ -17,7 +17,7 @@ import type { Config } from './config/index.js';
 import { isAdminPath, notYetBuilt } from './config/index.js';
 import type { DashboardOptions } from './dashboard/index.js';
 import { GatewayError, toGatewayError } from './errors.js';
-import { CompletionBus, NO_VERDICTS, redactInPlace, type CompletionRecord } from './events/index.js';
+import { CompletionBus, NO_VERDICTS, NoticeBus, redactInPlace, type CompletionRecord } from './events/index.js';
 import { drainDelay, isHealthPath, type HealthChecker } from './health/index.js';
 import type { AdminHandler, ConfigRef, Host, HostOptions, Module, ModuleSpec, ServiceDirectory, Services } from './host.js';
 import { createLogger, type Logger } from './logging/index.js';
@@ -66,6 +66,8 @@ export class Gateway {
   readonly logger: Logger;
   readonly clock: Clock;
   readonly bus: CompletionBus;
+  /** Operator notices (anomaly, adaptive, breaker, config); the dashboard streams them. */
+  readonly notices: NoticeBus;
   readonly startedAt: number;
   /** Services the modules provide (store, metrics, health, processes, dashboard, …). */
   readonly services: ServiceDirectory;
@@ -104,6 +106,7 @@ export class Gateway {
     this.services = this.#services;
     this.#options = { baseDir: opts.baseDir, echoProcessOutput: opts.echoProcessOutput, defaultMetrics: opts.defaultMetrics, dashboard: opts.dashboard };
     this.bus = new CompletionBus((err) => this.logger.error({ err }, 'completion listener failed'));
+    this.notices = new NoticeBus((err) => this.logger.error({ err }, 'notice listener failed'));
     this.#clientIp = new ClientIpResolver(config.server.trusted_proxies);
     this.#readsForwardedFor = config.server.trusted_proxies.length > 0;
     this.#adminGuard = new AdminGuard(config.admin, { clock: this.clock });
@@ -161,6 +164,7 @@ export class Gateway {
       lifecycle: () => (this.#draining ? 'draining' : this.#server?.listening ? 'ready' : 'starting'),
       options: this.#options,
       bus: this.bus,
+      notices: this.notices,
       get store(): RateLimitStore {
         return services.need('store');
       },

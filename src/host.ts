@@ -8,13 +8,14 @@
  * A module is `{ start?, drain?, close?, stages?, admin?, reload? }`, listed once in src/modules.ts.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Analytics } from './analytics/index.js';
 import type { Authenticator } from './auth/index.js';
 import type { StrategyRegistrar, Topology } from './balancer/index.js';
 import type { Clock } from './clock.js';
 import type { Config } from './config/index.js';
 import type { Dashboard, DashboardOptions } from './dashboard/index.js';
 import type { GatewayError } from './errors.js';
-import type { CompletionListener } from './events/index.js';
+import type { CompletionListener, NoticeBus } from './events/index.js';
 import type { HealthChecker } from './health/index.js';
 import type { Logger } from './logging/index.js';
 import type { Metrics } from './metrics/index.js';
@@ -61,6 +62,18 @@ export interface Services {
   health: HealthChecker;
   processes: ProcessManager;
   dashboard: Dashboard;
+  analytics: Analytics;
+  adaptive: AdaptiveReadout;
+}
+
+/** What the adaptive layer enforces, read back for /analytics/* and the dashboard (null = not applicable). */
+export interface AdaptiveReadout {
+  /** The route-wide limit actually enforced (requests per minute), or null. */
+  currentLimit(route: string): number | null;
+  /** A backend's balancing weight (1 = the pool mean), or null when its route is not weighted. */
+  backendWeight(url: string): number | null;
+  /** A backend's learned breaker error-rate threshold (0..1), or null while the static rule applies. */
+  breakerThreshold(url: string): number | null;
 }
 
 export interface ServiceDirectory {
@@ -101,6 +114,8 @@ export interface Host {
   lifecycle(): LifecyclePhase;
   readonly options: HostOptions;
   readonly bus: CompletionSource;
+  /** Notices for operators (anomaly, adaptive, breaker, config): the dashboard streams them as SSE events. */
+  readonly notices: NoticeBus;
   /** The shared per-client state (token buckets, counters): `services.need('store')`. */
   readonly store: RateLimitStore;
   readonly topology: Topology;

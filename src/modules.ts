@@ -6,6 +6,7 @@
  * Adding a part: one folder under src/ exporting a ModuleSpec (or a small entry here), and one
  * line in MODULES. A module gets only its Host (src/host.ts); none imports gateway.ts.
  */
+import { analyticsModule } from './analytics/index.js';
 import { auth, createAuthenticator } from './auth/index.js';
 import { GatewayError } from './errors.js';
 import { strategyFeedback, type Backend } from './balancer/index.js';
@@ -121,7 +122,10 @@ export const healthModule: ModuleSpec = {
           checker,
           startedAt: host.startedAt,
           clock: host.clock,
-          degradedReasons: () => (host.store.degraded && !host.config.current.cluster.fail_closed ? ['cluster store unreachable: rate limits answered from local state'] : []),
+          degradedReasons: () => [
+            ...(host.store.degraded && !host.config.current.cluster.fail_closed ? ['cluster store unreachable: rate limits answered from local state'] : []),
+            ...(host.services.get('analytics')?.degradedReasons() ?? []),
+          ],
           failingReasons: () => (host.store.degraded && host.config.current.cluster.fail_closed ? ['cluster store unreachable: rate-limited requests answered 503 (fail_closed)'] : []),
         }),
         '/health/live': livenessEndpoint(),
@@ -216,6 +220,7 @@ export const dashboardModule: ModuleSpec = {
         logger: host.logger,
         startedAt: host.startedAt,
         bus: host.bus,
+        notices: host.notices,
         topology: host.topology,
         health: host.services.need('health'),
         processes: host.services.need('processes'),
@@ -240,9 +245,9 @@ export const MODULES: readonly ModuleSpec[] = [
   balancerModule,
   proxyModule,
   accessLogModule,
-  // analytics: the traffic store, analyzer and /analytics/ API register here (src/analytics/, next
-  // issue): after the store, metrics and health it reads, before the dashboard whose views read it;
-  // it closes (and snapshots) after the dashboard and before the store it may publish to.
+  // After the store, metrics and health it reads, before the dashboard whose views read it; it
+  // closes (and snapshots) after the dashboard and before the store.
+  analyticsModule,
   dashboardModule,
 ];
 

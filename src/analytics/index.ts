@@ -508,3 +508,4 @@ export function createAnalytics(opts: AnalyticsOptions): Analytics {
 }
 
 export { routeOfSeries };
+export { analyticsModule } from './module.js';

@@ -4,6 +4,7 @@
  */
 import type { Topology } from '../balancer/index.js';
 import type { Clock } from '../clock.js';
+import type { NoticeBus } from '../events/index.js';
 import type { HealthChecker } from '../health/index.js';
 import type { AdminHandler, CompletionSource, ConfigRef } from '../host.js';
 import type { Logger } from '../logging/index.js';
@@ -20,6 +21,8 @@ export interface DashboardHost {
   /** When the gateway started, epoch ms (for uptime). */
   readonly startedAt: number;
   readonly bus: CompletionSource;
+  /** Operator notices (anomaly, adaptive, breaker, config), each forwarded to the stream as its own event. */
+  readonly notices?: Pick<NoticeBus, 'subscribe'>;
   readonly topology: Pick<Topology, 'routes' | 'route' | 'backendsOfPort' | 'addBackend'>;
   readonly health: Pick<HealthChecker, 'snapshot' | 'onChange'>;
   readonly processes: ProcessControl;

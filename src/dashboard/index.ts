@@ -76,6 +76,8 @@ export function mountDashboard(host: DashboardHost, opts: DashboardOptions = {})
     broker.publish('request', r, toRequestLog);
   });
 
+  const unsubscribeNotices = host.notices?.subscribe((n) => broker.publish(n.event, n.data)) ?? (() => {});
+
   const onProcess = (info: ProcessInfo): void => broker.publish('process', processView(host, info));
   const onOutput = (line: OutputLine): void => broker.publish('process_log', { id: line.id, line: line.line, stream: line.stream });
   host.processes.on('process', onProcess);
@@ -121,6 +123,7 @@ export function mountDashboard(host: DashboardHost, opts: DashboardOptions = {})
       closed = true;
       clearInterval(metricsTimer);
       unsubscribeBus();
+      unsubscribeNotices();
       unsubscribeHealth();
       host.processes.off('process', onProcess);
       host.processes.off('output', onOutput);

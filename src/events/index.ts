@@ -130,3 +130,45 @@ export function redactHeaders(headers: IncomingHttpHeaders | OutgoingHttpHeaders
   }
   return out;
 }
+
+/**
+ * A notice: something an operator should see as it happens that is not a request — an anomaly
+ * episode, a learned limit moving, a breaker trip, a config reload. The dashboard forwards every
+ * notice to its event stream under `event` (the SSE event name); others may log or count them.
+ */
+export interface Notice {
+  /** SSE event name: `anomaly`, `adaptive`, `breaker`, `config`, … */
+  event: string;
+  /** The JSON payload. */
+  data: unknown;
+}
+
+export type NoticeListener = (notice: Notice) => void;
+
+/** Fan-out of notices. Rare events (not per request): listeners may allocate, but must not throw. */
+export class NoticeBus {
+  #listeners: NoticeListener[] = [];
+  readonly #onError: (err: unknown) => void;
+
+  constructor(onError: (err: unknown) => void = () => {}) {
+    this.#onError = onError;
+  }
+
+  subscribe(listener: NoticeListener): () => void {
+    this.#listeners = [...this.#listeners, listener];
+    return () => {
+      this.#listeners = this.#listeners.filter((l) => l !== listener);
+    };
+  }
+
+  publish(event: string, data: unknown): void {
+    const notice: Notice = { event, data };
+    for (const l of this.#listeners) {
+      try {
+        l(notice);
+      } catch (err) {
+        this.#onError(err);
+      }
+    }
+  }
+}

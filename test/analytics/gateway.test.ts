@@ -1,6 +1,6 @@
 /**
- * Analytics behind a real gateway and a real backend, wired from outside through the gateway's
- * public surface (completion bus, admin mount, metrics, close hooks) — the wiring the host will do.
+ * Analytics behind a real gateway and a real backend, built by the gateway's module list from
+ * `analytics.enabled` (completion bus, /analytics/ behind the admin guard, metrics, snapshot at close).
  * One-second buckets on the real clock: an anomaly is served by /analytics/anomalies within 3 s of
  * a spike, and counted in /metrics; a restarted gateway serves its learned baselines at once.
  */
@@ -9,11 +9,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
-import { createAnalytics, type Analytics } from '../../src/analytics/index.js';
-import { systemClock } from '../../src/clock.js';
-import { normalizePrefix } from '../../src/config/index.js';
+import type { Analytics } from '../../src/analytics/index.js';
 import type { Gateway } from '../../src/gateway.js';
-import { send, silentLogger, startBackend, startGateway, until, wait } from '../helpers/gateway.js';
+import { send, startBackend, startGateway, until, wait } from '../helpers/gateway.js';
 
 const ANALYTICS = `analytics:
   enabled: true
@@ -23,28 +21,10 @@ const ANALYTICS = `analytics:
   retention: 10m
 `;
 
-/** What the host does for analytics (until the gateway's module list does it). */
-async function wire(gw: Gateway, dataDir: string): Promise<Analytics> {
-  const analytics = createAnalytics({
-    config: gw.config.analytics,
-    routes: gw.config.routes.map((r) => normalizePrefix(r.path)),
-    backends: [...gw.backends.keys()],
-    clock: systemClock,
-    logger: silentLogger,
-    dataDir,
-  });
-  gw.bus.subscribe(analytics.record);
-  analytics.onAnomaly((a) => gw.metrics.anomaly(a.route, a.metric));
-  gw.addAdmin('/analytics/', analytics.handle);
-  gw.onClose(() => analytics.close());
-  await analytics.start();
-  return analytics;
-}
-
 async function setup(t: TestContext, dataDir: string): Promise<{ gw: Gateway; analytics: Analytics }> {
   const backend = await startBackend(t);
   const gw = await startGateway(t, `routes:\n  - path: /api\n    backend: ${backend.url}\ndata_dir: ${dataDir}\n${ANALYTICS}`);
-  const analytics = await wire(gw, dataDir);
+  const analytics = gw.services.need('analytics');
   return { gw, analytics };
 }
 
