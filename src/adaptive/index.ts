@@ -19,3 +19,13 @@ export {
   type RefusalReason,
   type RouteLimitStats,
 } from './route-limit.js';
+export {
+  LatencyWeightedBalancer,
+  DEFAULT_EWMA_TAU_MS,
+  DEFAULT_WEIGHT_FLOOR,
+  FAILURE_PENALTY,
+  STALE_MS,
+  type BackendWeight,
+  type LatencyWeightedOptions,
+  type WeightedCandidate,
+} from './weighted.js';
