@@ -29,3 +29,15 @@ export {
   type LatencyWeightedOptions,
   type WeightedCandidate,
 } from './weighted.js';
+export {
+  BreakerTuning,
+  ErrorWindow,
+  adaptiveThreshold,
+  DEFAULT_BREAKER_MIN_REQUESTS,
+  DEFAULT_BREAKER_WINDOW_MS,
+  MAX_THRESHOLD,
+  MIN_THRESHOLD,
+  THRESHOLD_FACTOR,
+  type BreakerTuningOptions,
+  type TripReason,
+} from './breaker-tuning.js';
