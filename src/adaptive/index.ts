@@ -41,3 +41,4 @@ export {
   type BreakerTuningOptions,
   type TripReason,
 } from './breaker-tuning.js';
+export { resolveAdaptiveConfig, type AdaptiveConfig } from './config.js';
