@@ -74,9 +74,9 @@ export class ErrorWindow {
     this.#slotMs = owner.windowMs / SLOTS;
   }
 
-  /** Counts one verdict of a request the breaker admitted (success or failure). */
-  record(failed: boolean): void {
-    const s = Math.floor(this.#clock.now() / this.#slotMs);
+  /** Counts one verdict of a request the breaker admitted (success or failure); `now` defaults to the clock. */
+  record(failed: boolean, now: number = this.#clock.now()): void {
+    const s = Math.floor(now / this.#slotMs);
     if (s !== this.#slot) this.#advance(s);
     const i = s % SLOTS;
     this.#requests[i]!++;
@@ -92,8 +92,7 @@ export class ErrorWindow {
    * rate exceeds the threshold; null otherwise — including while there is no threshold yet, when
    * the static rule applies (see `threshold`).
    */
-  check(): TripReason | null {
-    const now = this.#clock.now();
+  check(now: number = this.#clock.now()): TripReason | null {
     const s = Math.floor(now / this.#slotMs);
     if (s !== this.#slot) this.#advance(s);
     const threshold = this.#currentThreshold(now);

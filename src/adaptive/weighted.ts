@@ -143,10 +143,10 @@ export class LatencyWeightedBalancer<T extends WeightedCandidate> {
   /**
    * Picks a backend by power of two choices: two distinct random candidates (up, not `exclude`),
    * the first tried chosen with probability in proportion to weight ÷ (in-flight + 1); reserves it
-   * with `tryAcquire()` when the candidate has one. Null when no candidate is available.
+   * with `tryAcquire()` when the candidate has one. Null when no candidate is available. `now`
+   * defaults to the clock (pass the request's reading to save a clock call).
    */
-  pick(exclude: T | null = null): T | null {
-    const now = this.#clock.now();
+  pick(exclude: T | null = null, now: number = this.#clock.now()): T | null {
     if (now >= this.#nextRecompute) this.#recompute(now);
     const slots = this.#slots;
     const n = slots.length;
@@ -183,12 +183,11 @@ export class LatencyWeightedBalancer<T extends WeightedCandidate> {
     return null;
   }
 
-  /** Per-response feedback: `latencyMs` from dispatch to response end (or failure). */
-  onResponse(url: string, latencyMs: number, outcome: ResponseOutcome): void {
+  /** Per-response feedback: `latencyMs` from dispatch to response end (or failure); `now` defaults to the clock. */
+  onResponse(url: string, latencyMs: number, outcome: ResponseOutcome, now: number = this.#clock.now()): void {
     if (outcome === 'aborted') return;
     const slot = this.#byUrl.get(url);
     if (slot === undefined || !(latencyMs >= 0)) return;
-    const now = this.#clock.now();
     const failed = outcome === 'failure';
     let x = latencyMs < MIN_LATENCY_MS ? MIN_LATENCY_MS : latencyMs;
     if (failed) {
