@@ -62,7 +62,7 @@ function population(spikers: number, spikePerMin: number, spikeFrom: number, spi
   return out;
 }
 
-function spikeScenario(shadow: boolean, seed = 7) {
+function spikeScenario(shadow: boolean, seed = 7, spikers = 5) {
   const clock = new ManualClock();
   const limiter = new AdaptiveRouteLimiter([ROUTE], {
     clock,
@@ -77,8 +77,8 @@ function spikeScenario(shadow: boolean, seed = 7) {
   const L = 1200;
   const spikeFrom = 10 * MIN;
   const spikeUntil = 20 * MIN;
-  // Steady ≈600/min plus five clients at 1080/min: ≈6000/min, 10× the baseline.
-  const clients = population(5, 1080, spikeFrom, spikeUntil, seed);
+  // Steady ≈600/min plus `spikers` clients sending 5400/min together: ≈6000/min, 10× the baseline.
+  const clients = population(spikers, 5400 / spikers, spikeFrom, spikeUntil, seed);
   const steady: Tally = { offered: 0, refused: 0 };
   const duringSpike: Tally = { offered: 0, refused: 0 };
   const admittedPerSpikeMinute = new Array<number>(10).fill(0);
@@ -104,8 +104,8 @@ function spikeScenario(shadow: boolean, seed = 7) {
   return { L, limiter, sample: sample as AdaptiveRefusal | null, steady, duringSpike, admittedPerSpikeMinute, decisions, enforcedRefusals, spikeMinutes: 10 };
 }
 
-describe('adaptive route limit under a 10× spike from a few clients', () => {
-  const s = spikeScenario(false);
+for (const [spikers, seed] of [[5, 7], [2, 8], [20, 9]] as const) describe(`adaptive route limit under a 10× spike from ${spikers} clients among 100 steady ones`, () => {
+  const s = spikeScenario(false, seed, spikers);
 
   it('refuses at least 95% of the excess over the learned limit', () => {
     const excess = s.duringSpike.offered - s.L * s.spikeMinutes;
