@@ -5,7 +5,7 @@
  * there is no threshold and the breaker's static rule (consecutive failures) applies.
  */
 import { systemClock, type Clock } from '../clock.js';
-import type { BackendBaselineSource } from './sources.js';
+import type { BackendBaseline, BackendBaselineSource } from './sources.js';
 
 export const DEFAULT_BREAKER_WINDOW_MS = 10_000;
 export const DEFAULT_BREAKER_MIN_REQUESTS = 20;
@@ -29,6 +29,8 @@ export interface BreakerTuningOptions {
   minRequests?: number;
   /** How often a backend re-reads its baseline (ms). */
   refreshIntervalMs?: number;
+  /** Receives an error thrown by the baseline source (the previous threshold stays). */
+  onError?: (err: unknown) => void;
 }
 
 /** Why a breaker tripped on its error rate: for `/health`, the log line and the SSE event. */
@@ -146,7 +148,14 @@ export class ErrorWindow {
   /** Re-reads the baseline now. */
   refresh(now = this.#clock.now()): void {
     this.#nextRefresh = now + this.#owner.refreshIntervalMs;
-    const b = this.#owner.baselines.backend(this.backend);
+    let b: BackendBaseline | null;
+    try {
+      b = this.#owner.baselines.backend(this.backend);
+    } catch (err) {
+      // Keep the previous threshold: a failing analytics lookup must not change a breaker.
+      this.#owner.onError?.(err);
+      return;
+    }
     if (b === null || !(b.sampleSize >= MIN_BASELINE_SAMPLES) || !(b.errorRate >= 0)) {
       this.#threshold = null;
       this.#baselineErrorRate = null;
@@ -187,6 +196,7 @@ export class BreakerTuning {
   readonly windowMs: number;
   readonly minRequests: number;
   readonly refreshIntervalMs: number;
+  readonly onError: ((err: unknown) => void) | undefined;
   readonly #clock: Clock;
   readonly #windows = new Map<string, ErrorWindow>();
 
@@ -196,6 +206,7 @@ export class BreakerTuning {
     this.windowMs = opts.windowMs ?? DEFAULT_BREAKER_WINDOW_MS;
     this.minRequests = opts.minRequests ?? DEFAULT_BREAKER_MIN_REQUESTS;
     this.refreshIntervalMs = opts.refreshIntervalMs ?? DEFAULT_REFRESH_MS;
+    this.onError = opts.onError;
     if (!(this.windowMs >= SLOTS)) throw new RangeError(`breaker tuning: windowMs must be >= ${SLOTS} (got ${this.windowMs})`);
     if (!Number.isInteger(this.minRequests) || this.minRequests < 1) throw new RangeError(`breaker tuning: minRequests must be an integer >= 1 (got ${this.minRequests})`);
   }

@@ -47,6 +47,13 @@ export interface AdaptiveRouteLimiterOptions extends AdaptiveRouteLimitSettings 
   refreshIntervalMs?: number;
   /** Called synchronously when a route's limit is learned, moves, or is dropped. Must be cheap and not throw. */
   onLimitChange?: (change: LimitChange) => void;
+  /** Receives an error thrown by the baseline source; the route keeps its previous limit. */
+  onError?: (err: unknown) => void;
+  /**
+   * The limiter of the config this one replaces (reload): routes with the same path keep their
+   * client rates and announced limit, and the store is shared unless `store` is given.
+   */
+  previous?: AdaptiveRouteLimiter | null;
 }
 
 /** A route's limit was learned, moved or dropped: for an `adaptive` SSE event and one log line. */
@@ -203,7 +210,7 @@ export class RouteLimit {
   #borrowed = 0;
 
   /** @internal Built by AdaptiveRouteLimiter. */
-  constructor(route: string, owner: AdaptiveRouteLimiter, settings: AdaptiveRouteLimitSettings, clock: Clock, store: RouteBucketStore, clients: ClientRates, refreshMs: number) {
+  constructor(route: string, owner: AdaptiveRouteLimiter, settings: AdaptiveRouteLimitSettings, clock: Clock, store: RouteBucketStore, clients: ClientRates, refreshMs: number, announced: number | null) {
     this.route = route;
     this.#owner = owner;
     this.#s = settings;
@@ -212,6 +219,12 @@ export class RouteLimit {
     this.#clients = clients;
     this.#refreshMs = refreshMs;
     this.#mode = settings.shadow ? 'shadow' : 'enforce';
+    this.#announced = announced;
+  }
+
+  /** @internal For carrying state over a reload. */
+  get carried(): { clients: ClientRates; announced: number | null } {
+    return { clients: this.#clients, announced: this.#announced };
   }
 
   /** The limit in requests/min, or null while the route is learning. */
@@ -265,7 +278,14 @@ export class RouteLimit {
   /** Pulls the route's baseline now and moves the limit in place (no bucket reset). */
   refresh(now = this.#clock.now()): void {
     this.#nextRefresh = now + this.#refreshMs;
-    this.applyBaseline(this.#owner.baselines.baseline(this.route), now);
+    let b: RouteBaseline | null;
+    try {
+      b = this.#owner.baselines.baseline(this.route);
+    } catch (err) {
+      this.#owner.onError?.(err);
+      return;
+    }
+    this.applyBaseline(b, now);
   }
 
   /** Sets the limit from a baseline (null = none). Exposed for callers that push baselines. */
@@ -334,13 +354,17 @@ export class RouteLimit {
 export class AdaptiveRouteLimiter {
   readonly baselines: RouteBaselineSource;
   readonly onLimitChange: ((change: LimitChange) => void) | undefined;
+  readonly onError: ((err: unknown) => void) | undefined;
   readonly mode: AdaptiveMode;
+  /** The route buckets' store (shared with the limiter that replaces this one on reload). */
+  readonly store: RouteBucketStore;
   readonly #routes = new Map<string, RouteLimit>();
 
   constructor(routes: readonly string[], opts: AdaptiveRouteLimiterOptions) {
     checkSettings(opts);
     this.baselines = opts.baselines;
     this.onLimitChange = opts.onLimitChange;
+    this.onError = opts.onError;
     this.mode = opts.shadow ? 'shadow' : 'enforce';
     const settings: AdaptiveRouteLimitSettings = Object.freeze({
       multiplier: opts.multiplier,
@@ -351,12 +375,15 @@ export class AdaptiveRouteLimiter {
       shadow: opts.shadow,
     });
     const clock = opts.clock ?? systemClock;
-    const store = opts.store ?? new MemoryRouteBucketStore();
+    const previous = opts.previous ?? null;
+    const store = opts.store ?? previous?.store ?? new MemoryRouteBucketStore();
+    this.store = store;
     const refreshMs = opts.refreshIntervalMs ?? DEFAULT_REFRESH_INTERVAL_MS;
     for (const route of routes) {
       if (this.#routes.has(route)) continue;
-      const clients = new ClientRates({ tauMs: opts.clientRateTauMs ?? CLIENT_RATE_TAU_MS, maxClients: opts.maxClientsPerRoute ?? DEFAULT_MAX_CLIENTS });
-      this.#routes.set(route, new RouteLimit(route, this, settings, clock, store, clients, refreshMs));
+      const carried = previous?.forRoute(route)?.carried;
+      const clients = carried?.clients ?? new ClientRates({ tauMs: opts.clientRateTauMs ?? CLIENT_RATE_TAU_MS, maxClients: opts.maxClientsPerRoute ?? DEFAULT_MAX_CLIENTS });
+      this.#routes.set(route, new RouteLimit(route, this, settings, clock, store, clients, refreshMs, carried?.announced ?? null));
     }
   }
 

@@ -7,7 +7,7 @@
  * I/O; a one-file balancing strategy wraps it and forwards per-response feedback.
  */
 import { systemClock, type Clock } from '../clock.js';
-import type { BackendBaselineSource, ResponseOutcome } from './sources.js';
+import type { BackendBaseline, BackendBaselineSource, ResponseOutcome } from './sources.js';
 
 /** What the balancer needs of a backend. `Backend` from src/balancer satisfies it. */
 export interface WeightedCandidate {
@@ -32,6 +32,10 @@ export interface LatencyWeightedOptions {
   tauMs?: number;
   /** Weight floor as a fraction of the mean weight, default 0.05. */
   floorFraction?: number;
+  /** Receives an error thrown by the baseline source (the previous baseline stays). */
+  onError?: (err: unknown) => void;
+  /** The balancer this one replaces (reload): backends with the same URL keep their fast EWMA. */
+  previous?: LatencyWeightedBalancer<WeightedCandidate> | null;
 }
 
 /** One backend's weight and the numbers behind it (for /analytics/backends, metrics, the dashboard). */
@@ -101,6 +105,7 @@ export class LatencyWeightedBalancer<T extends WeightedCandidate> {
   readonly #rebalanceMs: number;
   readonly #tauMs: number;
   readonly #floor: number;
+  readonly #onError: ((err: unknown) => void) | undefined;
   #slots: Slot<T>[] = [];
   readonly #byUrl = new Map<string, Slot<T>>();
   #mean = 1;
@@ -115,10 +120,26 @@ export class LatencyWeightedBalancer<T extends WeightedCandidate> {
     this.#rebalanceMs = opts.rebalanceIntervalMs ?? DEFAULT_REBALANCE_INTERVAL_MS;
     this.#tauMs = opts.tauMs ?? DEFAULT_EWMA_TAU_MS;
     this.#floor = opts.floorFraction ?? DEFAULT_WEIGHT_FLOOR;
+    this.#onError = opts.onError;
     if (!(this.#rebalanceMs > 0)) throw new RangeError(`weighted balancer: rebalanceIntervalMs must be > 0 (got ${this.#rebalanceMs})`);
     if (!(this.#tauMs > 0)) throw new RangeError(`weighted balancer: tauMs must be > 0 (got ${this.#tauMs})`);
     if (!(this.#floor >= 0.05 && this.#floor <= 1)) throw new RangeError(`weighted balancer: floorFraction must be in [0.05, 1] (got ${this.#floor})`);
     for (const c of candidates) this.add(c);
+    if (opts.previous) {
+      for (const slot of this.#slots) {
+        const old = opts.previous.fastState(slot.candidate.url);
+        if (old === null) continue;
+        slot.ewma = old.ewma;
+        slot.errEwma = old.errEwma;
+        slot.lastObs = old.lastObs;
+      }
+    }
+  }
+
+  /** @internal A backend's fast EWMA state, for carrying over a reload. */
+  fastState(url: string): { ewma: number; errEwma: number; lastObs: number } | null {
+    const s = this.#byUrl.get(url);
+    return s === undefined || Number.isNaN(s.ewma) ? null : { ewma: s.ewma, errEwma: s.errEwma, lastObs: s.lastObs };
   }
 
   /** Adds a backend (e.g. added at runtime); it starts at the mean weight. */
@@ -243,7 +264,13 @@ export class LatencyWeightedBalancer<T extends WeightedCandidate> {
   }
 
   #applyBaseline(slot: Slot<T>): void {
-    const b = this.#baselines!.backend(slot.candidate.url);
+    let b: BackendBaseline | null;
+    try {
+      b = this.#baselines!.backend(slot.candidate.url);
+    } catch (err) {
+      this.#onError?.(err);
+      return;
+    }
     if (b === null || !(b.sampleSize >= MIN_BASELINE_SAMPLES) || !(b.latencyMs >= 0) || !(b.errorRate >= 0)) {
       slot.baseLatency = Number.NaN;
       slot.baseError = 0;

@@ -118,6 +118,28 @@ describe('self-tuning breaker threshold', () => {
     assert.equal(s.window.baselineErrorRate, 0.02);
   });
 
+  it('keeps its threshold when the baseline source throws', () => {
+    const clock = new ManualClock();
+    let fail = false;
+    const errors: unknown[] = [];
+    const tuning = new BreakerTuning({
+      clock,
+      onError: (e) => errors.push(e),
+      baselines: {
+        backend: () => {
+          if (fail) throw new Error('down');
+          return { latencyMs: 5, errorRate: 0.02, sampleSize: 100 };
+        },
+      },
+    });
+    const w = tuning.forBackend(B);
+    assert.ok(Math.abs(w.threshold! - 0.1) < 1e-12);
+    fail = true;
+    tuning.refresh();
+    assert.ok(Math.abs(w.threshold! - 0.1) < 1e-12);
+    assert.equal(errors.length, 1);
+  });
+
   it('forgets the window on reset, so old failures cannot re-trip a closed breaker', () => {
     const s = setup({ latencyMs: 20, errorRate: 0, sampleSize: 1000 });
     for (let i = 0; i < 30; i++) s.window.record(true);

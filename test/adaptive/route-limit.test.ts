@@ -187,6 +187,64 @@ describe('adaptive route limit', () => {
     assert.equal(store.peek('/other', 20, 200, s.clock.now()), null);
   });
 
+  it('carries client rates, the bucket and the announced limit over a reload', () => {
+    const s = setup({}, { avgRatePerMin: 60, dataMs: 2 * HOUR });
+    for (let i = 0; i < 200; i++) {
+      s.clock.advance(100);
+      s.route.decide('heavy');
+      if (i % 20 === 0) s.route.decide('light');
+    }
+    const tokens = s.route.stats().tokens!;
+    const changes: LimitChange[] = [];
+    const next = new AdaptiveRouteLimiter([R], {
+      clock: s.clock,
+      baselines: { baseline: () => ({ avgRatePerMin: 60, dataMs: 2 * HOUR }) },
+      multiplier: 2,
+      minLimit: 10,
+      maxLimit: 10_000,
+      learningPeriodMs: HOUR,
+      burstMs: 10_000,
+      shadow: false,
+      onLimitChange: (c) => changes.push(c),
+      previous: s.limiter,
+    });
+    const route = next.forRoute(R)!;
+    // A fresh table would see a new client (rate 0) and let it borrow; the carried one knows it is heavy.
+    assert.equal(route.decide('heavy')?.reason, 'over_fair_share');
+    assert.equal(changes.length, 0, 'the same limit is not announced again');
+    assert.equal(route.stats().trackedClients, 2);
+    assert.ok(route.stats().tokens! <= tokens);
+    assert.equal(next.store, s.limiter.store);
+  });
+
+  it('keeps its limit when the baseline source throws, and reports the error', () => {
+    const errors: unknown[] = [];
+    let fail = false;
+    const clock = new ManualClock();
+    const limiter = new AdaptiveRouteLimiter([R], {
+      clock,
+      baselines: {
+        baseline: () => {
+          if (fail) throw new Error('analytics down');
+          return { avgRatePerMin: 600, dataMs: 2 * HOUR };
+        },
+      },
+      multiplier: 2,
+      minLimit: 10,
+      maxLimit: 10_000,
+      learningPeriodMs: HOUR,
+      burstMs: 10_000,
+      shadow: false,
+      onError: (e) => errors.push(e),
+    });
+    limiter.refresh();
+    fail = true;
+    limiter.refresh();
+    assert.equal(limiter.limit(R), 1200);
+    assert.equal(errors.length, 1);
+    assert.equal(limiter.decide(R, 'a'), null);
+  });
+
   it('rejects settings that cannot work', () => {
     const base = { baselines: { baseline: () => null }, multiplier: 2, minLimit: 10, maxLimit: 100, learningPeriodMs: 0, burstMs: 10_000, shadow: false };
     assert.throws(() => new AdaptiveRouteLimiter([R], { ...base, multiplier: 0 }), /multiplier must be > 0/);

@@ -135,6 +135,35 @@ describe('latency-weighted balancing', () => {
     assert.equal(a!.baselineLatencyMs, 10);
   });
 
+  it('carries each backend’s fast EWMA over a reload', () => {
+    const backends = [new FakeBackend('http://a'), new FakeBackend('http://b')];
+    const { lb, clock } = simulate({ backends, perSec: 100, seconds: 10, latency: (url) => (url === 'http://b' ? 100 : 10) });
+    const next = new LatencyWeightedBalancer([...backends, new FakeBackend('http://c')], { clock, previous: lb });
+    const w = next.weights();
+    assert.ok(w[1]!.weight < w[0]!.weight * 0.1, JSON.stringify(w));
+    assert.equal(w[2]!.ewmaLatencyMs, null);
+  });
+
+  it('keeps the previous baseline when the baseline source throws', () => {
+    const clock = new ManualClock(0);
+    let fail = false;
+    const errors: unknown[] = [];
+    const lb = new LatencyWeightedBalancer([new FakeBackend('http://a')], {
+      clock,
+      onError: (e) => errors.push(e),
+      baselines: {
+        backend: () => {
+          if (fail) throw new Error('down');
+          return { latencyMs: 10, errorRate: 0, sampleSize: 100 };
+        },
+      },
+    });
+    fail = true;
+    lb.rebalance();
+    assert.equal(lb.weights()[0]!.baselineLatencyMs, 10);
+    assert.ok(errors.length >= 1);
+  });
+
   it('skips unavailable and excluded backends and answers null when none is left', () => {
     const clock = new ManualClock(0);
     const backends = ['http://a', 'http://b', 'http://c'].map((u) => new FakeBackend(u));
