@@ -2,6 +2,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ManualClock } from '../../src/clock.js';
 import { LatencyWeightedBalancer, type BackendBaseline, type ResponseOutcome } from '../../src/adaptive/index.js';
+import { Backend } from '../../src/balancer/index.js';
+import { CircuitBreaker } from '../../src/breaker/index.js';
 import { EventQueue, seededRandom } from './sim.js';
 
 class FakeBackend {
@@ -173,5 +175,23 @@ describe('latency-weighted balancing', () => {
     for (let i = 0; i < 50; i++) assert.equal(lb.pick(backends[1]!)?.url, 'http://c');
     backends[2]!.up = false;
     assert.equal(lb.pick(backends[1]!), null);
+  });
+
+  it('balances the gateway’s own Backend objects, honouring health and an open breaker', async (t) => {
+    const clock = new ManualClock(0);
+    const opts = { connectTimeoutMs: 1_000, connections: 1, healthPath: '/' };
+    const backends = [new Backend('http://127.0.0.1:9', opts), new Backend('http://127.0.0.1:10', opts), new Backend('http://127.0.0.1:11', opts)];
+    t.after(() => Promise.all(backends.map((b) => b.close())));
+    const lb = new LatencyWeightedBalancer<Backend>(backends, { clock, random: seededRandom(4) });
+    backends[0]!.healthy = false;
+    backends[1]!.breaker = new CircuitBreaker({ threshold: 1, timeout: 60_000, half_open_requests: 1 }, { clock });
+    backends[1]!.breaker.failure();
+    for (let i = 0; i < 20; i++) {
+      const b = lb.pick();
+      assert.equal(b, backends[2]);
+      lb.onResponse(b!.url, 5, 'success');
+    }
+    backends[2]!.healthy = false;
+    assert.equal(lb.pick(), null);
   });
 });
