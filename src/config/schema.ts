@@ -165,6 +165,16 @@ const breakerSchema = z.strictObject({
   threshold: z.number().int().positive('must be at least 1 consecutive failure').default(5),
   timeout: duration().default(30_000),
   half_open_requests: z.number().int().positive().default(1),
+  // --- adaptive breaker (issue 11, src/adaptive/breaker-tuning.ts) ---
+  // Optional on purpose: their defaults (adaptive = analytics.enabled, window 10s, min_requests 20) are
+  // resolved after parse by resolveAdaptiveConfig() in src/adaptive/config.ts.
+  /** Trip on the windowed error rate against the backend's learned threshold. Default: analytics.enabled. */
+  adaptive: z.boolean().optional(),
+  /** Window of the error rate (default 10s). */
+  window: duration({ min: 1_000 }).optional(),
+  /** Requests the window must hold before the error rate can trip the breaker (default 20). */
+  min_requests: z.number().int().positive('must be at least 1').optional(),
+  // --- end adaptive breaker ---
 });
 
 const healthSchema = z.strictObject({
@@ -221,11 +231,13 @@ const ADAPTIVE_MIN_DEFAULT = 10;
 const ADAPTIVE_MAX_DEFAULT = 10_000;
 const adaptiveSchema = z.strictObject({
   enabled: z.boolean().default(false),
-  multiplier: z.number().positive().default(3),
+  multiplier: z.number().positive('must be greater than zero (the limit is the learned rate times this)').default(3),
   min_limit: z.number().positive().default(ADAPTIVE_MIN_DEFAULT),
   max_limit: z.number().positive().default(ADAPTIVE_MAX_DEFAULT),
   learning_period: duration().default(3_600_000),
   shadow: z.boolean().default(false),
+  // --- adaptive limit burst (issue 11): the route bucket holds this much of the limit (10s of 1200/min = 200 requests) ---
+  burst: duration().default(10_000),
 });
 
 const weightedSchema = z.strictObject({
@@ -366,6 +378,7 @@ export function crossCheck(raw: unknown): Issue[] {
     const max = typeof arl.max_limit === 'number' ? arl.max_limit : ADAPTIVE_MAX_DEFAULT;
     if (min > max) issues.push({ path: ['adaptive_rate_limit', typeof arl.min_limit === 'number' ? 'min_limit' : 'max_limit'], message: `min_limit (${min}) must not exceed max_limit (${max})` });
   }
+  issues.push(...adaptiveNeedsAnalytics(cfg));
   return issues;
 }
 
@@ -433,6 +446,21 @@ function durationMs(v: unknown): number | undefined {
   if (typeof v === 'string') return parseDuration(v);
   return undefined;
 }
+
+// --- adaptive layer cross-checks (issue 11) ---
+/** The acting half of the adaptive layer acts on what analytics learned: switching it on without analytics is an error. */
+function adaptiveNeedsAnalytics(cfg: Record<string, unknown>): Issue[] {
+  const section = (v: unknown) => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined);
+  if (section(cfg.analytics)?.enabled === true) return [];
+  const out: Issue[] = [];
+  const need = (path: string[], what: string) =>
+    out.push({ path, message: `${path.join('.')}: true needs analytics.enabled: true (${what}); enable analytics or switch this off` });
+  if (section(cfg.adaptive_rate_limit)?.enabled === true) need(['adaptive_rate_limit', 'enabled'], 'the limit is learned from its traffic baselines');
+  if (section(cfg.weighted_lb)?.enabled === true) need(['weighted_lb', 'enabled'], 'weights start from its backend baselines');
+  if (section(cfg.circuitbreaker)?.adaptive === true) need(['circuitbreaker', 'adaptive'], 'thresholds come from its backend error baselines');
+  return out;
+}
+// --- end adaptive layer cross-checks ---
 
 /** Route prefixes are compared without a trailing slash ("/api/v1/" is "/api/v1"). */
 export function normalizePrefix(path: string): string {
