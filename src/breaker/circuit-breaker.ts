@@ -23,7 +23,50 @@ export interface BreakerStats {
   opened_at: string | null;
   /** Probe requests admitted in half-open that have not reported back yet. */
   half_open_in_flight: number;
+  /** Why it last opened, while open or half-open; null when closed. */
+  trip: BreakerTrip | null;
 }
+
+/**
+ * The windowed error-rate rule a breaker can be given (src/adaptive's ErrorWindow implements it):
+ * every verdict is recorded; once `threshold` is learned, `check()` replaces the consecutive rule.
+ */
+export interface BreakerWindow {
+  record(failed: boolean, now?: number): void;
+  /** A reason to trip now, or null. Only consulted while `threshold` is not null. */
+  check(now?: number): WindowTrip | null;
+  /** The learned error-rate threshold (0..1), or null while the static rule applies. */
+  readonly threshold: number | null;
+  /** Forgets the window (called when the breaker closes again). */
+  reset(): void;
+}
+
+/** What a window says when it trips (src/adaptive TripReason). */
+export interface WindowTrip {
+  windowMs: number;
+  requests: number;
+  failures: number;
+  errorRate: number;
+  threshold: number;
+  baselineErrorRate: number;
+  message: string;
+}
+
+/** Why a breaker opened, JSON-ready: beside `circuit` in /health, in the log line and the `breaker` notice. */
+export type BreakerTrip =
+  | {
+      rule: 'error_rate';
+      window_ms: number;
+      requests: number;
+      failures: number;
+      error_rate: number;
+      threshold: number;
+      baseline_error_rate: number;
+      message: string;
+      at: string;
+    }
+  | { rule: 'consecutive_failures'; failures: number; threshold: number; message: string; at: string }
+  | { rule: 'half_open_probe_failed'; message: string; at: string };
 
 /**
  * Closed → open after `threshold` consecutive failures; open → half-open once `timeout` ms have
@@ -49,6 +92,9 @@ export class CircuitBreaker implements BreakerGate {
   /** Epoch ms of the last opening; meaningful while open or half-open. */
   #openedAt = 0;
   #probes = 0;
+  #window: BreakerWindow | null = null;
+  #onTrip: ((trip: BreakerTrip) => void) | undefined = undefined;
+  #trip: BreakerTrip | null = null;
 
   constructor(config: BreakerConfig, opts: BreakerOptions = {}) {
     if (!Number.isInteger(config.threshold) || config.threshold < 1) throw new RangeError(`circuit breaker: threshold must be an integer >= 1 (got ${config.threshold})`);
@@ -79,9 +125,25 @@ export class CircuitBreaker implements BreakerGate {
     return true;
   }
 
+  /**
+   * Gives the breaker a windowed error-rate rule (self-tuning breakers): every verdict while closed
+   * is recorded into it; once it has a learned threshold its rule replaces the consecutive one.
+   * `onTrip` hears every opening with its reason (either rule). Call before traffic.
+   */
+  useWindow(window: BreakerWindow | null, onTrip?: (trip: BreakerTrip) => void): void {
+    this.#window = window;
+    this.#onTrip = onTrip;
+  }
+
+  /** Why the breaker is open or half-open now; null when closed. */
+  get trip(): BreakerTrip | null {
+    return this.#state === 'closed' ? null : this.#trip;
+  }
+
   success(): void {
     if (this.#state === 'closed') {
       this.#failures = 0;
+      if (this.#window !== null) this.#window.record(false);
     } else if (this.#state === 'half_open' && this.#probes > 0) {
       this.#failures = 0;
       this.#transition('closed');
@@ -91,10 +153,11 @@ export class CircuitBreaker implements BreakerGate {
   failure(): void {
     if (this.#state === 'closed') {
       this.#failures++;
-      if (this.#shouldTrip()) this.#open();
+      const trip = this.#shouldTrip();
+      if (trip !== null) this.#open(trip);
     } else if (this.#state === 'half_open' && this.#probes > 0) {
       this.#failures++;
-      this.#open();
+      this.#open({ rule: 'half_open_probe_failed', message: 'a half-open probe failed', at: '' });
     }
   }
 
@@ -124,27 +187,59 @@ export class CircuitBreaker implements BreakerGate {
       consecutive_failures: this.#failures,
       opened_at: state === 'closed' ? null : new Date(this.#openedAt).toISOString(),
       half_open_in_flight: this.#probes,
+      trip: state === 'closed' ? null : this.#trip,
     };
   }
 
   /**
-   * Trip condition, checked on each counted failure while closed. The adaptive layer adds a second
-   * condition here: the error rate over a time window (successes and failures in fixed time buckets,
-   * not reset by one success; see reference B3) above the backend's learned, clamped threshold.
-   * success() will then also record into that window. Both stay O(1) per call.
+   * Trip condition, checked on each counted failure while closed: with a window that has learned a
+   * threshold, its error rate over the window (not reset by one success; see reference B3) against
+   * that threshold — the consecutive rule is then off (docs/decisions.md "Self-tuning breakers");
+   * otherwise `threshold` consecutive failures. O(1). Allocates only when it trips.
    */
-  #shouldTrip(): boolean {
-    return this.#failures >= this.#threshold;
+  #shouldTrip(): BreakerTrip | null {
+    const w = this.#window;
+    if (w !== null) {
+      w.record(true);
+      if (w.threshold !== null) {
+        const r = w.check();
+        if (r === null) return null;
+        return {
+          rule: 'error_rate',
+          window_ms: r.windowMs,
+          requests: r.requests,
+          failures: r.failures,
+          error_rate: round4(r.errorRate),
+          threshold: round4(r.threshold),
+          baseline_error_rate: round4(r.baselineErrorRate),
+          message: r.message,
+          at: '',
+        };
+      }
+    }
+    if (this.#failures < this.#threshold) return null;
+    return { rule: 'consecutive_failures', failures: this.#failures, threshold: this.#threshold, message: `${this.#failures} consecutive failures (threshold ${this.#threshold})`, at: '' };
   }
 
-  #open(): void {
+  #open(trip: BreakerTrip): void {
     this.#openedAt = this.#clock.now();
+    trip.at = new Date(this.#openedAt).toISOString();
+    this.#trip = trip;
     this.#transition('open');
+    const onTrip = this.#onTrip;
+    if (onTrip === undefined) return;
+    try {
+      onTrip(trip);
+    } catch (err) {
+      this.#onError?.(err);
+    }
   }
 
   #transition(to: BreakerState): void {
     const from = this.#state;
     this.#state = to;
+    // Closed again: the failures that opened it must not reopen it.
+    if (to === 'closed' && this.#window !== null) this.#window.reset();
     // Probes admitted in an earlier phase no longer hold a slot; their late verdicts are ignored.
     this.#probes = 0;
     const listener = this.#onStateChange;
@@ -155,4 +250,8 @@ export class CircuitBreaker implements BreakerGate {
       this.#onError?.(err);
     }
   }
+}
+
+function round4(x: number): number {
+  return Math.round(x * 10_000) / 10_000;
 }

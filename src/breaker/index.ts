@@ -4,4 +4,4 @@
  * start timers, do I/O or allocate on allow()/success()/failure(), and it never counts the
  * gateway's own 429/503 answers: the caller reports only what the backend did.
  */
-export { CircuitBreaker, type BreakerState, type BreakerOptions, type BreakerStats } from './circuit-breaker.js';
+export { CircuitBreaker, type BreakerState, type BreakerOptions, type BreakerStats, type BreakerTrip, type BreakerWindow, type WindowTrip } from './circuit-breaker.js';

@@ -4,6 +4,7 @@
  * probed is "unknown" and its first probe decides at once.
  */
 import type { Backend } from '../balancer/index.js';
+import { CircuitBreaker, type BreakerTrip } from '../breaker/index.js';
 import { systemClock, timersOf, type Clock, type TimerClock, type TimerHandle } from '../clock.js';
 import type { HealthConfig } from '../config/index.js';
 
@@ -203,8 +204,8 @@ export class HealthChecker {
   }
 
   /** The per-backend view for /health (reference shape plus state and counters). */
-  snapshot(): Record<string, BackendHealth & { circuit: string }> {
-    const out: Record<string, BackendHealth & { circuit: string }> = {};
+  snapshot(): Record<string, BackendHealth & { circuit: string; circuit_trip?: BreakerTrip }> {
+    const out: Record<string, BackendHealth & { circuit: string; circuit_trip?: BreakerTrip }> = {};
     for (const t of this.#tracked.values()) {
       const b = t.backend;
       out[b.url] = {
@@ -217,6 +218,9 @@ export class HealthChecker {
         consecutive_failures: t.failures,
         circuit: b.breaker?.state ?? 'closed',
       };
+      // Why the breaker is open or half-open (window, count, rate, threshold, baseline), beside `circuit`.
+      const trip = b.breaker instanceof CircuitBreaker ? b.breaker.trip : null;
+      if (trip !== null) out[b.url]!.circuit_trip = trip;
     }
     return out;
   }

@@ -212,13 +212,14 @@ test('a throwing state listener never breaks allow() and is reported', () => {
 
 test('stats report state, streak and opened_at for /health', () => {
   const { breaker, clock } = setup();
-  assert.deepEqual(breaker.stats(), { state: 'closed', consecutive_failures: 0, opened_at: null, half_open_in_flight: 0 });
+  assert.deepEqual(breaker.stats(), { state: 'closed', consecutive_failures: 0, opened_at: null, half_open_in_flight: 0, trip: null });
   failN(breaker, 5);
   const opened = new Date(clock.now()).toISOString();
-  assert.deepEqual(breaker.stats(), { state: 'open', consecutive_failures: 5, opened_at: opened, half_open_in_flight: 0 });
+  const trip = { rule: 'consecutive_failures', failures: 5, threshold: 5, message: '5 consecutive failures (threshold 5)', at: opened };
+  assert.deepEqual(breaker.stats(), { state: 'open', consecutive_failures: 5, opened_at: opened, half_open_in_flight: 0, trip });
   clock.advance(TIMEOUT);
   breaker.allow();
-  assert.deepEqual(breaker.stats(), { state: 'half_open', consecutive_failures: 5, opened_at: opened, half_open_in_flight: 1 });
+  assert.deepEqual(breaker.stats(), { state: 'half_open', consecutive_failures: 5, opened_at: opened, half_open_in_flight: 1, trip });
   assert.equal(JSON.parse(JSON.stringify(breaker.stats())).opened_at, opened);
 });
 
