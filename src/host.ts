@@ -74,6 +74,8 @@ export interface AdaptiveReadout {
   backendWeight(url: string): number | null;
   /** A backend's learned breaker error-rate threshold (0..1), or null while the static rule applies. */
   breakerThreshold(url: string): number | null;
+  /** Extra fields of a route's /analytics/routes entry (adaptive_mode, shadow_refusals, …), or null. */
+  routeInfo?(route: string): Record<string, unknown> | null;
 }
 
 export interface ServiceDirectory {

@@ -13,6 +13,7 @@ import { strategyFeedback, type Backend } from './balancer/index.js';
 import { mountDashboard } from './dashboard/index.js';
 import { healthEndpoint, HealthChecker, livenessEndpoint, readinessEndpoint } from './health/index.js';
 import type { Module, ModuleSpec } from './host.js';
+import { adaptiveModule } from './adaptive/index.js';
 import { accessLog } from './logging/index.js';
 import { createMetrics } from './metrics/index.js';
 import { requestId, type CompiledRoute, type Next, type RequestContext, type RouteTable } from './pipeline/index.js';
@@ -248,6 +249,8 @@ export const MODULES: readonly ModuleSpec[] = [
   // After the store, metrics and health it reads, before the dashboard whose views read it; it
   // closes (and snapshots) after the dashboard and before the store.
   analyticsModule,
+  // After analytics (its baselines) and the static limit (its `limit` stage runs after that one).
+  adaptiveModule,
   dashboardModule,
 ];
 

@@ -2,7 +2,7 @@
  * The acting half of the adaptive layer: learned route-wide limits with fair shedding and shadow
  * mode, latency-weighted balancing, self-tuning breaker thresholds. Pure, clock-driven classes fed
  * by small baseline interfaces (src/analytics implements them); no I/O, no timers, no HTTP. It must
- * not import analytics, the gateway, the balancer or the breaker: the wiring adapts to it.
+ * not import analytics, the gateway, the balancer or the breaker: the wiring (module.ts) adapts to it.
  */
 export type { BackendBaseline, BackendBaselineSource, ResponseOutcome, RouteBaseline, RouteBaselineSource } from './sources.js';
 export { MemoryRouteBucketStore, type RouteBucketStore, type RouteTake } from './route-bucket-store.js';
@@ -42,3 +42,6 @@ export {
   type TripReason,
 } from './breaker-tuning.js';
 export { resolveAdaptiveConfig, type AdaptiveConfig } from './config.js';
+export { RedisRouteBucketStore, DEFAULT_ROUTE_SYNC_MS, type RedisRouteBucketStoreOptions } from './redis-route-bucket-store.js';
+// The wiring (imports the host, balancer and breaker; the classes above do not).
+export { adaptiveModule, clientKey, type AdaptiveService } from './module.js';

@@ -227,6 +227,11 @@ export class RouteLimit {
     return { clients: this.#clients, announced: this.#announced };
   }
 
+  /** `enforce`, or `shadow` (decisions computed and counted, nothing refused). */
+  get mode(): AdaptiveMode {
+    return this.#mode;
+  }
+
   /** The limit in requests/min, or null while the route is learning. */
   get limit(): number | null {
     return this.#limit;

@@ -41,6 +41,8 @@ export interface AnalyticsView {
   currentLimit(route: string): number | null;
   backendWeight(url: string): number | null;
   breakerThreshold(url: string): number | null;
+  /** Extra fields of a route's entry from the adaptive layer (adaptive_mode, shadow_refusals, …), or null. */
+  routeExtras?(route: string): Record<string, unknown> | null;
 }
 
 export type AnalyticsHandler = (req: IncomingMessage, res: ServerResponse, path: string) => void;
@@ -83,6 +85,7 @@ export function createAnalyticsApi(view: AnalyticsView): AnalyticsHandler {
         learning: b?.learning ?? true,
         sample_size: b?.sampleSize ?? 0,
         rate_std_dev: b?.rateStdDev ?? 0,
+        ...view.routeExtras?.(route),
       };
     });
     return { routes };

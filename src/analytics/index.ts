@@ -86,6 +86,8 @@ export interface AnalyticsOptions {
   backendWeight?: (backend: string) => number | null;
   /** A backend's breaker error-rate threshold (0..1), or null when not adaptive. */
   breakerThreshold?: (backend: string) => number | null;
+  /** Extra fields of a route's /analytics/routes entry (the adaptive layer's mode and refusals), or null. */
+  routeExtras?: (route: string) => Record<string, unknown> | null;
   /** Run the analyzer, snapshot and publish timers (default true). Tests drive analyze()/snapshot()/publish() by hand. */
   timers?: boolean;
   /** Read and write snapshots (default true). */
@@ -478,6 +480,7 @@ export function createAnalytics(opts: AnalyticsOptions): Analytics {
     currentLimit: (r) => opts.currentLimit?.(r) ?? null,
     backendWeight: (u) => opts.backendWeight?.(u) ?? null,
     breakerThreshold: (u) => opts.breakerThreshold?.(u) ?? null,
+    routeExtras: (r) => opts.routeExtras?.(r) ?? null,
   });
 
   return {

@@ -27,6 +27,7 @@ export const analyticsModule: ModuleSpec = {
       currentLimit: (route) => host.services.get('adaptive')?.currentLimit(route) ?? null,
       backendWeight: (url) => host.services.get('adaptive')?.backendWeight(url) ?? null,
       breakerThreshold: (url) => host.services.get('adaptive')?.breakerThreshold(url) ?? null,
+      routeExtras: (route) => host.services.get('adaptive')?.routeInfo?.(route) ?? null,
     });
     host.provide('analytics', analytics);
     const metrics = host.services.get('metrics');

@@ -9,6 +9,8 @@ export {
   RandomStrategy,
   RoundRobinStrategy,
   StrategyRegistry,
+  WeightedStrategy,
+  type WeightedBaselines,
   type Outcome,
   type Strategy,
   type StrategyFactory,

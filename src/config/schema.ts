@@ -83,7 +83,7 @@ const routeSchema = z
       .refine((p) => !p.split('/').some((seg) => seg === '.' || seg === '..'), 'must not contain "." or ".." segments'),
     backend: backendEntry.optional(),
     backends: z.array(backendEntry).optional(),
-    strategy: z.enum(['round-robin', 'random']).default('round-robin'),
+    strategy: z.enum(['round-robin', 'random', 'weighted']).default('round-robin'),
     strip_prefix: z.boolean().default(false),
     timeout: duration().optional(),
     connect_timeout: duration().optional(),

@@ -3,7 +3,7 @@
  * is O(1) and allocation-free for requests without credentials; the JSON view (`RequestLog`) is
  * built only when an entry is served or broadcast.
  */
-import type { CompletionRecord } from '../events/index.js';
+import type { CompletionRecord, Verdict } from '../events/index.js';
 import { redactHeaders, SECRET_HEADERS } from '../events/index.js';
 
 /** One request as the dashboard API and SSE `request` event show it. */
@@ -29,6 +29,8 @@ export interface RequestLog {
   decision?: string;
   /** The numbers behind `decision` (limit, retry_after_s, …). */
   detail?: Record<string, number | string>;
+  /** Policies' opinions (e.g. an adaptive limit in shadow mode that would have refused). */
+  verdicts?: readonly Verdict[];
   /** The gateway error code, when the gateway wrote an error response. */
   error?: string;
   /** Header values, with credentials replaced by "[redacted]". */
@@ -55,6 +57,7 @@ export function toRequestLog(r: CompletionRecord): RequestLog {
     consumer: r.consumer,
     decision: r.decision,
     detail: r.detail,
+    verdicts: r.verdicts.length > 0 ? r.verdicts : undefined,
     error: r.errorCode,
     request_headers: redactHeaders(r.requestHeaders),
     response_headers: redactHeaders(r.responseHeaders),

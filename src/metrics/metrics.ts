@@ -91,6 +91,12 @@ export class Metrics {
   readonly #unmatched: RouteSeries;
   readonly #backendSeries = new Map<string, StatusSeries>();
   readonly #weights = new Map<string, number>();
+  /** Read at scrape time, when set (the adaptive module's weighted balancers); wins over setBackendWeight(). */
+  #weightSource: ((backend: string) => number | null) | null = null;
+  readonly #adaptiveLimits = new Map<string, () => number | null>();
+  readonly #adaptiveRejections: CellCounter<'route' | 'mode'>;
+  readonly #adaptiveCells = new Map<string, CounterCell>();
+  readonly #breakerTrips: Counter<'backend' | 'rule'>;
   #storeDegraded = false;
   readonly #onError: ((err: unknown) => void) | undefined;
 
@@ -108,6 +114,8 @@ export class Metrics {
     this.registry = registry;
     this.#onError = opts.onError;
     if (opts.collectDefault !== false) collectDefaultMetrics({ register: registry });
+    // eslint-disable-next-line @typescript-eslint/no-this-alias -- read by collect() callbacks
+    const self = this;
 
     this.#requests = new CellCounter({
       name: 'gateway_http_requests_total',
@@ -174,6 +182,32 @@ export class Metrics {
         for (const b of opts.backends()) circuitState.set({ backend: b.url }, b.breaker === null ? 0 : CIRCUIT_STATE_VALUE[b.breaker.state]);
       },
     });
+    this.#adaptiveRejections = new CellCounter({
+      name: 'gateway_adaptive_rejections_total',
+      help: 'Requests the learned route limit refused (mode="enforce") or would have refused (mode="shadow"), by route.',
+      labelNames: ['route', 'mode'],
+      registry,
+    });
+    const adaptiveLimits = this.#adaptiveLimits;
+    const adaptiveLimit = new Gauge({
+      name: 'gateway_adaptive_limit',
+      help: 'The learned route-wide limit in requests per minute (absent while the route is learning).',
+      labelNames: ['route'],
+      registers: [registry],
+      collect() {
+        adaptiveLimit.reset();
+        for (const [route, read] of adaptiveLimits) {
+          const v = read();
+          if (v !== null) adaptiveLimit.set({ route }, v);
+        }
+      },
+    });
+    this.#breakerTrips = new Counter({
+      name: 'gateway_breaker_trips_total',
+      help: 'Circuit breaker openings by backend and rule (error_rate = learned threshold, consecutive_failures = static rule, half_open_probe_failed).',
+      labelNames: ['backend', 'rule'],
+      registers: [registry],
+    });
     const weights = this.#weights;
     const backendWeight = new Gauge({
       name: 'gateway_backend_weight',
@@ -183,8 +217,9 @@ export class Metrics {
       collect() {
         backendWeight.reset();
         // Only current backends: a removed backend's weight disappears with it.
+        const source = self.#weightSource;
         for (const b of opts.backends()) {
-          const w = weights.get(b.url);
+          const w = source !== null ? (source(b.url) ?? undefined) : weights.get(b.url);
           if (w !== undefined) backendWeight.set({ backend: b.url }, w);
         }
       },
@@ -246,6 +281,32 @@ export class Metrics {
   setBackendWeight(backend: string, weight: number): void {
     if (!Number.isFinite(weight)) throw new RangeError(`metrics: weight must be a finite number (got ${weight})`);
     this.#weights.set(backend, weight);
+  }
+
+  /** Reads every backend's weight at scrape time from `source` (null = not weighted), instead of setBackendWeight(). */
+  setWeightSource(source: (backend: string) => number | null): void {
+    this.#weightSource = source;
+  }
+
+  /** The counter of a route's adaptive refusals in one mode: bind once per route and mode, then `cell.value++`. */
+  adaptiveRejectionCell(route: string, mode: 'enforce' | 'shadow'): CounterCell {
+    const key = mode + ' ' + route;
+    let cell = this.#adaptiveCells.get(key);
+    if (cell === undefined) {
+      cell = this.#adaptiveRejections.cell({ route, mode });
+      this.#adaptiveCells.set(key, cell);
+    }
+    return cell;
+  }
+
+  /** Shows a route's learned limit as `gateway_adaptive_limit{route}`, read at scrape time. */
+  setAdaptiveLimitSource(route: string, read: () => number | null): void {
+    this.#adaptiveLimits.set(route, read);
+  }
+
+  /** Counts a breaker opening by its rule. */
+  breakerTrip(backend: string, rule: string): void {
+    this.#breakerTrips.inc({ backend, rule });
   }
 
   /** Counts an anomaly; `route` must be a configured prefix and `metric` one of the analyzer's metric names. */

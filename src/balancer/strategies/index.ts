@@ -7,15 +7,18 @@
 import { random } from './random.js';
 import { roundRobin } from './round-robin.js';
 import type { Strategy, StrategyFactory, StrategyOptions } from './strategy.js';
+import { weighted } from './weighted.js';
 
 export type { Outcome, Strategy, StrategyFactory, StrategyOptions } from './strategy.js';
 export { RoundRobinStrategy } from './round-robin.js';
 export { RandomStrategy } from './random.js';
+export { WeightedStrategy, type WeightedBaselines } from './weighted.js';
 
 /** Strategies every gateway knows. Adding one: a file here and a line below. */
 export const BUILTIN_STRATEGIES: Readonly<Record<string, StrategyFactory>> = {
   'round-robin': roundRobin,
   random,
+  weighted,
 };
 
 /** Where a strategy is registered (by modules) and created (once per route). */

@@ -1,0 +1,201 @@
+/**
+ * The route buckets shared by every gateway instance through Redis (cluster mode), behind the
+ * synchronous RouteBucketStore interface: each instance decides from a local mirror of the shared
+ * bucket (no I/O per request) and, every `syncMs`, reports what it admitted in one atomic Lua step
+ * per route (route-bucket.lua), getting the bucket's tokens back. N instances so enforce one limit;
+ * the overshoot is bounded by what the instances admit in one sync interval. When Redis fails or
+ * does not answer within `timeoutMs`, the mirror goes on as a local bucket (fail-open: each instance
+ * then enforces L alone) until a sync succeeds again.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createClient } from 'redis';
+import { systemClock, type Clock } from '../clock.js';
+import type { RouteBucketStore, RouteTake } from './route-bucket-store.js';
+
+let scriptSource: string | undefined;
+function loadScript(): string {
+  scriptSource ??= readFileSync(new URL('./route-bucket.lua', import.meta.url), 'utf8');
+  return scriptSource;
+}
+
+/** Default sync period (ms): the bound on how stale an instance's view of the shared bucket is. */
+export const DEFAULT_ROUTE_SYNC_MS = 100;
+const EPSILON = 1e-9;
+
+export interface RedisRouteBucketStoreOptions {
+  url: string;
+  /** `cluster.key_prefix`; keys are `<prefix>adaptive:<route>`. */
+  keyPrefix: string;
+  /** Longest a sync may wait for Redis before the local mirror goes on alone (ms). */
+  timeoutMs: number;
+  clock?: Clock;
+  syncMs?: number;
+  /** A sync failed or timed out (called on the transition to degraded, not on every attempt). */
+  onError?: (op: string, err: unknown) => void;
+}
+
+class Mirror {
+  tokens: number;
+  stamp: number;
+  /** Admitted locally since the last sync was sent. */
+  consumed = 0;
+  rate: number;
+  capacity: number;
+  floor: number;
+  constructor(tokens: number, stamp: number, rate: number, capacity: number, floor: number) {
+    this.tokens = tokens;
+    this.stamp = stamp;
+    this.rate = rate;
+    this.capacity = capacity;
+    this.floor = floor;
+  }
+}
+
+type Client = ReturnType<typeof createClient>;
+
+export class RedisRouteBucketStore implements RouteBucketStore {
+  readonly #opts: RedisRouteBucketStoreOptions;
+  readonly #clock: Clock;
+  readonly #mirrors = new Map<string, Mirror>();
+  readonly #result: RouteTake = { allowed: false, tokens: 0 };
+  readonly #script: string;
+  readonly #sha: string;
+  #client: Client | null = null;
+  #timer: NodeJS.Timeout | null = null;
+  #syncing = false;
+  #healthy = false;
+  #closed = false;
+
+  constructor(opts: RedisRouteBucketStoreOptions) {
+    if (!/^rediss?:\/\//.test(opts.url)) throw new TypeError('RedisRouteBucketStore: url must be a redis:// or rediss:// URL');
+    if (!(opts.timeoutMs > 0)) throw new RangeError(`RedisRouteBucketStore: timeoutMs must be > 0 (got ${opts.timeoutMs})`);
+    this.#opts = opts;
+    this.#clock = opts.clock ?? systemClock;
+    this.#script = loadScript();
+    this.#sha = createHash('sha1').update(this.#script).digest('hex');
+  }
+
+  /** True while Redis does not answer: every instance enforces the limit from its own mirror. */
+  get degraded(): boolean {
+    return !this.#healthy;
+  }
+
+  async start(): Promise<void> {
+    if (this.#client !== null || this.#closed) return;
+    const client = createClient({
+      url: this.#opts.url,
+      disableOfflineQueue: true,
+      socket: { connectTimeout: Math.max(2_000, this.#opts.timeoutMs), reconnectStrategy: (n: number) => Math.min(50 * 2 ** Math.min(n, 10), 2_000) },
+    });
+    this.#client = client;
+    client.on('error', (err: unknown) => this.#fail('connection', err));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([client.connect().then(() => undefined, (err: unknown) => this.#fail('connect', err)), new Promise<void>((r) => (timer = setTimeout(r, 2_000)))]);
+    clearTimeout(timer);
+    this.#timer = setInterval(() => void this.sync(), this.#opts.syncMs ?? DEFAULT_ROUTE_SYNC_MS);
+    this.#timer.unref();
+    await this.sync();
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#healthy = false;
+    if (this.#timer !== null) clearInterval(this.#timer);
+    this.#timer = null;
+    const client = this.#client;
+    this.#client = null;
+    if (client !== null && client.isOpen) client.destroy();
+  }
+
+  take(key: string, cost: number, ratePerSec: number, capacity: number, floor: number, now: number): RouteTake {
+    let m = this.#mirrors.get(key);
+    if (m === undefined) {
+      m = new Mirror(capacity, now, ratePerSec, capacity, floor);
+      this.#mirrors.set(key, m);
+    }
+    m.rate = ratePerSec;
+    m.capacity = capacity;
+    if (floor < m.floor) m.floor = floor;
+    const elapsed = now - m.stamp;
+    let tokens = m.tokens;
+    if (elapsed > 0) tokens += (elapsed * ratePerSec) / 1000;
+    if (tokens > capacity) tokens = capacity;
+    const out = this.#result;
+    if (tokens + EPSILON >= floor + cost) {
+      m.tokens = tokens - cost;
+      if (elapsed > 0) m.stamp = now;
+      m.consumed += cost;
+      out.allowed = true;
+      out.tokens = m.tokens;
+    } else {
+      out.allowed = false;
+      out.tokens = tokens;
+    }
+    return out;
+  }
+
+  peek(key: string, ratePerSec: number, capacity: number, now: number): number | null {
+    const m = this.#mirrors.get(key);
+    if (m === undefined) return null;
+    const elapsed = now - m.stamp;
+    return Math.min(capacity, m.tokens + (elapsed > 0 ? (elapsed * ratePerSec) / 1000 : 0));
+  }
+
+  /** Reports every route's local admissions and takes the shared bucket's tokens back (the timer calls it). */
+  async sync(): Promise<void> {
+    const client = this.#client;
+    if (this.#syncing || this.#closed || client === null || !client.isReady) return;
+    this.#syncing = true;
+    try {
+      const jobs: Promise<void>[] = [];
+      for (const [key, m] of this.#mirrors) jobs.push(this.#syncOne(client, key, m));
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(reject, this.#opts.timeoutMs, new Error(`redis: route bucket sync timed out after ${this.#opts.timeoutMs}ms`));
+      });
+      try {
+        await Promise.race([Promise.all(jobs), timeout]);
+        if (!this.#closed) this.#healthy = true;
+      } finally {
+        clearTimeout(timer);
+      }
+    } catch (err) {
+      this.#fail('sync', err);
+    } finally {
+      this.#syncing = false;
+    }
+  }
+
+  async #syncOne(client: Client, key: string, m: Mirror): Promise<void> {
+    const sent = m.consumed;
+    m.consumed = 0;
+    const args = [String(sent), String(m.rate), String(m.capacity), String(Math.min(m.floor, -m.capacity))];
+    const fullKey = this.#opts.keyPrefix + 'adaptive:' + key;
+    let reply: unknown;
+    try {
+      reply = await client.sendCommand(['EVALSHA', this.#sha, '1', fullKey, ...args]);
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+      reply = await client.sendCommand(['EVAL', this.#script, '1', fullKey, ...args]);
+    }
+    const shared = Number(reply);
+    if (!Number.isFinite(shared)) throw new Error(`redis: unexpected route bucket reply ${JSON.stringify(reply)}`);
+    // What this instance admitted while the sync was in flight is not in `shared` yet.
+    m.tokens = shared - m.consumed;
+    m.stamp = this.#clock.now();
+  }
+
+  #fail(op: string, err: unknown): void {
+    if (this.#closed) return;
+    const was = this.#healthy;
+    this.#healthy = false;
+    if (was || op !== 'sync') {
+      try {
+        this.#opts.onError?.(op, err);
+      } catch {
+        // a broken hook must never break the limit
+      }
+    }
+  }
+}
