@@ -22,18 +22,51 @@ export function summarize(cfg: Config): string {
   if (cfg.ratelimit?.enabled) lines.push(`rate limit: ${cfg.ratelimit.max_tokens} tokens, +${cfg.ratelimit.refill_rate}/s per client (${cfg.ratelimit.scope})`);
   else lines.push('rate limit: off');
   lines.push(`circuit breaker: per backend, opens after ${cfg.circuitbreaker.threshold} consecutive failures, half-open after ${cfg.circuitbreaker.timeout}ms`);
+  lines.push(...adaptiveSummary(cfg));
   lines.push(`health checks: every ${cfg.healthcheck.interval}ms on ${cfg.healthcheck.path}`);
   lines.push(`cluster store: ${cfg.cluster.redis_url ? cfg.cluster.redis_url.replace(/\/\/[^@]*@/, '//***@') : 'memory (single instance)'}`);
   lines.push(`dashboard: ${cfg.dashboard.enabled ? `on at /dashboard/ (log ${cfg.dashboard.log_capacity})` : 'off'}`);
   for (const p of cfg.processes) lines.push(`process ${p.id}: ${p.command} ${p.args.join(' ')}${p.auto_start ? ' (auto start)' : ''}`);
-  for (const w of notYetBuilt(cfg)) lines.push(`note: ${w}`);
+  for (const w of [...notYetBuilt(cfg), ...adaptiveNotes(cfg)]) lines.push(`note: ${w}`);
   return lines.join('\n');
 }
 
-/** Keys that are valid but belong to the adaptive layer, which is not built yet: said out loud, never silently ignored. */
-export function notYetBuilt(cfg: Config): string[] {
+/** Keys that are valid but not built yet: said out loud, never silently ignored. None left (the adaptive layer is built). */
+export function notYetBuilt(_cfg: Config): string[] {
+  return [];
+}
+
+// --- adaptive layer (issue 11) ---
+const seconds = (ms: number) => `${ms / 1000}s`;
+
+/** What the adaptive layer will do, for `microgate check`. */
+function adaptiveSummary(cfg: Config): string[] {
   const out: string[] = [];
-  if (cfg.adaptive_rate_limit.enabled) out.push('adaptive_rate_limit.* is accepted, but not built yet: the static ratelimit applies');
-  if (cfg.weighted_lb.enabled) out.push('weighted_lb.* is accepted, but not built yet: routes use their strategy');
+  const a = cfg.analytics;
+  out.push(a.enabled ? `analytics: on (buckets of ${seconds(a.bucket_interval)}, analysis every ${seconds(a.analyzer_interval)}, window ${seconds(a.window)})` : 'analytics: off');
+  const arl = cfg.adaptive_rate_limit;
+  if (arl.enabled) {
+    out.push(
+      `adaptive limit: per route, clamp(learned rate × ${arl.multiplier}, ${arl.min_limit}, ${arl.max_limit}) requests/min for all clients together once a route has ${seconds(arl.learning_period)} of data, ` +
+        `burst ${seconds(arl.burst)} of it, fair shedding${arl.shadow ? ', SHADOW mode (counted, nothing refused)' : ''}${cfg.cluster.redis_url ? ', shared through Redis' : ''}`,
+    );
+  } else out.push('adaptive limit: off');
+  const weighted = cfg.routes.filter((r) => cfg.weighted_lb.enabled || r.strategy === 'weighted');
+  if (weighted.length > 0) out.push(`weighted balancing: ${cfg.weighted_lb.enabled ? 'every route' : weighted.map((r) => r.path).join(', ')}, weight = (1 − error rate) / latency², baselines every ${seconds(cfg.weighted_lb.rebalance_interval)}`);
+  const cb = cfg.circuitbreaker;
+  if (cb.adaptive ?? a.enabled) {
+    out.push(`circuit breaker (learned): once a backend has a baseline, opens when over ${seconds(cb.window ?? 10_000)} (≥ ${cb.min_requests ?? 20} requests) its error rate exceeds clamp(5 × its baseline, 5%, 50%)`);
+  }
   return out;
 }
+
+/** Allowed but worth saying: settings that do nothing for some route. */
+export function adaptiveNotes(cfg: Config): string[] {
+  const out: string[] = [];
+  for (const r of cfg.routes) {
+    if (!(cfg.weighted_lb.enabled || r.strategy === 'weighted')) continue;
+    if (backendUrls(r).length <= 1 && !cfg.processes.some((p) => p.route === r.path)) out.push(`route ${r.path} has one backend: weighted balancing is allowed there, but a no-op`);
+  }
+  return out;
+}
+// --- end adaptive layer ---

@@ -75,11 +75,40 @@ describe('summarize', () => {
     assert.doesNotMatch(minimal, /^note:/m);
   });
 
-  it('adds a note for each accepted key whose feature is not built yet', () => {
-    const notes = summarize(load('analytics:\n  enabled: true\nweighted_lb:\n  enabled: true\n'))
-      .split('\n')
-      .filter((l) => l.startsWith('note: '));
-    assert.equal(notes.length, 1);
-    assert.match(notes[0]!, /weighted_lb/);
+  it('no longer calls adaptive keys "not built yet"', () => {
+    const text = summarize(load('analytics:\n  enabled: true\nweighted_lb:\n  enabled: true\nadaptive_rate_limit:\n  enabled: true\n'));
+    assert.doesNotMatch(text, /not built yet/);
+    assert.match(text, /weighted balancing: every route/);
+  });
+});
+
+describe('summary of the adaptive layer', () => {
+  const ADAPTIVE = `routes:
+  - path: /one
+    backend: http://127.0.0.1:9001
+  - path: /two
+    backends: [http://127.0.0.1:9002, http://127.0.0.1:9003]
+analytics:
+  enabled: true
+adaptive_rate_limit:
+  enabled: true
+  multiplier: 2
+  shadow: true
+weighted_lb:
+  enabled: true
+`;
+
+  it('says what the adaptive limit, weighted balancing and learned breakers will do', async () => {
+    const text = summarize(load(ADAPTIVE));
+    assert.match(text, /adaptive limit: per route, clamp\(learned rate × 2, 10, 10000\) requests\/min .* SHADOW mode/);
+    assert.match(text, /weighted balancing: every route, weight = \(1 − error rate\) \/ latency²/);
+    assert.match(text, /circuit breaker \(learned\): .* clamp\(5 × its baseline, 5%, 50%\)/);
+    assert.doesNotMatch(text, /not built yet/);
+  });
+
+  it('says that weighted balancing on a route with one backend is allowed but a no-op', async () => {
+    const text = summarize(load(ADAPTIVE));
+    assert.match(text, /note: route \/one has one backend: weighted balancing is allowed there, but a no-op/);
+    assert.doesNotMatch(text, /route \/two has one backend/);
   });
 });
