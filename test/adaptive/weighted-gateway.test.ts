@@ -1,0 +1,71 @@
+/**
+ * Latency-weighted balancing in a running gateway (`weighted_lb.enabled`, one-second analytics
+ * buckets): weights show in /analytics/backends and /metrics, and a backend turned slow loses its
+ * share of the traffic within seconds.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { send, startBackend, startGateway } from '../helpers/gateway.js';
+
+describe('weighted balancing in a running gateway', () => {
+  it('shows every backend weight, and a backend turned 50× slower (3 → 150 ms) loses most of its share', async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'mg-weighted-gw-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const delay = { fast: 3, slow: 3 };
+    const hits = { fast: 0, slow: 0 };
+    const backend = (name: 'fast' | 'slow') =>
+      startBackend(t, (req, res) => {
+        hits[name]++;
+        req.resume();
+        setTimeout(() => res.end('ok'), delay[name]);
+      });
+    const fast = await backend('fast');
+    const slow = await backend('slow');
+    const gw = await startGateway(
+      t,
+      `routes:
+  - path: /api
+    backends: [${fast.url}, ${slow.url}]
+data_dir: ${dir}
+analytics:
+  enabled: true
+  bucket_interval: 1s
+  analyzer_interval: 1s
+  window: 20s
+  retention: 10m
+weighted_lb:
+  enabled: true
+  rebalance_interval: 1s
+`,
+    );
+    /** 4 concurrent clients for `ms`. */
+    const load = async (ms: number) => {
+      const end = Date.now() + ms;
+      await Promise.all(
+        Array.from({ length: 4 }, async () => {
+          while (Date.now() < end) await send(`${gw.url}/api/x`);
+        }),
+      );
+    };
+    await load(2_000);
+    const before = (await send(`${gw.url}/analytics/backends`)).json().backends;
+    for (const b of before) assert.ok(typeof b.weight === 'number' && b.weight > 0.3, JSON.stringify(before));
+    assert.ok(hits.slow > 0.3 * (hits.fast + hits.slow), `even share before: ${JSON.stringify(hits)}`);
+    const metrics = (await send(`${gw.url}/metrics`)).text;
+    assert.match(metrics, new RegExp(`gateway_backend_weight\\{backend="${slow.url}"\\} [\\d.]+`));
+
+    delay.slow = 150;
+    await load(1_000); // the fast EWMA sees it
+    hits.fast = hits.slow = 0;
+    await load(3_000);
+    const share = hits.slow / (hits.fast + hits.slow);
+    assert.ok(share < 0.2, `slow backend kept ${(share * 100).toFixed(1)}% (${JSON.stringify(hits)})`);
+    assert.ok(hits.slow > 0, 'the floor keeps a trickle');
+    const after = (await send(`${gw.url}/analytics/backends`)).json().backends;
+    const w = Object.fromEntries(after.map((b: any) => [b.backend, b.weight]));
+    assert.ok(w[slow.url] < w[fast.url] / 4, JSON.stringify(w));
+  });
+});
