@@ -111,8 +111,11 @@ export class RedisRouteBucketStore implements RouteBucketStore {
   take(key: string, cost: number, ratePerSec: number, capacity: number, floor: number, now: number): RouteTake {
     let m = this.#mirrors.get(key);
     if (m === undefined) {
-      m = new Mirror(capacity, now, ratePerSec, capacity, floor);
+      // Another instance may have drained the shared bucket already: while Redis answers, a new
+      // mirror starts empty (fair clients borrow) and syncs at once; alone, it starts full.
+      m = new Mirror(this.#healthy ? 0 : capacity, now, ratePerSec, capacity, floor);
       this.#mirrors.set(key, m);
+      if (this.#healthy) void this.sync();
     }
     m.rate = ratePerSec;
     m.capacity = capacity;
@@ -170,7 +173,7 @@ export class RedisRouteBucketStore implements RouteBucketStore {
   async #syncOne(client: Client, key: string, m: Mirror): Promise<void> {
     const sent = m.consumed;
     m.consumed = 0;
-    const args = [String(sent), String(m.rate), String(m.capacity), String(Math.min(m.floor, -m.capacity))];
+    const args = [String(sent), String(m.rate), String(m.capacity), String(m.floor)];
     const fullKey = this.#opts.keyPrefix + 'adaptive:' + key;
     let reply: unknown;
     try {

@@ -245,10 +245,11 @@ export class RouteLimit {
    */
   decide(client: string, now: number = this.#clock.now()): AdaptiveRefusal | null {
     if (now >= this.#nextRefresh) this.refresh(now);
+    // Clients are observed while the route learns too, so their rates are known when a limit appears.
+    const clientRate = this.#clients.observe(client, now);
     const limit = this.#limit;
     if (limit === null) return null;
     this.#decisions++;
-    const clientRate = this.#clients.observe(client, now);
     const first = this.#store.take(this.route, 1, this.#ratePerSec, this.#capacity, 0, now);
     if (first.allowed) return null;
     // The route is out of tokens: who is over their share?
