@@ -171,7 +171,7 @@ async function startTarget(target, ctx) {
     state.port = ctx.ports.shift();
     state.url = `http://127.0.0.1:${state.port}`;
     if (target.kind === 'microgate') {
-      state.config = microgateConfig(target, { port: state.port, backendUrl: ctx.backend.url, jwtSecret: ctx.jwt.secret, redisUrl: `redis://127.0.0.1:${ctx.redisPort}` });
+      state.config = microgateConfig(target, { port: state.port, backendUrl: ctx.backend.url, jwtSecret: ctx.jwt.secret, redisUrl: `redis://127.0.0.1:${ctx.redisPort}`, dataDir: join(tmpDir, `${target.id}-data`) });
       state.file = join(tmpDir, `${target.id}.yml`);
       writeFileSync(state.file, state.config);
     }

@@ -17,10 +17,10 @@ function options(list: Backend[], random = Math.random): StrategyOptions {
   return { backends: list, route: { path: '/api' } as RouteConfig, clock: new ManualClock(), random };
 }
 
-test('strategies are looked up by name: round-robin and random are built in, an unknown name says which ones exist', () => {
+test('strategies are looked up by name: round-robin, random and weighted are built in, an unknown name says which ones exist', () => {
   const registry = new StrategyRegistry();
-  assert.deepEqual(registry.names(), ['round-robin', 'random']);
-  assert.throws(() => registry.create('weighted', options([])), /unknown balancing strategy "weighted" \(known: round-robin, random\)/);
+  assert.deepEqual(registry.names(), ['round-robin', 'random', 'weighted']);
+  assert.throws(() => registry.create('least-conn', options([])), /unknown balancing strategy "least-conn" \(known: round-robin, random, weighted\)/);
 });
 
 test('a strategy registered by name is created for a route and a name is registered once', (t) => {
