@@ -10,7 +10,7 @@ export function summarize(cfg: Config): string {
   const lines: string[] = [];
   lines.push(`listen ${cfg.server.host}:${cfg.server.port} (body limit ${cfg.server.body_limit} bytes, upstream timeout ${cfg.server.upstream_timeout}ms)`);
   for (const r of cfg.routes) {
-    const flags = [r.strategy, r.strip_prefix ? 'strip_prefix' : '', r.public ? 'public' : '', r.timeout ? `timeout ${r.timeout}ms` : '']
+    const flags = [cfg.weighted_lb.enabled ? 'weighted' : r.strategy, r.strip_prefix ? 'strip_prefix' : '', r.public ? 'public' : '', r.timeout ? `timeout ${r.timeout}ms` : '']
       .filter(Boolean)
       .join(', ');
     lines.push(`route ${r.path} -> ${backendUrls(r).join(', ')} (${flags})`);
