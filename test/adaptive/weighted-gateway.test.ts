@@ -68,4 +68,30 @@ weighted_lb:
     const w = Object.fromEntries(after.map((b: any) => [b.backend, b.weight]));
     assert.ok(w[slow.url] < w[fast.url] / 4, JSON.stringify(w));
   });
+
+  it('weighs a route that asks for `strategy: weighted` on its own, weighted_lb off', async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'mg-weighted-gw-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const a = await startBackend(t);
+    const b = await startBackend(t);
+    const gw = await startGateway(
+      t,
+      `routes:
+  - path: /api
+    backends: [${a.url}, ${b.url}]
+    strategy: weighted
+data_dir: ${dir}
+analytics:
+  enabled: true
+  bucket_interval: 1s
+  analyzer_interval: 1s
+  window: 20s
+  retention: 10m
+`,
+    );
+    for (let i = 0; i < 40; i++) assert.equal((await send(`${gw.url}/api/x`)).status, 200);
+    const backends = (await send(`${gw.url}/analytics/backends`)).json().backends;
+    for (const x of backends) assert.ok(typeof x.weight === 'number', JSON.stringify(backends));
+    assert.ok(a.requests.length > 5 && b.requests.length > 5, `${a.requests.length} / ${b.requests.length}`);
+  });
 });
