@@ -157,20 +157,22 @@ function onTrip(host: Host, backend: string, trip: BreakerTrip): void {
   host.notices.publish('breaker', { backend, ...trip });
 }
 
-class RouteEntry {
-  readonly limit: RouteLimit;
-  readonly rejections: CounterCell | null;
-  constructor(limit: RouteLimit, rejections: CounterCell | null) {
-    this.limit = limit;
-    this.rejections = rejections;
-  }
-}
-
 /** The verdict of an admitted request while a limit applies: shared, never mutated. */
 const PASS: Readonly<Record<'enforce' | 'shadow', Verdict>> = Object.freeze({
   enforce: Object.freeze({ policy: 'adaptive', verdict: 'pass', mode: 'enforce' }) as Verdict,
   shadow: Object.freeze({ policy: 'adaptive', verdict: 'pass', mode: 'shadow' }) as Verdict,
 });
+
+class RouteEntry {
+  readonly limit: RouteLimit;
+  readonly rejections: CounterCell | null;
+  readonly pass: Verdict;
+  constructor(limit: RouteLimit, rejections: CounterCell | null) {
+    this.limit = limit;
+    this.rejections = rejections;
+    this.pass = PASS[limit.mode];
+  }
+}
 
 /** Stage (`limit` phase, after the static limit): the learned route-wide limit with fair shedding. */
 function adaptiveLimitStage(routes: ReadonlyMap<CompiledRoute, RouteEntry>) {
@@ -181,7 +183,7 @@ function adaptiveLimitStage(routes: ReadonlyMap<CompiledRoute, RouteEntry>) {
     const consumer = ctx.consumer;
     const refusal = entry.limit.decide(consumer === undefined ? clientKey(ctx.clientIp) : 'c:' + consumer);
     if (refusal === null) {
-      if (entry.limit.limit !== null) ctx.addVerdict(PASS[entry.limit.mode]);
+      if (entry.limit.limit !== null) ctx.addVerdict(entry.pass);
       return next(ctx);
     }
     if (entry.rejections !== null) entry.rejections.value++;
