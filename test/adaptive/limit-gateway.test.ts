@@ -136,5 +136,14 @@ describe('adaptive route limit in a running gateway', () => {
     const metrics = (await send(`${gw.url}/metrics`)).text;
     assert.match(metrics, new RegExp(`gateway_adaptive_rejections_total\\{route="/api",mode="shadow"\\} ${would.length}\\n`));
     assert.doesNotMatch(metrics, /gateway_adaptive_rejections_total\{route="\/api",mode="enforce"\}/);
+    // The dashboard's request log (and its SSE `request` events, same view) carries the verdict.
+    const logs = (await send(`${gw.url}/dashboard/api/logs?limit=1000`)).json().logs as any[];
+    const entry = logs.find((l) => l.id === would[0]!.id);
+    assert.ok(entry !== undefined, 'the request is in the dashboard log');
+    assert.equal(entry.status, 200);
+    assert.deepEqual(
+      entry.verdicts.map((x: any) => [x.policy, x.verdict, x.mode]),
+      [['adaptive', 'would_refuse', 'shadow']],
+    );
   });
 });

@@ -64,11 +64,15 @@ describe('microgate check', () => {
     assert.doesNotMatch(r.stdout, /demo-secret-change-me|key-abc123/, 'no secret in the summary');
   });
 
-  test("exits 0 for the reference README config and notes the features that are not built yet", async () => {
+  test('exits 0 for the reference README config and notes that weighted balancing is a no-op on its one-backend route', async () => {
     const r = await run(MICROGATE, ['check', 'test/config/fixtures/seed-config.yml']);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^test\/config\/fixtures\/seed-config\.yml: OK\n/);
-    assert.equal(r.stdout.split('\n').filter((l) => l.startsWith('note: ')).length, 3);
+    assert.deepEqual(
+      r.stdout.split('\n').filter((l) => l.startsWith('note: ')),
+      ['note: route /api/v2 has one backend: weighted balancing is allowed there, but a no-op'],
+    );
+    assert.match(r.stdout, /^adaptive limit: per route, clamp\(learned rate × 3, 10, 10000\)/m);
   });
 
   test('exits non-zero on a bad file, listing every problem as file:line:col, and prints nothing on stdout', async (t) => {
