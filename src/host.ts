@@ -76,6 +76,8 @@ export interface AdaptiveReadout {
   breakerThreshold(url: string): number | null;
   /** Extra fields of a route's /analytics/routes entry (adaptive_mode, shadow_refusals, …), or null. */
   routeInfo?(route: string): Record<string, unknown> | null;
+  /** For /health: why the adaptive layer is degraded (e.g. its Redis route buckets unreachable); empty when fine. */
+  degradedReasons?(): string[];
 }
 
 export interface ServiceDirectory {

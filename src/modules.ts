@@ -126,6 +126,7 @@ export const healthModule: ModuleSpec = {
           degradedReasons: () => [
             ...(host.store.degraded && !host.config.current.cluster.fail_closed ? ['cluster store unreachable: rate limits answered from local state'] : []),
             ...(host.services.get('analytics')?.degradedReasons() ?? []),
+            ...(host.services.get('adaptive')?.degradedReasons?.() ?? []),
           ],
           failingReasons: () => (host.store.degraded && host.config.current.cluster.fail_closed ? ['cluster store unreachable: rate-limited requests answered 503 (fail_closed)'] : []),
         }),

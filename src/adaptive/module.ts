@@ -28,6 +28,7 @@ const MAX_REFRESH_MS = 10_000;
 export interface AdaptiveService extends AdaptiveReadout {
   /** Extra fields of a route's /analytics/routes entry, or null when the route has no adaptive limit. */
   routeInfo(route: string): Record<string, unknown> | null;
+  degradedReasons(): string[];
 }
 
 export const adaptiveModule: ModuleSpec = {
@@ -110,6 +111,7 @@ export const adaptiveModule: ModuleSpec = {
         return null;
       },
       breakerThreshold: (url) => tuning?.threshold(url) ?? null,
+      degradedReasons: () => (redisStore !== null && redisStore.degraded ? ['adaptive limit: Redis unreachable, each instance enforces the route limits alone'] : []),
       routeInfo(route) {
         const r = limiter?.forRoute(route);
         if (r === undefined || r === null) return null;

@@ -153,6 +153,8 @@ export class RedisRouteBucketStore implements RouteBucketStore {
     try {
       const jobs: Promise<void>[] = [];
       for (const [key, m] of this.#mirrors) jobs.push(this.#syncOne(client, key, m));
+      // Nothing to sync yet (no route has learned its limit): still find out whether Redis answers.
+      if (jobs.length === 0) jobs.push(client.sendCommand(['PING']).then(() => undefined));
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<never>((_, reject) => {
         timer = setTimeout(reject, this.#opts.timeoutMs, new Error(`redis: route bucket sync timed out after ${this.#opts.timeoutMs}ms`));

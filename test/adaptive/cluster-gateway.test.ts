@@ -83,6 +83,21 @@ adaptive_rate_limit:
     assert.equal(admitted + refused, 60);
     assert.ok(admitted <= 38, `admitted ${admitted} of 60 (one shared bucket admits ≤ ≈34, two separate all 60)`);
     assert.ok(refusedBy.a > 0 && refusedBy.b > 0, `both instances refuse: ${JSON.stringify(refusedBy)}`);
+
+    // Redis stops answering: each instance goes on alone, answers at once, and says so in /health.
+    redis.pause();
+    t.after(() => redis.resume());
+    const health = await until(async () => {
+      const h = (await send(`${a.url}/health`)).json();
+      return h.degraded.some((r: string) => r.startsWith('adaptive limit: Redis unreachable')) ? h : null;
+    }, 5_000, 100);
+    assert.equal(health.status, 'degraded');
+    const started = Date.now();
+    const r = await send(`${a.url}/api/z`);
+    assert.ok(r.status === 200 || r.status === 429, String(r.status));
+    assert.ok(Date.now() - started < 1_000, 'decided without waiting for Redis');
+    redis.resume();
+    await until(async () => !(await send(`${a.url}/health`)).json().degraded.some((x: string) => x.startsWith('adaptive limit')), 5_000, 100);
     assert.ok(admitted >= 3, `admitted ${admitted}`);
   });
 });
