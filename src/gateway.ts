@@ -19,7 +19,7 @@ import { GatewayError, toGatewayError } from './errors.js';
 import { CompletionBus, redactInPlace, type CompletionRecord } from './events/index.js';
 import { healthEndpoint, HealthChecker } from './health/index.js';
 import { accessLog, createLogger, type Logger } from './logging/index.js';
-import { ClientIpResolver, compose, pickRequestId, requestId, RequestContext, RouteTable, type CompiledRoute, type Stage } from './pipeline/index.js';
+import { ClientIpResolver, compose, isUnsafePath, pickRequestId, requestId, RequestContext, RouteTable, type CompiledRoute, type Stage } from './pipeline/index.js';
 import { createMetrics, type Metrics } from './metrics/index.js';
 import { ProcessManager } from './procman/index.js';
 import { rateLimit } from './ratelimit/index.js';
@@ -369,10 +369,10 @@ export class Gateway {
     ctx.query = q === -1 ? '' : url.slice(q + 1);
     ctx.clientIp = this.#clientIp.resolve(req.socket.remoteAddress, this.#readsForwardedFor ? req.headers['x-forwarded-for'] : undefined);
     this.#inFlight++;
-    if (url.charCodeAt(0) !== 47 /* / */ || hasDotSegment(path)) {
+    if (url.charCodeAt(0) !== 47 /* / */ || isUnsafePath(path)) {
       ctx.id = requestIdOf(req);
       ctx.decision = 'bad_request';
-      this.#fail(ctx, new GatewayError('bad_request', 'Request target must be an absolute path without "." or ".." segments'));
+      this.#fail(ctx, new GatewayError('bad_request', 'Request target must be an absolute path without "." or ".." segments or backslashes'));
       return;
     }
     this.#handle(ctx);
@@ -393,7 +393,7 @@ export class Gateway {
     ctx.upgradeHead = head;
     ctx.clientIp = this.#clientIp.resolve(req.socket.remoteAddress, this.#readsForwardedFor ? req.headers['x-forwarded-for'] : undefined);
     this.#inFlight++;
-    if (this.#draining || url.charCodeAt(0) !== 47 || hasDotSegment(path) || isAdminPath(path)) {
+    if (this.#draining || url.charCodeAt(0) !== 47 || isUnsafePath(path) || isAdminPath(path)) {
       ctx.id = requestIdOf(req);
       this.#fail(ctx, new GatewayError(this.#draining ? 'shutting_down' : 'bad_request'));
       return;
@@ -516,23 +516,6 @@ export class Gateway {
 
 function requestIdOf(req: IncomingMessage): string {
   return pickRequestId(req.headers['x-request-id']);
-}
-
-/** "." or ".." path segments, plain or percent-encoded, would let a client walk out of a route prefix. */
-function hasDotSegment(path: string): boolean {
-  if (path.includes('/.')) {
-    for (const seg of path.split('/')) if (seg === '.' || seg === '..') return true;
-  }
-  if (path.includes('%')) {
-    let decoded: string;
-    try {
-      decoded = decodeURIComponent(path);
-    } catch {
-      return true;
-    }
-    for (const seg of decoded.split(/[/\\]/)) if (seg === '.' || seg === '..') return true;
-  }
-  return false;
 }
 
 function isLocalHost(host: string): boolean {

@@ -7,3 +7,4 @@ export { compose, type Stage } from './compose.js';
 export { RouteTable, upstreamPath, type CompiledRoute } from './routes.js';
 export { requestId, pickRequestId, newRequestId } from './request-id.js';
 export { ClientIpResolver, normalizeIp, isLoopback } from './client-ip.js';
+export { isUnsafePath } from './path.js';
