@@ -21,6 +21,8 @@ export const ERROR_CODES = {
   admin_unauthorized: { status: 401, message: 'Admin token required' },
   rate_limited: { status: 429, message: 'Too Many Requests' },
   adaptive_limited: { status: 429, message: 'Too Many Requests' },
+  // access control (issue 7): the address spent its budget of failed credential attempts
+  auth_throttled: { status: 429, message: 'Too many failed credential attempts' },
   no_healthy_backend: { status: 503, message: 'No healthy backends available' },
   breaker_open: { status: 503, message: 'Service Unavailable' },
   store_unavailable: { status: 503, message: 'Rate limit store unavailable' },

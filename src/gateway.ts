@@ -7,7 +7,7 @@ import { ServerResponse as NodeServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
-import { auth, createAuthenticator, type Authenticator } from './auth/index.js';
+import { auth, createAuthenticator, FailureBudget, type Authenticator } from './auth/index.js';
 import { Backend, createSelector } from './balancer/index.js';
 import { CircuitBreaker } from './breaker/index.js';
 import type { Clock } from './clock.js';
@@ -25,7 +25,7 @@ import { ProcessManager } from './procman/index.js';
 import { rateLimit } from './ratelimit/index.js';
 import { createStore, type RateLimitStore } from './store/index.js';
 import { forward, tunnel } from './proxy/index.js';
-import { AdminGuard, chargeAdminFailure, createHttpServer, isDashboardUi, sendError, SESSION_PATH, type SessionOutcome } from './server/index.js';
+import { AdminGuard, createHttpServer, isDashboardUi, sendError, SESSION_PATH, type SessionOutcome } from './server/index.js';
 
 export interface GatewayOptions {
   logger?: Logger;
@@ -192,6 +192,7 @@ export class Gateway {
           authenticator: this.authenticator,
           stripCredentials: this.config.auth!.strip_credentials,
           onFailure: rl === null ? undefined : rl.chargeAuthFailure,
+          budget: this.config.auth!.failure_budget.enabled ? new FailureBudget({ store: this.store, config: this.config.auth!.failure_budget }) : undefined,
         }),
       );
     }
@@ -436,24 +437,23 @@ export class Gateway {
       (path === '/metrics' && this.config.admin.public_metrics) ||
       // The UI's files hold no data and carry the login form; the API they call stays guarded.
       (dashboard && isDashboardUi(path));
-    if (!open && !this.#adminGuard.allows(req)) {
-      const deny = () =>
-        sendError(res, 401, 'admin_unauthorized', 'Admin token required (Authorization: Bearer <admin.token>, or log in at /dashboard/)', id, {
-          'www-authenticate': 'Bearer realm="microgate-admin"',
-        });
-      if (req.headers.authorization === undefined) return void deny();
-      // A wrong admin token costs from the same per-IP bucket as sign-in attempts: no online guessing.
+    if (!open) {
+      // A presented admin token is looked at only while the address has sign-in attempts left; a wrong one spends one.
       const clientIp = this.#clientIp.resolve(req.socket.remoteAddress, this.#readsForwardedFor ? req.headers['x-forwarded-for'] : undefined);
-      chargeAdminFailure(this.store, clientIp).then(
-        (retry) => {
-          if (retry === null) return deny();
-          this.logger.warn({ client_ip: clientIp, path }, 'admin token guessing throttled');
-          sendError(res, 429, 'rate_limited', `Too many failed admin attempts: try again in ${retry} s`, id, { 'retry-after': String(retry) });
-        },
-        () => deny(),
-      );
+      const h = handler;
+      this.#adminGuard.admit(req, res, {
+        requestId: id,
+        clientIp,
+        store: this.store,
+        onOutcome: (outcome) => outcome === 'throttled' && this.logger.warn({ client_ip: clientIp, path }, 'admin token guessing throttled'),
+        proceed: () => this.#runAdmin(h, req, res, path, id),
+      });
       return;
     }
+    this.#runAdmin(handler, req, res, path, id);
+  }
+
+  #runAdmin(handler: AdminHandler, req: IncomingMessage, res: ServerResponse, path: string, id: string): void {
     try {
       handler(req, res, path);
     } catch (err) {

@@ -95,6 +95,7 @@ export class MemoryStore implements RateLimitStore {
     if ((++this.#ops & (SWEEP_EVERY - 1)) === 0) this.#sweep(now);
 
     let b = this.#buckets.get(key);
+    if (cost === 0) return peek(b, capacity, refillPerSec, now);
     let tokens: number;
     if (b === undefined) {
       if (this.#buckets.size >= this.#maxBuckets) this.#evictOne(now);
@@ -184,4 +185,20 @@ export class MemoryStore implements RateLimitStore {
     else this.#tail.next = b;
     this.#tail = b;
   }
+}
+
+/** A take of one token, answered without writing anything (cost 0). */
+function peek(b: Bucket | undefined, capacity: number, refillPerSec: number, now: number): TakeResult {
+  let tokens = capacity;
+  if (b !== undefined) {
+    const elapsed = now - b.stamp;
+    tokens = Math.min(capacity, elapsed > 0 ? b.tokens + (elapsed * refillPerSec) / 1000 : b.tokens);
+  }
+  const allowed = tokens + EPSILON >= 1;
+  return {
+    allowed,
+    remaining: Math.floor(tokens),
+    retryAfterMs: allowed ? 0 : Math.ceil(((1 - tokens) * 1000) / refillPerSec),
+    resetMs: Math.ceil(((capacity - tokens) * 1000) / refillPerSec),
+  };
 }
