@@ -166,7 +166,7 @@ const rateLimitSchema = z.strictObject({
   refill_rate: z.number().positive('must be greater than zero: with no refill a client is locked out for good'),
   scope: z.enum(['global', 'route']).default('global'),
   idle_ttl: duration().default(600_000),
-  max_buckets: z.number().int().positive().default(1_000_000),
+  max_buckets: z.number().int().positive().default(250_000), // issue 7: at most ~48 MB of buckets (docs/configuration.md)
 });
 
 const breakerSchema = z.strictObject({
