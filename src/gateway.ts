@@ -445,7 +445,9 @@ export class Gateway {
         requestId: id,
         clientIp,
         store: this.store,
-        onOutcome: (outcome) => outcome === 'throttled' && this.logger.warn({ client_ip: clientIp, path }, 'admin token guessing throttled'),
+        onOutcome: (outcome) => {
+          if (outcome === 'throttled') this.logger.warn({ client_ip: clientIp, path }, 'admin token guessing throttled');
+        },
         proceed: () => this.#runAdmin(h, req, res, path, id),
       });
       return;

@@ -341,10 +341,12 @@ export class AdminGuard {
         ctx.onOutcome?.('throttled');
         return;
       }
-      // The loopback rule still applies to a wrong token from a trusted address, without a charge.
       const via = this.via(req);
-      if (via !== null) return ctx.proceed();
-      settle(() => ctx.store.take(key, LOGIN_BURST, LOGIN_REFILL_PER_SEC), afterCharge, onStoreError);
+      if (via === 'token') return ctx.proceed();
+      // A wrong token is an attempt even when a session or the loopback rule admits the request
+      // anyway: otherwise the answer (e.g. under a foreign Host) would tell a right token apart.
+      if (via !== null) settle(() => ctx.store.take(key, LOGIN_BURST, LOGIN_REFILL_PER_SEC), ctx.proceed, ctx.proceed);
+      else settle(() => ctx.store.take(key, LOGIN_BURST, LOGIN_REFILL_PER_SEC), afterCharge, onStoreError);
     };
     settle(() => ctx.store.take(key, LOGIN_BURST, LOGIN_REFILL_PER_SEC, 0), afterPeek, onStoreError);
   }
