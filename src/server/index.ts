@@ -230,10 +230,6 @@ export class AdminGuard {
     return this.#tokenHash !== null;
   }
 
-  allows(req: IncomingMessage): boolean {
-    return this.via(req) !== null;
-  }
-
   /** How `req` is admitted (token first, then session, then loopback), or null; remembered for {@link admittedBy}. */
   via(req: IncomingMessage): AdminVia | null {
     const via = this.#check(req);
