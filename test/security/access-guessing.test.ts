@@ -84,6 +84,21 @@ describe('access control: credential guessing (memory store)', () => {
     assertThrottled(await get(gw.port, '/api/x', { 'x-api-key': RIGHT_KEY }), 'spent again');
   });
 
+  it('lets a burst of 300 concurrent guesses check exactly max_failures keys, the right one among them refused', async (t) => {
+    const { backend, gw } = await setup(t);
+    const guesses = Array.from({ length: 300 }, (_, i) => (i === 150 ? RIGHT_KEY : `guess-${i}-guess-guess`));
+    const replies = await Promise.all(guesses.map((key) => get(gw.port, '/api/x', { 'x-api-key': key })));
+    const counts = new Map<number, number>();
+    for (const r of replies) counts.set(r.status, (counts.get(r.status) ?? 0) + 1);
+    // Checked in arrival order: exactly 5 wrong keys are looked at (the memory store decides
+    // synchronously); the right key may be among the first few (200) or refused unchecked (429).
+    assert.equal(counts.get(401), 5, JSON.stringify([...counts]));
+    assert.ok((counts.get(429) ?? 0) >= 294, JSON.stringify([...counts]));
+    assert.equal((counts.get(401) ?? 0) + (counts.get(429) ?? 0) + (counts.get(200) ?? 0), 300);
+    assert.ok(proxied(backend) <= 1);
+    assertThrottled(await get(gw.port, '/api/x', { 'x-api-key': RIGHT_KEY }), 'right key after the burst');
+  });
+
   it('counts wrong JWTs against the same budget and then refuses a valid one', async (t) => {
     const { clock, backend, gw } = await setup(t);
     const forged = hmacToken({ alg: 'HS256', typ: 'JWT' }, { sub: 'alice', exp: Math.floor(clock.now() / 1000) + 3600 }, 'not-the-secret-not-the-secret');
