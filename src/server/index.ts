@@ -316,7 +316,7 @@ export class AdminGuard {
    * admits it, else answers 401. A request presenting a token is a credential attempt: while the
    * address's sign-in bucket is empty it gets 429 whether the token is right or wrong (the bucket
    * is looked at first, without spending it), and a wrong token spends one attempt. A failing
-   * store answers 401 (never admits).
+   * store (fail-closed) answers 503 and never admits.
    */
   admit(req: IncomingMessage, res: ServerResponse, ctx: AdminContext): void {
     if (!this.#presentsToken(req)) {
@@ -325,7 +325,8 @@ export class AdminGuard {
       return;
     }
     const key = loginKey(ctx.clientIp);
-    const onStoreError = (): void => denyAdmin(res, ctx.requestId);
+    // No throttle state (Redis failing with cluster.fail_closed): a token cannot be checked safely.
+    const onStoreError = (): void => sendError(res, 503, 'store_unavailable', 'Admin token check unavailable: the rate-limit store is failing', ctx.requestId);
     const afterCharge = (r: TakeResult): void => {
       if (r.allowed) return denyAdmin(res, ctx.requestId);
       sendThrottled(res, r, ctx.requestId, 'failed admin attempts');
