@@ -180,4 +180,22 @@ describe('access control: credential guessing (Redis store)', { skip: redisSkipR
     assert.equal((await get(gw.port, '/dashboard/api/routes', { authorization: `Bearer ${ADMIN}` })).status, 429);
     assert.equal((await get(gw.port, '/dashboard/api/routes', { authorization: `Bearer ${ADMIN}` }, OTHER)).status, 200);
   });
+
+  it('never admits a credential it cannot count: a fail-closed store that is down answers 503', async (t) => {
+    const own = await RedisServer.start();
+    t.after(() => own.stop());
+    const backend = await startBackend(t);
+    const gw = await startGateway(t, yaml(backend.url, `cluster:\n  redis_url: ${own.url}\n  timeout: 100ms\n  fail_closed: true\n`));
+    await own.kill();
+    await until(() => gw.store.degraded, 3_000);
+    for (const headers of [{ 'x-api-key': RIGHT_KEY }, { 'x-api-key': 'wrong-wrong-wrong' }]) {
+      const r = await get(gw.port, '/api/x', headers);
+      assert.equal(r.status, 503, r.text);
+      assert.equal(JSON.parse(r.body).error.code, 'store_unavailable');
+    }
+    const admin = await get(gw.port, '/dashboard/api/routes', { authorization: `Bearer ${ADMIN}` });
+    assert.equal(admin.status, 503, admin.text);
+    assert.equal(proxied(backend), 0);
+  });
 });
+
