@@ -23,6 +23,8 @@ export const ERROR_CODES = {
   adaptive_limited: { status: 429, message: 'Too Many Requests' },
   // Adaptive layer (src/adaptive): the learned route-wide limit refused this client (message explains the numbers).
   adaptive_rate_limited: { status: 429, message: 'Too Many Requests: over the learned route limit' },
+  // access control (issue 7): the address spent its budget of failed credential attempts
+  auth_throttled: { status: 429, message: 'Too many failed credential attempts' },
   no_healthy_backend: { status: 503, message: 'No healthy backends available' },
   breaker_open: { status: 503, message: 'Service Unavailable' },
   store_unavailable: { status: 503, message: 'Rate limit store unavailable' },

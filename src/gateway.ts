@@ -23,10 +23,10 @@ import type { AdminHandler, ConfigRef, Host, HostOptions, Module, ModuleSpec, Se
 import { createLogger, type Logger } from './logging/index.js';
 import type { Metrics } from './metrics/index.js';
 import { MODULES } from './modules.js';
-import { ClientIpResolver, compose, pickRequestId, PHASES, RequestContext, StageRegistry, type RouteTable, type StageEntry } from './pipeline/index.js';
+import { ClientIpResolver, compose, isUnsafePath, pickRequestId, PHASES, RequestContext, StageRegistry, type RouteTable, type StageEntry } from './pipeline/index.js';
 import type { ProcessManager } from './procman/index.js';
 import type { RateLimitStore } from './store/index.js';
-import { AdminGuard, chargeAdminFailure, createHttpServer, isDashboardUi, sendError, SESSION_PATH, type SessionOutcome } from './server/index.js';
+import { AdminGuard, createHttpServer, isDashboardUi, sendError, SESSION_PATH, type SessionOutcome } from './server/index.js';
 
 export type { AdminHandler } from './host.js';
 
@@ -346,10 +346,10 @@ export class Gateway {
     ctx.query = q === -1 ? '' : url.slice(q + 1);
     ctx.clientIp = this.#clientIp.resolve(req.socket.remoteAddress, this.#readsForwardedFor ? req.headers['x-forwarded-for'] : undefined);
     this.#inFlight++;
-    if (url.charCodeAt(0) !== 47 /* / */ || hasDotSegment(path)) {
+    if (url.charCodeAt(0) !== 47 /* / */ || isUnsafePath(path)) {
       ctx.id = requestIdOf(req);
       ctx.decision = 'bad_request';
-      this.#failRequest(ctx, new GatewayError('bad_request', 'Request target must be an absolute path without "." or ".." segments'));
+      this.#failRequest(ctx, new GatewayError('bad_request', 'Request target must be an absolute path without "." or ".." segments or backslashes'));
       return;
     }
     this.#handle(ctx);
@@ -370,7 +370,7 @@ export class Gateway {
     ctx.upgradeHead = head;
     ctx.clientIp = this.#clientIp.resolve(req.socket.remoteAddress, this.#readsForwardedFor ? req.headers['x-forwarded-for'] : undefined);
     this.#inFlight++;
-    if (this.#draining || url.charCodeAt(0) !== 47 || hasDotSegment(path) || isAdminPath(path)) {
+    if (this.#draining || url.charCodeAt(0) !== 47 || isUnsafePath(path) || isAdminPath(path)) {
       ctx.id = requestIdOf(req);
       this.#failRequest(ctx, new GatewayError(this.#draining ? 'shutting_down' : 'bad_request'));
       return;
@@ -413,24 +413,25 @@ export class Gateway {
       (path === '/metrics' && this.config.admin.public_metrics) ||
       // The UI's files hold no data and carry the login form; the API they call stays guarded.
       (dashboard && isDashboardUi(path));
-    if (!open && !this.#adminGuard.allows(req)) {
-      const deny = () =>
-        sendError(res, 401, 'admin_unauthorized', 'Admin token required (Authorization: Bearer <admin.token>, or log in at /dashboard/)', id, {
-          'www-authenticate': 'Bearer realm="microgate-admin"',
-        });
-      if (req.headers.authorization === undefined) return void deny();
-      // A wrong admin token costs from the same per-IP bucket as sign-in attempts: no online guessing.
+    if (!open) {
+      // A presented admin token is looked at only while the address has sign-in attempts left; a wrong one spends one.
       const clientIp = this.#clientIp.resolve(req.socket.remoteAddress, this.#readsForwardedFor ? req.headers['x-forwarded-for'] : undefined);
-      chargeAdminFailure(this.store, clientIp).then(
-        (retry) => {
-          if (retry === null) return deny();
-          this.logger.warn({ client_ip: clientIp, path }, 'admin token guessing throttled');
-          sendError(res, 429, 'rate_limited', `Too many failed admin attempts: try again in ${retry} s`, id, { 'retry-after': String(retry) });
+      const h = handler;
+      this.#adminGuard.admit(req, res, {
+        requestId: id,
+        clientIp,
+        store: this.store,
+        onOutcome: (outcome) => {
+          if (outcome === 'throttled') this.logger.warn({ client_ip: clientIp, path }, 'admin token guessing throttled');
         },
-        () => deny(),
-      );
+        proceed: () => this.#runAdmin(h, req, res, path, id),
+      });
       return;
     }
+    this.#runAdmin(handler, req, res, path, id);
+  }
+
+  #runAdmin(handler: AdminHandler, req: IncomingMessage, res: ServerResponse, path: string, id: string): void {
     try {
       handler(req, res, path);
     } catch (err) {
@@ -494,23 +495,6 @@ export class Gateway {
 
 function requestIdOf(req: IncomingMessage): string {
   return pickRequestId(req.headers['x-request-id']);
-}
-
-/** "." or ".." path segments, plain or percent-encoded, would let a client walk out of a route prefix. */
-function hasDotSegment(path: string): boolean {
-  if (path.includes('/.')) {
-    for (const seg of path.split('/')) if (seg === '.' || seg === '..') return true;
-  }
-  if (path.includes('%')) {
-    let decoded: string;
-    try {
-      decoded = decodeURIComponent(path);
-    } catch {
-      return true;
-    }
-    for (const seg of decoded.split(/[/\\]/)) if (seg === '.' || seg === '..') return true;
-  }
-  return false;
 }
 
 export function createGateway(config: Config, opts?: GatewayOptions): Gateway {

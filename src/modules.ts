@@ -7,7 +7,7 @@
  * line in MODULES. A module gets only its Host (src/host.ts); none imports gateway.ts.
  */
 import { analyticsModule } from './analytics/index.js';
-import { auth, createAuthenticator } from './auth/index.js';
+import { auth, createAuthenticator, FailureBudget } from './auth/index.js';
 import { GatewayError } from './errors.js';
 import { strategyFeedback, type Backend } from './balancer/index.js';
 import { mountDashboard } from './dashboard/index.js';
@@ -92,7 +92,15 @@ export const authModule: ModuleSpec = {
     host.provide('authenticator', authenticator);
     const rl = host.services.get('rateLimit');
     return {
-      stages: { auth: auth({ authenticator, stripCredentials: cfg.strip_credentials, onFailure: rl === undefined ? undefined : rl.chargeAuthFailure }) },
+      stages: {
+        auth: auth({
+          authenticator,
+          stripCredentials: cfg.strip_credentials,
+          onFailure: rl === undefined ? undefined : rl.chargeAuthFailure,
+          // Credential guessing: a spent address is refused for right and wrong credentials alike until it refills.
+          budget: cfg.failure_budget.enabled ? new FailureBudget({ store: host.store, config: cfg.failure_budget }) : undefined,
+        }),
+      },
       start: () => authenticator.start(),
       close: () => authenticator.close(),
     };

@@ -124,6 +124,14 @@ const authSchema = z
     clock_tolerance: duration({ allowZero: true }).default(30_000),
     max_token_bytes: z.number().int().min(256).max(65536).default(8192),
     strip_credentials: z.boolean().default(false),
+    // --- access control (issue 7): per-address budget of failed credential attempts ---
+    failure_budget: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        max_failures: z.number().int().min(1, 'must be at least 1 failed attempt').default(10),
+        refill_rate: z.number().positive('must be greater than zero: with no refill an address is locked out for good').default(0.1),
+      })
+      .default({ enabled: true, max_failures: 10, refill_rate: 0.1 }),
   })
   .superRefine((auth, ctx) => {
     if (auth.jwt_secret !== undefined && Buffer.byteLength(auth.jwt_secret) < 16) {
@@ -158,7 +166,7 @@ const rateLimitSchema = z.strictObject({
   refill_rate: z.number().positive('must be greater than zero: with no refill a client is locked out for good'),
   scope: z.enum(['global', 'route']).default('global'),
   idle_ttl: duration().default(600_000),
-  max_buckets: z.number().int().positive().default(1_000_000),
+  max_buckets: z.number().int().positive().default(250_000), // issue 7: at most ~48 MB of buckets (docs/configuration.md)
 });
 
 const breakerSchema = z.strictObject({

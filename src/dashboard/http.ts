@@ -41,12 +41,14 @@ function hostnameOf(hostHeader: string): string {
 /**
  * DNS rebinding: a web page whose name was re-pointed at 127.0.0.1 reaches a loopback-trusting
  * gateway from the victim's browser, with a `Host` naming the attacker's domain (and a matching
- * Origin). A loopback peer without an Authorization header must therefore use a loopback name.
+ * Origin). A loopback peer not admitted by a verified token or session must use a loopback name.
  */
 export function isRebound(req: IncomingMessage): boolean {
-  // A bearer token or a session cookie is the proof, not the network: a rebound page has neither
-  // (the browser never sends our cookie to another host name).
-  if (req.headers.authorization !== undefined || admittedBy(req) === 'cookie') return false;
+  // A verified bearer token or session cookie is the proof, not the network: a rebound page has
+  // neither (the browser never sends our cookie to another host name). The mere presence of an
+  // Authorization header proves nothing: the page can add any value it likes.
+  const via = admittedBy(req);
+  if (via === 'token' || via === 'cookie') return false;
   if (!isLoopback(normalizeIp(req.socket.remoteAddress ?? ''))) return false;
   const host = hostnameOf(req.headers.host ?? '');
   return !(host === 'localhost' || host.endsWith('.localhost') || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host));

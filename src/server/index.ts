@@ -10,8 +10,8 @@ import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypt
 import { systemClock, type Clock } from '../clock.js';
 import type { AdminConfig, ServerConfig } from '../config/index.js';
 import { errorBody, ERROR_CODES, type ErrorCode } from '../errors.js';
-import { isLoopback, newRequestId, normalizeIp } from '../pipeline/index.js';
-import type { RateLimitStore } from '../store/index.js';
+import { clientKey, isLoopback, newRequestId, normalizeIp } from '../pipeline/index.js';
+import type { RateLimitStore, TakeResult } from '../store/index.js';
 
 export interface ServerHandlers {
   request: (req: IncomingMessage, res: ServerResponse) => void;
@@ -181,6 +181,27 @@ export interface SessionContext {
   onOutcome?: (outcome: SessionOutcome) => void;
 }
 
+/** What {@link AdminGuard.admit} needs: the session context and what to run once admitted. */
+export interface AdminContext extends SessionContext {
+  proceed: () => void;
+}
+
+function denyAdmin(res: ServerResponse, id: string): void {
+  sendError(res, 401, 'admin_unauthorized', 'Admin token required (Authorization: Bearer <admin.token>, or log in at /dashboard/)', id, ADMIN_CHALLENGE);
+}
+
+/** Runs `then` with a store answer that may or may not be a promise; a throw or rejection goes to `fail`. */
+function settle(take: () => TakeResult | Promise<TakeResult>, then: (r: TakeResult) => void, fail: () => void): void {
+  let r: TakeResult | Promise<TakeResult>;
+  try {
+    r = take();
+  } catch {
+    return fail();
+  }
+  if (typeof (r as Promise<TakeResult>).then === 'function') (r as Promise<TakeResult>).then(then, fail);
+  else then(r as TakeResult);
+}
+
 /**
  * Admin access: `Authorization: Bearer <admin.token>` (compared in constant time), a session
  * cookie from logging in with that token, or a loopback peer when `admin.allow_loopback`. The peer
@@ -207,10 +228,6 @@ export class AdminGuard {
   /** Whether anyone can prove admin rights (Bearer or login): `admin.token` is set. */
   get loginEnabled(): boolean {
     return this.#tokenHash !== null;
-  }
-
-  allows(req: IncomingMessage): boolean {
-    return this.via(req) !== null;
   }
 
   /** How `req` is admitted (token first, then session, then loopback), or null; remembered for {@link admittedBy}. */
@@ -289,6 +306,48 @@ export class AdminGuard {
     for (const v of values) this.#revoked.set(v, Number(v.slice(0, v.indexOf('.'))));
   }
 
+  /** An `Authorization` header while a token is configured: an attempt at the admin token, right or wrong. */
+  #presentsToken(req: IncomingMessage): boolean {
+    return this.#tokenHash !== null && req.headers.authorization !== undefined;
+  }
+
+  /**
+   * Guards one admin request: calls `ctx.proceed` when the token, a session or a loopback peer
+   * admits it, else answers 401. A request presenting a token is a credential attempt: while the
+   * address's sign-in bucket is empty it gets 429 whether the token is right or wrong (the bucket
+   * is looked at first, without spending it), and a wrong token spends one attempt. A failing
+   * store (fail-closed) answers 503 and never admits.
+   */
+  admit(req: IncomingMessage, res: ServerResponse, ctx: AdminContext): void {
+    if (!this.#presentsToken(req)) {
+      if (this.via(req) !== null) ctx.proceed();
+      else denyAdmin(res, ctx.requestId);
+      return;
+    }
+    const key = loginKey(ctx.clientIp);
+    // No throttle state (Redis failing with cluster.fail_closed): a token cannot be checked safely.
+    const onStoreError = (): void => sendError(res, 503, 'store_unavailable', 'Admin token check unavailable: the rate-limit store is failing', ctx.requestId);
+    const afterCharge = (r: TakeResult): void => {
+      if (r.allowed) return denyAdmin(res, ctx.requestId);
+      sendThrottled(res, r, ctx.requestId, 'failed admin attempts');
+      ctx.onOutcome?.('throttled');
+    };
+    const afterPeek = (r: TakeResult): void => {
+      if (!r.allowed) {
+        sendThrottled(res, r, ctx.requestId, 'failed admin attempts');
+        ctx.onOutcome?.('throttled');
+        return;
+      }
+      const via = this.via(req);
+      if (via === 'token') return ctx.proceed();
+      // A wrong token is an attempt even when a session or the loopback rule admits the request
+      // anyway: otherwise the answer (e.g. under a foreign Host) would tell a right token apart.
+      if (via !== null) settle(() => ctx.store.take(key, LOGIN_BURST, LOGIN_REFILL_PER_SEC), ctx.proceed, ctx.proceed);
+      else settle(() => ctx.store.take(key, LOGIN_BURST, LOGIN_REFILL_PER_SEC), afterCharge, onStoreError);
+    };
+    settle(() => ctx.store.take(key, LOGIN_BURST, LOGIN_REFILL_PER_SEC, 0), afterPeek, onStoreError);
+  }
+
   /**
    * Answers {@link SESSION_PATH}. GET: `{authenticated, via, login_enabled}`. POST `{"token"}`:
    * 204 with the session cookie, 401 for a wrong token, 429 when the client's attempts are used up.
@@ -299,7 +358,18 @@ export class AdminGuard {
     const method = req.method ?? 'GET';
     const id = ctx.requestId;
     if (method === 'GET' || method === 'HEAD') {
+      // It answers whether a bearer token is right, so it is a credential attempt like any other.
+      const bearer = this.#presentsToken(req);
+      if (bearer) {
+        const peek = await ctx.store.take(loginKey(ctx.clientIp), LOGIN_BURST, LOGIN_REFILL_PER_SEC, 0);
+        if (!peek.allowed) {
+          sendThrottled(res, peek, id, 'failed admin attempts');
+          ctx.onOutcome?.('throttled');
+          return;
+        }
+      }
       const via = this.via(req);
+      if (bearer && via !== 'token') await ctx.store.take(loginKey(ctx.clientIp), LOGIN_BURST, LOGIN_REFILL_PER_SEC);
       // A loopback peer under a foreign host name is what DNS rebinding looks like, and the API refuses it.
       const shown = via === 'loopback' && !isLoopbackHost(req.headers.host ?? '') ? null : via;
       sendJson(res, 200, { authenticated: shown !== null, via: shown, login_enabled: this.loginEnabled });
@@ -350,10 +420,9 @@ export class AdminGuard {
       return;
     }
     // Every attempt costs a token before the answer is known, so a run of guesses cannot tell a right one apart.
-    const taken = await ctx.store.take(`admin-login:${throttleKey(ctx.clientIp)}`, LOGIN_BURST, LOGIN_REFILL_PER_SEC);
+    const taken = await ctx.store.take(loginKey(ctx.clientIp), LOGIN_BURST, LOGIN_REFILL_PER_SEC);
     if (!taken.allowed) {
-      const retry = Math.max(1, Math.ceil(taken.retryAfterMs / 1000));
-      sendError(res, 429, 'rate_limited', `Too many login attempts: try again in ${retry} s`, id, { 'retry-after': String(retry) });
+      sendThrottled(res, taken, id, 'login attempts');
       ctx.onOutcome?.('throttled');
       return;
     }
@@ -403,27 +472,18 @@ function isLoopbackHost(hostHeader: string): boolean {
   return host === 'localhost' || host.endsWith('.localhost') || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
-/** The login throttle's key: the address, or its /64 for IPv6 (one host commonly holds a whole /64). */
-/**
- * Charges a failed admin credential (a wrong bearer token) to the client's login bucket, the same
- * one sign-in attempts use. Resolves to the seconds to wait when the bucket is empty, else null.
- */
-export async function chargeAdminFailure(store: SessionContext['store'], clientIp: string): Promise<number | null> {
-  const taken = await store.take(`admin-login:${throttleKey(clientIp)}`, LOGIN_BURST, LOGIN_REFILL_PER_SEC);
-  return taken.allowed ? null : Math.max(1, Math.ceil(taken.retryAfterMs / 1000));
+/** The sign-in throttle's bucket of a client: its address, or its /64 for IPv6 (one host commonly holds a whole /64). */
+function loginKey(clientIp: string): string {
+  return `admin-login:${clientKey(clientIp)}`;
 }
 
-function throttleKey(ip: string): string {
-  if (!ip.includes(':')) return ip;
-  const addr = ip.split('%')[0]!;
-  const halves = addr.split('::');
-  const head = halves[0] ? halves[0].split(':') : [];
-  const tail = halves.length > 1 && halves[1] ? halves[1].split(':') : [];
-  const groups = halves.length > 1 ? [...head, ...new Array<string>(Math.max(0, 8 - head.length - tail.length)).fill('0'), ...tail] : head;
-  return `${groups
-    .slice(0, 4)
-    .map((g) => (Number.parseInt(g, 16) || 0).toString(16))
-    .join(':')}::/64`;
+function retryAfterS(r: TakeResult): number {
+  return Math.max(1, Math.ceil(r.retryAfterMs / 1000));
+}
+
+function sendThrottled(res: ServerResponse, r: TakeResult, id: string, what: string): void {
+  const retry = retryAfterS(r);
+  sendError(res, 429, 'rate_limited', `Too many ${what}: try again in ${retry} s`, id, { 'retry-after': String(retry) });
 }
 
 export class BodyTooLarge extends Error {}
