@@ -3,7 +3,6 @@
  * owns their lifecycle (start in order, close in reverse; close is safe after a partial start).
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { ServerResponse as NodeServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
@@ -24,7 +23,7 @@ import { createMetrics, type Metrics } from './metrics/index.js';
 import { ProcessManager } from './procman/index.js';
 import { rateLimit } from './ratelimit/index.js';
 import { createStore, type RateLimitStore } from './store/index.js';
-import { forward, tunnel } from './proxy/index.js';
+import { bufferBody, forward, tunnel, upgradeResponse, upgradesFor } from './proxy/index.js';
 import { AdminGuard, chargeAdminFailure, createHttpServer, isDashboardUi, sendError, SESSION_PATH, type SessionOutcome } from './server/index.js';
 
 export interface GatewayOptions {
@@ -149,6 +148,7 @@ export class Gateway {
         requestId(),
         routeStage(this.routes),
         ...policy,
+        bufferBody({ bodyLimit: config.server.body_limit, bufferBytes: config.server.request_buffer, timeoutMs: config.server.body_timeout, fail, done }),
         balanceStage(),
         forward({ bodyLimit: config.server.body_limit, bodyTimeoutMs: config.server.upstream_body_timeout, stripCredentials, fail, done, onConnectFailure }),
       ],
@@ -160,7 +160,7 @@ export class Gateway {
         routeStage(this.routes),
         ...policy,
         balanceStage(),
-        tunnel({ stripCredentials, fail, done, onConnectFailure }),
+        tunnel({ stripCredentials, idleTimeoutMs: config.server.tunnel_idle_timeout, fail, done, onConnectFailure }),
       ],
       onError,
     );
@@ -289,6 +289,7 @@ export class Gateway {
     const server = createHttpServer(this.config.server, {
       request: (req, res) => this.#onRequest(req, res),
       upgrade: (req, socket, head) => this.#onUpgrade(req, socket, head),
+      upgrades: (req) => upgradesFor(this.routes, req.url ?? '/'),
     });
     this.#server = server;
     await new Promise<void>((resolve, reject) => {
@@ -381,9 +382,7 @@ export class Gateway {
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     this.#tunnels.add(socket);
     socket.once('close', () => this.#tunnels.delete(socket));
-    const res = new NodeServerResponse(req);
-    res.assignSocket(socket as import('node:net').Socket);
-    res.shouldKeepAlive = false;
+    const res = upgradeResponse(req, socket);
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
