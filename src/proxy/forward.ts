@@ -11,7 +11,7 @@ import { GatewayError } from '../errors.js';
 import type { RequestContext } from '../pipeline/index.js';
 import { normalizeIp, upstreamPath } from '../pipeline/index.js';
 import { responseHeaderList, upstreamHeaders } from './headers.js';
-import { upstreamResetting } from './upstream-reset.js';
+import { deferUntilParsed, upstreamResetting } from './upstream-reset.js';
 
 export interface ForwardOptions {
   /** Largest request body in bytes; larger → 413. */
@@ -84,6 +84,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   retried = false;
   clientGone = false;
   status = 0;
+  /** A 204/304's header list, held back until the backend's bytes after it are seen (a body there → 502). */
+  noContent: string[] | null = null;
 
   constructor(ctx: RequestContext, opts: ForwardOptions, hasBody: boolean, unknownLength: boolean) {
     this.ctx = ctx;
@@ -136,9 +138,15 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       return;
     }
     const ctx = this.ctx;
-    this.started = true;
     this.status = statusCode;
     const list = responseHeaderList(headers, ctx.id, ctx.extraHeaders);
+    if (statusCode === 204 || statusCode === 304) {
+      // Nothing to stream: written at the end, once the backend is known not to have sent a body anyway.
+      this.noContent = list;
+      ctx.responseHeaders = headers;
+      return;
+    }
+    this.started = true;
     const res = ctx.res;
     if (res.headersSent || res.destroyed) {
       this.clientGone = true;
@@ -172,9 +180,30 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       this.onResponseError(this.controller!, Object.assign(new Error('upstream connection reset before the body ended'), { code: 'ECONNRESET' }));
       return;
     }
+    if (this.noContent !== null && deferUntilParsed(this)) return;
+    this.complete();
+  }
+
+  /** The rest of the backend's bytes were parsed: `broken` when they held a body after the 204/304 (a parse error). */
+  verdict(broken: boolean): void {
+    if (broken) this.onResponseError(this.controller!, Object.assign(new Error(`Backend sent a body with a ${this.status} response`), { code: BODY_NOT_ALLOWED }));
+    else this.complete();
+  }
+
+  complete(): void {
     this.backend!.inFlight--;
     this.ended = true;
     const ctx = this.ctx;
+    if (this.noContent !== null && !ctx.res.headersSent && !ctx.res.destroyed) {
+      try {
+        ctx.res.writeHead(this.status, this.noContent);
+      } catch (err) {
+        ctx.decision = 'upstream_error';
+        this.backend!.breaker?.failure();
+        this.opts.fail(ctx, new GatewayError('upstream_error', 'Backend answered with a header that cannot be relayed', { cause: err }));
+        return;
+      }
+    }
     ctx.res.end();
     const breaker = this.backend!.breaker;
     if (breaker !== null) {

@@ -8,7 +8,7 @@
  */
 import { request as httpRequest, ServerResponse, type ClientRequest, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import type { Socket } from 'node:net';
+import { isIP, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Backend } from '../balancer/index.js';
 import { GatewayError } from '../errors.js';
@@ -93,15 +93,17 @@ class Handshake {
     });
     const origin = backend.origin;
     const https = origin.protocol === 'https:';
+    const host = origin.hostname.startsWith('[') ? origin.hostname.slice(1, -1) : origin.hostname;
     const options = {
-      host: origin.hostname.startsWith('[') ? origin.hostname.slice(1, -1) : origin.hostname,
+      host,
       port: Number(origin.port) || (https ? 443 : 80),
       method: req.method,
       path: backend.basePath + upstreamPath(ctx.route!, req.url!),
       headers,
       agent: false as const,
       setHost: false,
-      servername: https ? origin.hostname : undefined,
+      // SNI carries names only.
+      servername: https && isIP(host) === 0 ? host : undefined,
     };
     const up = https ? httpsRequest(options) : httpRequest(options);
     this.upstreamReq = up;

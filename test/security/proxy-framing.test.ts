@@ -16,6 +16,21 @@ test('a backend 204 carrying a body gives the client 502, and counts against the
   assert.equal(gw.backends.get(be.url)!.breaker!.state, 'open');
 });
 
+test('a backend 204 followed by body bytes it did not announce gives 502; a clean 204 is relayed', async (t) => {
+  const be = await rawBackend(t, (socket, head) => {
+    if (head.startsWith('GET /sneaky')) socket.write('HTTP/1.1 204 No Content\r\nX-Kept: 1\r\n\r\nhidden-body');
+    else socket.write('HTTP/1.1 204 No Content\r\nX-Kept: 1\r\n\r\n');
+  });
+  const gw = await startGateway(t, `routes:\n  - path: /\n    backend: ${be.url}\n`);
+  const sneaky = await send(`${gw.url}/sneaky`);
+  assert.equal(sneaky.status, 502);
+  assert.match(sneaky.json().error.message, /body with a 204/);
+  const clean = await send(`${gw.url}/clean`);
+  assert.equal(clean.status, 204);
+  assert.equal(clean.headers['x-kept'], '1');
+  assert.equal(clean.text, '');
+});
+
 test('a backend 304 with Transfer-Encoding gives 502; a plain 304 is relayed', async (t) => {
   const be = await rawBackend(t, (socket, head) => {
     if (head.startsWith('GET /chunked')) socket.write('HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n');
