@@ -105,7 +105,15 @@ class Handshake {
       // SNI carries names only.
       servername: https && isIP(host) === 0 ? host : undefined,
     };
-    const up = https ? httpsRequest(options) : httpRequest(options);
+    let up: ClientRequest;
+    try {
+      up = https ? httpsRequest(options) : httpRequest(options);
+    } catch (err) {
+      // A header node's client will not send: the client's request is at fault, not the backend.
+      backend.breaker?.release();
+      ctx.decision = 'bad_request';
+      throw new GatewayError('bad_request', `Request cannot be forwarded: ${(err as Error).message}`, { cause: err });
+    }
     this.upstreamReq = up;
     up.on('upgrade', (res: IncomingMessage, socket: Socket, head: Buffer) => this.onSwitch(res, socket, head));
     up.on('response', (res: IncomingMessage) => this.onAnswer(res));
