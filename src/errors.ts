@@ -7,6 +7,9 @@
 export const ERROR_CODES = {
   bad_request: { status: 400, message: 'Bad Request' },
   header_too_large: { status: 431, message: 'Request Header Fields Too Large' },
+  // proxy hardening (issue 7)
+  request_timeout: { status: 408, message: 'Request Timeout' },
+  http_version_not_supported: { status: 505, message: 'HTTP Version Not Supported' },
   body_too_large: { status: 413, message: 'Payload Too Large' },
   not_found: { status: 404, message: 'Not Found' },
   method_not_allowed: { status: 405, message: 'Method Not Allowed' },

@@ -5,7 +5,6 @@
  * writer and the one completion record per request. It knows no part by name.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { ServerResponse as NodeServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
@@ -26,6 +25,7 @@ import { MODULES } from './modules.js';
 import { ClientIpResolver, compose, isUnsafePath, pickRequestId, PHASES, RequestContext, StageRegistry, type RouteTable, type StageEntry } from './pipeline/index.js';
 import type { ProcessManager } from './procman/index.js';
 import type { RateLimitStore } from './store/index.js';
+import { upgradeResponse, upgradesFor } from './proxy/index.js';
 import { AdminGuard, createHttpServer, isDashboardUi, sendError, SESSION_PATH, type SessionOutcome } from './server/index.js';
 
 export type { AdminHandler } from './host.js';
@@ -250,6 +250,8 @@ export class Gateway {
     const server = createHttpServer(this.config.server, {
       request: (req, res) => this.#onRequest(req, res),
       upgrade: (req, socket, head) => this.#onUpgrade(req, socket, head),
+      // Only the upgrade tokens a route allows (routes[].upgrades) are offered to a backend.
+      upgrades: (req) => upgradesFor(this.routes, req.url ?? '/'),
     });
     this.#server = server;
     await new Promise<void>((resolve, reject) => {
@@ -358,9 +360,7 @@ export class Gateway {
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     this.#tunnels.add(socket);
     socket.once('close', () => this.#tunnels.delete(socket));
-    const res = new NodeServerResponse(req);
-    res.assignSocket(socket as import('node:net').Socket);
-    res.shouldKeepAlive = false;
+    const res = upgradeResponse(req, socket);
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);

@@ -17,7 +17,7 @@ import { accessLog } from './logging/index.js';
 import { createMetrics } from './metrics/index.js';
 import { requestId, type CompiledRoute, type Next, type RequestContext, type RouteTable } from './pipeline/index.js';
 import { ProcessManager, startAutoProcesses } from './procman/index.js';
-import { forward, tunnel } from './proxy/index.js';
+import { bufferBody, forward, tunnel } from './proxy/index.js';
 import { rateLimit } from './ratelimit/index.js';
 import { createStore } from './store/index.js';
 
@@ -179,6 +179,21 @@ export const processesModule: ModuleSpec = {
 };
 
 /** Picks the backend (`balance` phase) and feeds each route's strategy the outcome of every response. */
+/**
+ * Slow request bodies (issue 7): a body up to `server.request_buffer` is read whole before a backend
+ * is chosen, and a stalled one times out (408), so a trickling client holds only its own connection.
+ * Registered first in the `balance` phase (this module precedes the balancer in the list): after
+ * every limit, before a backend connection is taken. Plain requests only; upgrades carry no body.
+ */
+export const bodyBufferModule: ModuleSpec = {
+  name: 'body-buffer',
+  build(host) {
+    const server = host.section('server');
+    const { fail, done } = host.responder;
+    return { stages: { balance: { request: bufferBody({ bodyLimit: server.body_limit, bufferBytes: server.request_buffer, timeoutMs: server.body_timeout, fail, done }) } } };
+  },
+};
+
 export const balancerModule: ModuleSpec = {
   name: 'balancer',
   build(host) {
@@ -199,7 +214,7 @@ export const proxyModule: ModuleSpec = {
       stages: {
         forward: {
           request: forward({ bodyLimit: server.body_limit, bodyTimeoutMs: server.upstream_body_timeout, stripCredentials, fail, done, onConnectFailure }),
-          upgrade: tunnel({ stripCredentials, fail, done, onConnectFailure }),
+          upgrade: tunnel({ stripCredentials, idleTimeoutMs: server.tunnel_idle_timeout, fail, done, onConnectFailure }),
         },
       },
     };
@@ -250,6 +265,7 @@ export const MODULES: readonly ModuleSpec[] = [
   authModule,
   healthModule,
   processesModule,
+  bodyBufferModule,
   balancerModule,
   proxyModule,
   accessLogModule,

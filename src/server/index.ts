@@ -5,21 +5,33 @@
  * decides which admin paths go through the guard.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { systemClock, type Clock } from '../clock.js';
 import type { AdminConfig, ServerConfig } from '../config/index.js';
 import { errorBody, ERROR_CODES, type ErrorCode } from '../errors.js';
-import { clientKey, isLoopback, newRequestId, normalizeIp } from '../pipeline/index.js';
+import { clientKey, isLoopback, newRequestId, normalizeIp, pickRequestId } from '../pipeline/index.js';
+import { acceptedUpgrades, DEFAULT_UPGRADES } from '../proxy/index.js';
 import type { RateLimitStore, TakeResult } from '../store/index.js';
 
 export interface ServerHandlers {
   request: (req: IncomingMessage, res: ServerResponse) => void;
   upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+  /** The upgrade tokens (lower-case) the route of a request admits; default: websocket only. */
+  upgrades?: (req: IncomingMessage) => readonly string[];
 }
 
-/** Creates the listener with the configured timeouts; bad HTTP framing is answered 400/431 and never reaches a handler. */
+/**
+ * Creates the listener with the configured timeouts. Bad HTTP framing is answered 400/431 and never
+ * reaches a handler; so are requests that parse but must not be served (see {@link refusalOf}).
+ * An upgrade to a protocol the route does not admit is served as plain HTTP/1.1 instead.
+ */
 export function createHttpServer(config: ServerConfig, handlers: ServerHandlers): Server {
+  const maxRawHeaders = config.max_headers * 2;
+  const onRequest = handlers.request;
+  const onUpgrade = handlers.upgrade;
+  const upgrades = handlers.upgrades;
   const server = createServer(
     {
       requestTimeout: config.request_timeout,
@@ -31,12 +43,114 @@ export function createHttpServer(config: ServerConfig, handlers: ServerHandlers)
       insecureHTTPParser: false,
       requireHostHeader: true,
     },
-    handlers.request,
+    function serveRequest(req: IncomingMessage, res: ServerResponse): void {
+      const refusal = refusalOf(req, maxRawHeaders);
+      if (refusal !== null) {
+        res.shouldKeepAlive = false;
+        sendError(res, ERROR_CODES[refusal.code].status, refusal.code, refusal.message, pickRequestId(req.headers['x-request-id']));
+        return;
+      }
+      onRequest(req, res);
+    },
   );
-  server.on('upgrade', handlers.upgrade);
+  // Node drops header lines beyond this from req.headers (not rawHeaders): one more than the limit lets refusalOf see the excess.
+  server.maxHeadersCount = config.max_headers + 1;
+  server.on('upgrade', function serveUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', ignoreSocketError);
+    let refusal = refusalOf(req, maxRawHeaders);
+    const offered = acceptedUpgrades(req.headers.upgrade, upgrades === undefined ? DEFAULT_UPGRADES : upgrades(req));
+    if (offered === '') {
+      // h2c or any token the route does not list: strip it and serve the request as plain HTTP/1.1.
+      if (refusal === null) return void downgradeUpgrade(server, req, socket as Socket, head);
+    } else if (refusal === null && (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0)) {
+      refusal = { code: 'bad_request', message: 'A protocol upgrade request carries no body' };
+    }
+    if (refusal !== null) {
+      writeRawError(socket, refusal.code, refusal.message, pickRequestId(req.headers['x-request-id']));
+      return;
+    }
+    onUpgrade(req, socket, head);
+  });
   server.on('clientError', onClientError);
-  if (config.max_connections !== undefined) server.maxConnections = config.max_connections;
+  // Beyond this many client connections (tunnels included) node closes a new one as soon as it is accepted.
+  server.maxConnections = config.max_connections;
   return server;
+}
+
+function ignoreSocketError(): void {}
+
+interface Refusal {
+  code: ErrorCode;
+  message: string;
+}
+
+const HTTP09: Refusal = { code: 'bad_request', message: 'HTTP/0.9 requests are not served' };
+const HTTP_VERSION: Refusal = { code: 'http_version_not_supported', message: 'Only HTTP/1.0 and HTTP/1.1 are served on this port' };
+const DUPLICATE_HOST: Refusal = { code: 'bad_request', message: 'More than one Host header' };
+
+/**
+ * Why a request that parsed must not be served, or null: an HTTP version other than 1.x (0.9 → 400,
+ * 2.0 and later → 505), more header fields than `server.max_headers` (431: node would silently drop
+ * the rest, Content-Length included), or a duplicate Host (400: which one the backend believes is
+ * anyone's guess). O(header count), no allocation on the way through.
+ */
+export function refusalOf(req: IncomingMessage, maxRawHeaders: number): Refusal | null {
+  if (req.httpVersionMajor !== 1) return req.httpVersionMajor === 0 ? HTTP09 : HTTP_VERSION;
+  const raw = req.rawHeaders;
+  if (raw.length > maxRawHeaders) {
+    return { code: 'header_too_large', message: `More than ${maxRawHeaders / 2} request header fields` };
+  }
+  let hosts = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 4 && (name === 'Host' || name === 'host' || name.toLowerCase() === 'host') && ++hosts > 1) return DUPLICATE_HOST;
+  }
+  return null;
+}
+
+/**
+ * Serves an upgrade request whose protocol is not admitted as the plain HTTP/1.1 request it also is:
+ * its head is rewritten without `Upgrade`, `HTTP2-Settings` and the `Connection` tokens naming them,
+ * put back in front of whatever followed it, and the socket is handed to the server again (node's
+ * documented way to inject a connection). Body framing, keep-alive, auth and limits then apply as
+ * to any request.
+ */
+export function downgradeUpgrade(server: Server, req: IncomingMessage, socket: Socket, head: Buffer): void {
+  let text = `${req.method} ${req.url} HTTP/${req.httpVersion}\r\n`;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const lower = name.toLowerCase();
+    if (lower === 'upgrade' || lower === 'http2-settings') continue;
+    let value = raw[i + 1]!;
+    if (lower === 'connection') {
+      value = value
+        .split(',')
+        .map((t) => t.trim())
+        .filter((t) => t !== '' && !/^(upgrade|http2-settings)$/i.test(t))
+        .join(', ');
+      if (value === '') continue;
+    }
+    text += `${name}: ${value}\r\n`;
+  }
+  const rewritten = Buffer.from(text + '\r\n', 'latin1');
+  socket.off('error', ignoreSocketError);
+  socket.unshift(head.length === 0 ? rewritten : Buffer.concat([rewritten, head]));
+  server.emit('connection', socket);
+}
+
+/** Writes a JSON error straight to a socket that has no response object (bad framing, upgrade refusals) and closes it. */
+function writeRawError(socket: Duplex, code: ErrorCode, message: string, requestId: string): void {
+  const { status, message: reason } = ERROR_CODES[code];
+  const body = errorBody(code, message, requestId);
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${requestId}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`,
+  );
+  socket.once('finish', destroyAfterFinish);
+}
+
+function destroyAfterFinish(this: Duplex): void {
+  this.destroy();
 }
 
 /** The parser refused a request (bad framing, oversized headers, timeout): answer once with JSON and close. */
@@ -56,11 +170,7 @@ function onClientError(err: NodeJS.ErrnoException & { bytesParsed?: number }, so
   } else if (err.code) {
     message = `Malformed HTTP request (${err.code})`;
   }
-  const status = ERROR_CODES[code].status;
-  const body = errorBody(code, message, newRequestId());
-  socket.end(
-    `HTTP/1.1 ${status} ${ERROR_CODES[code].message}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-  );
+  writeRawError(socket, code, message, newRequestId());
 }
 
 /** Writes a JSON error response (or cuts the connection if a response already started). */
