@@ -1,0 +1,188 @@
+/**
+ * Data of the traffic analytics view: routes, backends and anomalies polled from /analytics/*,
+ * anomalies also merged live from the stream; and one route's history for a time range.
+ * Nothing is fetched while the view is not shown.
+ */
+import { useCallback, useEffect, useRef, useState } from 'react';
+import { analyticsApi, ApiError, isAnalyticsOff } from './api';
+import { historyQuery, mergeAnomalies, RANGES, stepFor, type Anomaly, type BackendAnalytics, type RangeKey, type RouteAnalytics, type RouteHistory } from './analytics-model';
+
+export type Load<T> =
+  | { status: 'loading' }
+  /** analytics.enabled is false (the API answers 404), or this gateway has no analytics API. */
+  | { status: 'off' }
+  | { status: 'error'; message: string; httpStatus: number }
+  | { status: 'ok'; data: T; at: number };
+
+const POLL_MS = 5000;
+const OFF_POLL_EVERY = 6;
+const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+function failure<T>(e: unknown): Load<T> {
+  if (isAnalyticsOff(e)) return { status: 'off' };
+  return { status: 'error', message: message(e), httpStatus: e instanceof ApiError ? e.status : 0 };
+}
+
+export interface AnalyticsData {
+  routes: Load<RouteAnalytics[]>;
+  backends: Load<BackendAnalytics[]>;
+  /** Newest first; since the start of the range or of the last 24 h, whichever is earlier. */
+  anomalies: Anomaly[];
+  anomaliesError: string | null;
+  /** Bumped for a route when a live anomaly event names it, so its chart refetches at once. */
+  routeBumps: Record<string, number>;
+  reload: () => void;
+  /** Feed of the stream's `anomaly` events. */
+  onAnomaly: (a: Anomaly) => void;
+}
+
+export function useAnalytics(range: RangeKey): AnalyticsData {
+  const [routes, setRoutes] = useState<Load<RouteAnalytics[]>>({ status: 'loading' });
+  const [backends, setBackends] = useState<Load<BackendAnalytics[]>>({ status: 'loading' });
+  const [anomalies, setAnomalies] = useState<Anomaly[]>([]);
+  const [anomaliesError, setAnomaliesError] = useState<string | null>(null);
+  const [routeBumps, setRouteBumps] = useState<Record<string, number>>({});
+  const inFlight = useRef(false);
+  const live = useRef(true);
+  const offRef = useRef(false);
+  const polls = useRef(0);
+  const rangeRef = useRef(range);
+  rangeRef.current = range;
+
+  const reload = useCallback(() => {
+    if (inFlight.current) return;
+    inFlight.current = true;
+    const sinceS = Math.floor(Date.now() / 1000) - Math.max(RANGES[rangeRef.current], 24 * 3600);
+    // Routes first: when analytics is off, one 404 per poll is enough.
+    void analyticsApi
+      .routes()
+      .then(
+        (data) => {
+          if (!live.current) return;
+          offRef.current = false;
+          setRoutes({ status: 'ok', data, at: Date.now() });
+          const b = analyticsApi.backends().then(
+            (list) => live.current && setBackends({ status: 'ok', data: list, at: Date.now() }),
+            (e: unknown) => live.current && setBackends(failure(e)),
+          );
+          const a = analyticsApi.anomalies({ since: new Date(sinceS * 1000).toISOString() }).then(
+            (list) => {
+              if (!live.current) return;
+              setAnomalies((old) => mergeAnomalies(old.filter((x) => Date.parse(x.timestamp) / 1000 >= sinceS), list));
+              setAnomaliesError(null);
+            },
+            (e: unknown) => live.current && !isAnalyticsOff(e) && setAnomaliesError(message(e)),
+          );
+          return Promise.allSettled([b, a]);
+        },
+        (e: unknown) => {
+          if (!live.current) return;
+          const f = failure<RouteAnalytics[]>(e);
+          offRef.current = f.status === 'off';
+          setRoutes(f);
+        },
+      )
+      .finally(() => {
+        inFlight.current = false;
+      });
+  }, []);
+
+  useEffect(() => {
+    live.current = true;
+    reload();
+    // While analytics is off, ask again only every OFF_POLL_EVERY polls (a config reload may turn it on).
+    const t = setInterval(() => {
+      if (!offRef.current || ++polls.current % OFF_POLL_EVERY === 0) reload();
+    }, POLL_MS);
+    return () => {
+      live.current = false;
+      clearInterval(t);
+    };
+  }, [reload]);
+
+  // A longer range needs older anomalies: fetch at once.
+  useEffect(() => {
+    reload();
+  }, [range, reload]);
+
+  const onAnomaly = useCallback((a: Anomaly) => {
+    if (!a || typeof a.route !== 'string') return;
+    setAnomalies((old) => mergeAnomalies(old, [a]));
+    setRouteBumps((b) => ({ ...b, [a.route]: (b[a.route] ?? 0) + 1 }));
+  }, []);
+
+  return { routes, backends, anomalies, anomaliesError, routeBumps, reload, onAnomaly };
+}
+
+/** How often a chart refetches, by range: the longer the range, the coarser its points. */
+const HISTORY_REFRESH_MS: Record<RangeKey, number> = { '1h': 5000, '6h': 30_000, '48h': 60_000 };
+/** Ranges whose step the gateway refused (buckets wider than the step): asked without one since. */
+const stepRefused = new Set<RangeKey>();
+
+export interface HistoryState {
+  history: RouteHistory | null;
+  /** The window asked for, unix seconds. */
+  fromS: number;
+  toS: number;
+  /** The step the chart shows (points finer than it are binned to it). */
+  stepS: number;
+  /** Whether the gateway was asked for that step (else it used its bucket width). */
+  stepSent: boolean;
+  error: string | null;
+  loaded: boolean;
+}
+
+/** One route's history over `range`, refetched while `visible`, and at once when `bump` changes. */
+export function useRouteHistory(route: string, range: RangeKey, visible: boolean, bump: number): HistoryState {
+  const rangeS = RANGES[range];
+  const initial = (): HistoryState => {
+    const nowS = Math.floor(Date.now() / 1000);
+    return { history: null, fromS: nowS - rangeS, toS: nowS, stepS: stepFor(rangeS), stepSent: true, error: null, loaded: false };
+  };
+  const [state, setState] = useState<HistoryState>(initial);
+  const seq = useRef(0);
+
+  useEffect(() => {
+    setState(initial());
+  }, [route, range]);
+
+  useEffect(() => {
+    if (!visible) return;
+    let disposed = false;
+    let inFlight = false;
+    const load = () => {
+      if (inFlight) return;
+      inFlight = true;
+      const mine = ++seq.current;
+      const nowMs = Date.now();
+      const stepS = stepFor(rangeS);
+      const q = historyQuery(rangeS, nowMs, stepRefused.has(range) ? null : stepS);
+      analyticsApi.history(route, q).then(
+        (history) => {
+          inFlight = false;
+          if (disposed || mine !== seq.current) return;
+          setState({ history, fromS: Date.parse(q.from) / 1000, toS: Date.parse(q.to) / 1000, stepS, stepSent: q.step !== undefined, error: null, loaded: true });
+        },
+        (e: unknown) => {
+          inFlight = false;
+          if (disposed || mine !== seq.current) return;
+          // Buckets wider than the step: the gateway says so with a 400 naming `step`. Ask for its own width.
+          if (q.step && e instanceof ApiError && e.status === 400 && /step/i.test(`${e.code ?? ''} ${e.message}`)) {
+            stepRefused.add(range);
+            load();
+            return;
+          }
+          setState((s) => ({ ...s, error: message(e), loaded: true }));
+        },
+      );
+    };
+    load();
+    const t = setInterval(load, HISTORY_REFRESH_MS[range]);
+    return () => {
+      disposed = true;
+      clearInterval(t);
+    };
+  }, [route, range, rangeS, visible, bump]);
+
+  return state;
+}
