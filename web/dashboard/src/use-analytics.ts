@@ -116,33 +116,59 @@ export function useAnalytics(range: RangeKey): AnalyticsData {
 
 /** How often a chart refetches, by range: the longer the range, the coarser its points. */
 const HISTORY_REFRESH_MS: Record<RangeKey, number> = { '1h': 5000, '6h': 30_000, '48h': 60_000 };
-/** Ranges whose step the gateway refused (buckets wider than the step): asked without one since. */
-const stepRefused = new Set<RangeKey>();
+
+/**
+ * The gateway's bucket width, learned on the way: null until a step is refused (400 naming
+ * `step`: the buckets are wider), then read from the spacing of an answer asked without a step.
+ */
+const buckets: { widthS: number | null; refused: boolean } = { widthS: null, refused: false };
+
+/** The step to ask for, given the one wanted: a multiple of the bucket width once known; null: ask for the bucket width. */
+function stepToAsk(wantedS: number): number | null {
+  if (buckets.widthS !== null) return Math.max(1, Math.ceil(wantedS / buckets.widthS)) * buckets.widthS;
+  return buckets.refused ? null : wantedS;
+}
 
 export interface HistoryState {
   history: RouteHistory | null;
-  /** The window asked for, unix seconds. */
+  /** The window shown, unix seconds. */
   fromS: number;
   toS: number;
   /** The step the chart shows (points finer than it are binned to it). */
   stepS: number;
   /** Whether the gateway was asked for that step (else it used its bucket width). */
   stepSent: boolean;
+  /** The gateway has nothing before `fromS` in this range (a young gateway): the chart shows only what it has. */
+  zoomed: boolean;
   error: string | null;
   loaded: boolean;
 }
 
-/** One route's history over `range`, refetched while `visible`, and at once when `bump` changes. */
+/** Data starting this far into the range counts as a young route: the chart zooms to it. */
+const ZOOM_WHEN_DATA_STARTS_AFTER = 0.25;
+/** Finest step asked for: per-minute rates of 1 s buckets are mostly noise. */
+const MIN_STEP_S = 2;
+/** Room shown before the first point of a zoomed chart: a share of the span, at least this. */
+const ZOOM_PAD_S = 30;
+
+/**
+ * One route's history over `range`, refetched while `visible`, and at once when `bump` changes.
+ * When the gateway's data begins late in the range, the window shrinks to the data (with finer
+ * points), growing back to the full range as time passes.
+ */
 export function useRouteHistory(route: string, range: RangeKey, visible: boolean, bump: number): HistoryState {
   const rangeS = RANGES[range];
   const initial = (): HistoryState => {
     const nowS = Math.floor(Date.now() / 1000);
-    return { history: null, fromS: nowS - rangeS, toS: nowS, stepS: stepFor(rangeS), stepSent: true, error: null, loaded: false };
+    return { history: null, fromS: nowS - rangeS, toS: nowS, stepS: stepFor(rangeS), stepSent: true, zoomed: false, error: null, loaded: false };
   };
   const [state, setState] = useState<HistoryState>(initial);
   const seq = useRef(0);
+  /** Start of the zoomed window (unix s), or null for the whole range. */
+  const zoomFrom = useRef<number | null>(null);
 
   useEffect(() => {
+    zoomFrom.current = null;
     setState(initial());
   }, [route, range]);
 
@@ -155,20 +181,39 @@ export function useRouteHistory(route: string, range: RangeKey, visible: boolean
       inFlight = true;
       const mine = ++seq.current;
       const nowMs = Date.now();
-      const stepS = stepFor(rangeS);
-      const q = historyQuery(rangeS, nowMs, stepRefused.has(range) ? null : stepS);
+      const nowS = Math.floor(nowMs / 1000);
+      if (zoomFrom.current !== null && nowS - zoomFrom.current >= rangeS * (1 - ZOOM_WHEN_DATA_STARTS_AFTER)) zoomFrom.current = null;
+      const spanS = zoomFrom.current === null ? rangeS : nowS - zoomFrom.current;
+      const wanted = Math.max(MIN_STEP_S, stepFor(spanS));
+      const asked = stepToAsk(wanted);
+      const q = historyQuery(spanS, nowMs, asked);
       analyticsApi.history(route, q).then(
         (history) => {
           inFlight = false;
           if (disposed || mine !== seq.current) return;
-          setState({ history, fromS: Date.parse(q.from) / 1000, toS: Date.parse(q.to) / 1000, stepS, stepSent: q.step !== undefined, error: null, loaded: true });
+          const points = Array.isArray(history?.history) ? history.history : [];
+          const stamps = points.map((p) => Date.parse(p.timestamp) / 1000).filter(Number.isFinite).sort((a, b) => a - b);
+          if (asked === null && buckets.widthS === null && stamps.length >= 2) {
+            let gap = Infinity;
+            for (let i = 1; i < stamps.length; i++) if (stamps[i]! > stamps[i - 1]!) gap = Math.min(gap, stamps[i]! - stamps[i - 1]!);
+            if (Number.isFinite(gap)) buckets.widthS = gap;
+          }
+          const fromS = Date.parse(q.from) / 1000;
+          const first = stamps[0];
+          // A young route: nothing in the first part of the range. Show what there is, in finer points.
+          if (zoomFrom.current === null && first !== undefined && first - fromS > rangeS * ZOOM_WHEN_DATA_STARTS_AFTER) {
+            zoomFrom.current = Math.floor(first - Math.max(ZOOM_PAD_S, (nowS - first) * 0.15));
+            load();
+            return;
+          }
+          setState({ history, fromS, toS: Date.parse(q.to) / 1000, stepS: asked ?? wanted, stepSent: asked !== null, zoomed: zoomFrom.current !== null, error: null, loaded: true });
         },
         (e: unknown) => {
           inFlight = false;
           if (disposed || mine !== seq.current) return;
           // Buckets wider than the step: the gateway says so with a 400 naming `step`. Ask for its own width.
-          if (q.step && e instanceof ApiError && e.status === 400 && /step/i.test(`${e.code ?? ''} ${e.message}`)) {
-            stepRefused.add(range);
+          if (asked !== null && buckets.widthS === null && e instanceof ApiError && e.status === 400 && /step/i.test(`${e.code ?? ''} ${e.message}`)) {
+            buckets.refused = true;
             load();
             return;
           }

@@ -16,7 +16,7 @@ import {
   type RangeKey,
   type RouteAnalytics,
 } from '../analytics-model';
-import { formatLatency, type Tone } from '../format';
+import { formatClock, formatLatency, type Tone } from '../format';
 import { useRouteHistory } from '../use-analytics';
 import { EPISODE_COLOR, RouteTrafficChart, type LimitLine } from './route-traffic-chart';
 
@@ -132,6 +132,11 @@ export const RouteCard = memo(function RouteCard({ route: r, range, anomalies, b
         {episodes.length > 0 && (
           <span className="lg lg-anomaly" style={{ ['--c' as string]: EPISODE_COLOR[episodes[0]!.kind] }}>
             {episodes.length} anomal{episodes.length === 1 ? 'y' : 'ies'}
+          </span>
+        )}
+        {h.zoomed && (
+          <span className="muted" data-testid="route-zoomed" title="The gateway has no data for this route before then">
+            since {formatClock(h.fromS * 1000)}
           </span>
         )}
         {h.error && (

@@ -58,10 +58,25 @@ function describeEpisode(e: Episode): string {
   return `${a.metric}: ${f(a.current)} vs normal ${f(a.mean)}${z} · ${when}`;
 }
 
+const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+
+/** Tick labels fit to the span shown: seconds for minutes, the weekday for days. */
+function tickLabel(s: number, spanS: number): string {
+  const clock = formatClock(s * 1000);
+  if (spanS <= 15 * 60) return clock;
+  if (spanS <= 36 * 3600) return clock.slice(0, 5);
+  return `${DAYS[new Date(s * 1000).getDay()]} ${clock.slice(0, 5)}`;
+}
+
+function maxOf(vs: readonly (number | null)[]): number {
+  let max = 0;
+  for (const v of vs) if (v !== null && v > max) max = v;
+  return max;
+}
+
 /** The y range: the traffic, the band and the limits near them, with headroom; the limits too far above are listed. */
 function yScale(series: RateSeries, baseline: Baseline | null, limits: readonly LimitLine[]): { max: number; onScale: LimitLine[]; offScale: LimitLine[] } {
-  let max = 0;
-  for (const v of series.rate) if (v !== null && v > max) max = v;
+  let max = maxOf(series.rate);
   if (baseline) max = Math.max(max, baseline.band?.hi ?? baseline.mean);
   const onScale: LimitLine[] = [];
   const offScale: LimitLine[] = [];
@@ -175,10 +190,10 @@ export function RouteTrafficChart({ series, fromS, toS, baseline, limits, episod
           stroke: AXIS_STROKE,
           font: AXIS_FONT,
           size: 22,
-          space: 56,
+          space: (_u, _i, min, max) => (max - min > 36 * 3600 ? 84 : max - min <= 15 * 60 ? 66 : 56),
           grid: { show: false },
           ticks: { stroke: GRID_STROKE, size: 3 },
-          values: (_u, splits) => splits.map((s) => formatClock(s * 1000).slice(0, 5)),
+          values: (_u, splits, _i, _space, _incr) => splits.map((s) => tickLabel(s, props.current.toS - props.current.fromS)),
         },
         {
           stroke: AXIS_STROKE,
@@ -258,7 +273,7 @@ export function RouteTrafficChart({ series, fromS, toS, baseline, limits, episod
 
   const { offScale } = yScale(series, baseline, limits);
   return (
-    <div className="chart route-chart" data-testid={testId} data-points={series.points} data-markers={episodes.length}>
+    <div className="chart route-chart" data-testid={testId} data-points={series.points} data-max-rate={Math.round(maxOf(series.rate))} data-markers={episodes.length}>
       <div ref={boxRef} className="chart-box" style={{ height }} />
       <span ref={readoutRef} className="chart-readout" aria-hidden="true" />
       {offScale.length > 0 && (
