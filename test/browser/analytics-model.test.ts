@@ -67,6 +67,12 @@ describe('analytics view: requests per minute', () => {
     assert.deepEqual(s.rate, [60, 120]);
   });
 
+  it('takes the width of the points from step_ms when the gateway says it', () => {
+    const s = toRateSeries({ step_ms: 60_000, history: [point(T, 60), point(T + 60, 30)] }, 10, T + 1000);
+    assert.equal(s.stepS, 60);
+    assert.deepEqual(s.rate, [60, 30]);
+  });
+
   it('survives a missing, null or junk history', () => {
     for (const h of [null, undefined, {}, { history: null }, { history: [{ timestamp: 'nope', request_count: 3 }] }]) {
       const s = toRateSeries(h as never, 10, T);
@@ -76,11 +82,16 @@ describe('analytics view: requests per minute', () => {
 });
 
 describe('analytics view: what is normal', () => {
-  const anomaly = (over: Partial<Anomaly>): Anomaly => ({ route: '/a', metric: 'rate', current: 1, mean: 1, std_dev: 1, z_score: 4, timestamp: iso(T), ended_at: null, ...over });
+  const anomaly = (over: Partial<Anomaly>): Anomaly => ({ route: '/a', metric: 'request_rate', current: 1, mean: 1, std_dev: 1, z_score: 4, timestamp: iso(T), ended_at: null, ...over });
 
   it('draws the band mean ± 3σ from std_dev_rate, never below zero', () => {
     const b = baselineOf({ route: '/a', avg_rate: 100, std_dev_rate: 40, sample_size: 30 }, []);
     assert.deepEqual(b, { mean: 100, band: { lo: 0, hi: 220, k: 3, sigma: 40 } });
+  });
+
+  it('reads σ as rate_std_dev too, and a σ of 0 as unknown', () => {
+    assert.equal(baselineOf({ route: '/a', avg_rate: 100, rate_std_dev: 10, sample_size: 30 }, [])?.band?.hi, 130);
+    assert.deepEqual(baselineOf({ route: '/a', avg_rate: 100, rate_std_dev: 0, sample_size: 30 }, []), { mean: 100, band: null });
   });
 
   it('falls back to the σ of the latest rate anomaly, and to a bare line without one', () => {

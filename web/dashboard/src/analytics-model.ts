@@ -21,7 +21,9 @@ export interface RouteAnalytics {
   learning?: boolean | null;
   /** Buckets the baseline is computed over. */
   sample_size?: number | null;
-  /** Optional, when the gateway provides them. */
+  p50_latency_ms?: number | null;
+  /** Standard deviation of the rate (requests/minute); 0 or absent: unknown. Either name. */
+  rate_std_dev?: number | null;
   std_dev_rate?: number | null;
   z_threshold?: number | null;
   /** Buckets needed before the route counts as learned (default MIN_BASELINE_BUCKETS). */
@@ -44,8 +46,11 @@ export interface RouteHistory {
   route?: string;
   from?: string;
   to?: string;
-  /** Optional: the step the gateway used, as a duration ("10s") or seconds. */
+  /** The step the gateway used, in ms (`step_ms`), or as a duration ("10s") or seconds (`step`). */
+  step_ms?: number | null;
   step?: string | number | null;
+  /** The range asked for reached past retention or into the future and was cut. */
+  clamped?: boolean;
   history?: HistoryPoint[] | null;
 }
 
@@ -70,6 +75,8 @@ export interface BackendAnalytics {
   error_rate?: number | null;
   weight?: number | null;
   breaker_threshold?: number | null;
+  learning?: boolean | null;
+  sample_size?: number | null;
   [extra: string]: unknown;
 }
 
@@ -153,7 +160,8 @@ export function toRateSeries(h: RouteHistory | null | undefined, stepS: number, 
     .filter((e) => Number.isFinite(e.t))
     .sort((a, b) => a.t - b.t);
   const gap = smallestGap(raw.map((e) => e.t));
-  const declared = durationSeconds(h?.step);
+  const stepMs = num(h?.step_ms);
+  const declared = stepMs !== null && stepMs > 0 ? stepMs / 1000 : durationSeconds(h?.step);
   // The width of the gateway's points: what it says, else what it looks like, else what was asked.
   const width = declared ?? (gap !== null && (gap < stepS * 0.9 || !stepSent) ? gap : stepS);
   const step = Math.max(stepS, width);
@@ -224,7 +232,7 @@ const isRateMetric = (metric: string) => metricKind(metric) === 'rate';
 export function baselineOf(route: RouteAnalytics, anomalies: readonly Anomaly[]): Baseline | null {
   const mean = num(route.avg_rate);
   if (mean === null || (num(route.sample_size) ?? 1) <= 0) return null;
-  let sigma = num(route.std_dev_rate);
+  let sigma = num(route.rate_std_dev) || num(route.std_dev_rate) || null;
   if (sigma === null) {
     let latest = -Infinity;
     for (const a of anomalies) {
@@ -243,7 +251,7 @@ export function baselineOf(route: RouteAnalytics, anomalies: readonly Anomaly[])
 
 export type MetricKind = 'rate' | 'errors' | 'latency' | 'other';
 
-/** Which family an anomaly's `metric` belongs to ("rate", "request_rate", "error_rate", "p99_latency", …). */
+/** Which family an anomaly's `metric` belongs to ("request_rate", "error_rate", "latency", or a future one). */
 export function metricKind(metric: string): MetricKind {
   const m = metric.toLowerCase();
   if (m.includes('err')) return 'errors';

@@ -7,7 +7,7 @@ import { extraFields, formatPct, num, type BackendAnalytics } from '../analytics
 import { errorRateTone, formatLatency } from '../format';
 import type { Load } from '../use-analytics';
 
-const KNOWN_BACKEND_FIELDS = ['backend', 'avg_latency_ms', 'p50_latency_ms', 'p99_latency_ms', 'error_rate', 'weight', 'breaker_threshold'];
+const KNOWN_BACKEND_FIELDS = ['backend', 'avg_latency_ms', 'p50_latency_ms', 'p99_latency_ms', 'error_rate', 'weight', 'breaker_threshold', 'learning', 'sample_size'];
 
 export function BackendsCard({ backends }: { backends: Load<BackendAnalytics[]> }) {
   const list = backends.status === 'ok' ? backends.data : [];
@@ -72,6 +72,11 @@ export function BackendsCard({ backends }: { backends: Load<BackendAnalytics[]> 
                   <tr key={b.backend} data-testid="backend-row" data-backend={b.backend}>
                     <td className="mono ellipsis" title={b.backend}>
                       {b.backend}
+                      {b.learning === true && (
+                        <span className="chip tone-muted chip-inline" title={`baseline from ${num(b.sample_size) ?? 0} buckets so far`} data-testid="backend-learning">
+                          learning
+                        </span>
+                      )}
                     </td>
                     <td className="num mono" data-testid="backend-p50">
                       {formatLatency(p50)}

@@ -32,6 +32,8 @@ export const KNOWN_ROUTE_FIELDS = [
   'learning',
   'sample_size',
   'std_dev_rate',
+  'rate_std_dev',
+  'p50_latency_ms',
   'z_threshold',
   'learning_target',
   'shadow',
@@ -114,6 +116,7 @@ export const RouteCard = memo(function RouteCard({ route: r, range, anomalies, b
         <Stat name="Normal rate" value={num(r.avg_rate) === null ? '–' : `${formatRate(num(r.avg_rate))}${sigma ? ` ± ${formatRate(sigma.sigma)}` : ''}`} testId="route-baseline" />
         <Stat name="Now" value={formatRate(lastRate)} />
         <Stat name="Limit" value={limits.length === 0 ? 'none' : limits.map((l) => `${formatRate(l.value)}${l.shadow ? ' (shadow)' : ''}`).join(' · ')} testId="route-limit" />
+        {num(r.p50_latency_ms) !== null && <Stat name="p50" value={formatLatency(num(r.p50_latency_ms))} />}
         <Stat name="p99" value={formatLatency(num(r.p99_latency_ms))} />
         <Stat name="Avg latency" value={formatLatency(num(r.avg_latency_ms))} />
         <Stat name="Errors" value={formatPct(num(r.error_rate))} />
