@@ -118,10 +118,25 @@ export function useAnalytics(range: RangeKey): AnalyticsData {
 const HISTORY_REFRESH_MS: Record<RangeKey, number> = { '1h': 5000, '6h': 30_000, '48h': 60_000 };
 
 /**
- * The gateway's bucket width, learned on the way: null until a step is refused (400 naming
- * `step`: the buckets are wider), then read from the spacing of an answer asked without a step.
+ * The gateway's bucket width (a step below it is refused with a 400). Learned once per page from a
+ * tiny history request without a step, whose `step_ms` is the width; failing that (a gateway that
+ * does not say), from a refused step and the spacing of the answer asked without one.
  */
-const buckets: { widthS: number | null; refused: boolean } = { widthS: null, refused: false };
+const buckets: { widthS: number | null; refused: boolean; probe: Promise<void> | null } = { widthS: null, refused: false, probe: null };
+
+function probeBucketWidth(route: string): Promise<void> {
+  buckets.probe ??= (async () => {
+    const nowS = Math.floor(Date.now() / 1000);
+    try {
+      const h = await analyticsApi.history(route, { from: new Date((nowS - 2) * 1000).toISOString(), to: new Date(nowS * 1000).toISOString() });
+      const ms = typeof h?.step_ms === 'number' && Number.isFinite(h.step_ms) && h.step_ms > 0 ? h.step_ms : null;
+      if (ms !== null) buckets.widthS = ms / 1000;
+    } catch {
+      // Learned the other way, below; the chart's own request reports the error.
+    }
+  })();
+  return buckets.probe;
+}
 
 /** The step to ask for, given the one wanted: a multiple of the bucket width once known; null: ask for the bucket width. */
 function stepToAsk(wantedS: number): number | null {
@@ -148,7 +163,7 @@ export interface HistoryState {
 const ZOOM_WHEN_DATA_STARTS_AFTER = 0.25;
 /** Finest step asked for: per-minute rates of 1 s buckets are mostly noise. */
 const MIN_STEP_S = 2;
-/** Room shown before the first point of a zoomed chart: a share of the span, at least this. */
+/** Room shown before the first point of a zoomed chart: a share of the span, at least this and five buckets. */
 const ZOOM_PAD_S = 30;
 
 /**
@@ -176,10 +191,12 @@ export function useRouteHistory(route: string, range: RangeKey, visible: boolean
     if (!visible) return;
     let disposed = false;
     let inFlight = false;
-    const load = () => {
+    const load = async () => {
       if (inFlight) return;
       inFlight = true;
       const mine = ++seq.current;
+      await probeBucketWidth(route);
+      if (disposed) return;
       const nowMs = Date.now();
       const nowS = Math.floor(nowMs / 1000);
       if (zoomFrom.current !== null && nowS - zoomFrom.current >= rangeS * (1 - ZOOM_WHEN_DATA_STARTS_AFTER)) zoomFrom.current = null;
@@ -202,8 +219,8 @@ export function useRouteHistory(route: string, range: RangeKey, visible: boolean
           const first = stamps[0];
           // A young route: nothing in the first part of the range. Show what there is, in finer points.
           if (zoomFrom.current === null && first !== undefined && first - fromS > rangeS * ZOOM_WHEN_DATA_STARTS_AFTER) {
-            zoomFrom.current = Math.floor(first - Math.max(ZOOM_PAD_S, (nowS - first) * 0.15));
-            load();
+            zoomFrom.current = Math.floor(first - Math.max(ZOOM_PAD_S, (nowS - first) * 0.15, 5 * (buckets.widthS ?? 0)));
+            void load();
             return;
           }
           setState({ history, fromS, toS: Date.parse(q.to) / 1000, stepS: asked ?? wanted, stepSent: asked !== null, zoomed: zoomFrom.current !== null, error: null, loaded: true });
@@ -214,15 +231,15 @@ export function useRouteHistory(route: string, range: RangeKey, visible: boolean
           // Buckets wider than the step: the gateway says so with a 400 naming `step`. Ask for its own width.
           if (asked !== null && buckets.widthS === null && e instanceof ApiError && e.status === 400 && /step/i.test(`${e.code ?? ''} ${e.message}`)) {
             buckets.refused = true;
-            load();
+            void load();
             return;
           }
           setState((s) => ({ ...s, error: message(e), loaded: true }));
         },
       );
     };
-    load();
-    const t = setInterval(load, HISTORY_REFRESH_MS[range]);
+    void load();
+    const t = setInterval(() => void load(), HISTORY_REFRESH_MS[range]);
     return () => {
       disposed = true;
       clearInterval(t);
