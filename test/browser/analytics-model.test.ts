@@ -8,6 +8,7 @@ import {
   baselineOf,
   episodesOf,
   extraFields,
+  firstActivity,
   historyQuery,
   learningOf,
   MAX_POINTS,
@@ -71,6 +72,19 @@ describe('analytics view: requests per minute', () => {
     const s = toRateSeries({ step_ms: 60_000, history: [point(T, 60), point(T + 60, 30)] }, 10, T + 1000);
     assert.equal(s.stepS, 60);
     assert.deepEqual(s.rate, [60, 30]);
+  });
+
+  it('draws refused requests apart, and only when there were some', () => {
+    const s = toRateSeries({ history: [point(T, 5, { rejected_count: 0 }), point(T + 10, 5, { rejected_count: 2 }), point(T + 20, 0)] }, 10, T + 40);
+    assert.deepEqual(s.rejected, [null, 12, null]);
+    assert.equal(s.traffic, 12);
+    assert.deepEqual(toRateSeries({ history: [point(T, 5)] }, 10, T + 40).rejected, [null]);
+  });
+
+  it('finds where traffic begins in a zero-filled history', () => {
+    assert.equal(firstActivity({ history: [point(T, 0), point(T + 10, 0, { rejected_count: 1 }), point(T + 20, 4)] }), T + 10);
+    assert.equal(firstActivity({ history: [point(T, 0)] }), null);
+    assert.equal(firstActivity(null), null);
   });
 
   it('survives a missing, null or junk history', () => {

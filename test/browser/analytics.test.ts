@@ -182,7 +182,8 @@ analytics:
   test('steady traffic draws a chart with data and a learned baseline; backends show latency and errors', async () => {
     // About 20 s of steady traffic: enough for a baseline over a 20 s window.
     await Promise.all([traffic(gw!.base, '/api/v1', 10, 20, 2), traffic(gw!.base, '/api/v2', 4, 20)]);
-    await until('the /api/v1 chart to have data', async () => Number(await card('/api/v1').getByTestId('route-chart').getAttribute('data-points')) >= 3, 10_000, 250);
+    await until('the /api/v1 chart to show the traffic', async () => Number(await card('/api/v1').getByTestId('route-chart').getAttribute('data-max-rate')) > 0, 10_000, 250);
+    assert.ok(Number(await card('/api/v1').getByTestId('route-chart').getAttribute('data-points')) >= 3);
     assert.equal(await card('/api/v1').locator('.route-chart canvas').count(), 1);
     await until('a learned rate for /api/v1', async () => /\d+\/min/.test(await card('/api/v1').getByTestId('route-baseline').innerText()), 10_000, 250);
     const baseline = Number.parseFloat((await card('/api/v1').getByTestId('route-baseline').innerText()).replace(/[^\d.]/g, ' ').trim());
@@ -202,7 +203,7 @@ analytics:
   test('a spike on one route shows an anomaly marker on its chart and in the list', async () => {
     // 10x the steady rate for 3 s, with the steady traffic going on around it.
     await Promise.all([traffic(gw!.base, '/api/v1', 100, 3, 8), traffic(gw!.base, '/api/v2', 4, 3)]);
-    await card('/api/v1').getByTestId('anomaly-marker').first().waitFor({ state: 'attached', timeout: 10_000 });
+    await card('/api/v1').getByTestId('anomaly-marker').first().waitFor({ state: 'attached', timeout: 15_000 });
     assert.match((await card('/api/v1').getByTestId('anomaly-marker').first().getAttribute('title')) ?? '', /vs normal/);
     await page.locator('[data-testid="anomaly-row"][data-route="/api/v1"]').first().waitFor({ timeout: 5000 });
     // The spike itself in the chart (its history refetches on the anomaly event).
@@ -220,7 +221,13 @@ analytics:
   test('the range selector asks for 6 h and 48 h and still draws the data', async () => {
     for (const range of ['6h', '48h', '1h']) {
       await page.getByTestId(`range-${range}`).click();
-      await until(`the ${range} chart`, async () => Number(await card('/api/v1').getByTestId('route-chart').getAttribute('data-points')) >= 1, 8000, 250);
+      await page.locator(`[data-testid="range-${range}"][aria-pressed="true"]`).waitFor({ timeout: 2000 });
+      await until(
+        `the ${range} chart`,
+        async () => (await card('/api/v1').getAttribute('data-history-range')) === range && Number(await card('/api/v1').getByTestId('route-chart').getAttribute('data-max-rate')) > 0,
+        8000,
+        250,
+      );
     }
     assert.deepEqual(problems, []);
   });

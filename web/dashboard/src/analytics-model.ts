@@ -35,6 +35,8 @@ export interface RouteAnalytics {
 export interface HistoryPoint {
   timestamp: string;
   request_count?: number | null;
+  /** Requests the gateway refused itself (401/429/503 of its own), counted apart. */
+  rejected_count?: number | null;
   error_rate?: number | null;
   avg_latency_ms?: number | null;
   p99_latency_ms?: number | null;
@@ -127,15 +129,30 @@ export interface RateSeries {
   x: number[];
   /** Requests per minute; null before the first bucket the gateway has. */
   rate: (number | null)[];
+  /** Requests per minute the gateway refused itself; null where it refused none. */
+  rejected: (number | null)[];
   errorRate: (number | null)[];
   p99: (number | null)[];
   /** Width of one point, seconds. */
   stepS: number;
   /** Points that came from the gateway (not gap fill). */
   points: number;
+  /** Requests in the series (answered and refused): 0 is "no traffic yet". */
+  traffic: number;
 }
 
 const tsOf = (p: HistoryPoint) => Date.parse(p.timestamp) / 1000;
+
+/** Start (unix s) of the first point with any request, answered or refused; null when none. */
+export function firstActivity(h: RouteHistory | null | undefined): number | null {
+  let first: number | null = null;
+  for (const p of Array.isArray(h?.history) ? h.history : []) {
+    if ((num(p.request_count) ?? 0) <= 0 && (num(p.rejected_count) ?? 0) <= 0) continue;
+    const t = tsOf(p);
+    if (Number.isFinite(t) && (first === null || t < first)) first = t;
+  }
+  return first;
+}
 
 /** The smallest gap between consecutive timestamps, a guess at the gateway's bucket width. */
 function smallestGap(ts: number[]): number | null {
@@ -170,6 +187,7 @@ export function toRateSeries(h: RouteHistory | null | undefined, stepS: number, 
   interface Bin {
     t: number;
     count: number;
+    rejected: number;
     errors: number;
     p99: number | null;
   }
@@ -177,25 +195,29 @@ export function toRateSeries(h: RouteHistory | null | undefined, stepS: number, 
   for (const { p, t } of raw) {
     const start = rebin ? Math.floor(t / step) * step : t;
     const count = Math.max(0, num(p.request_count) ?? 0);
+    const rejected = Math.max(0, num(p.rejected_count) ?? 0);
     const er = num(p.error_rate);
     const p99 = num(p.p99_latency_ms);
     const last = bins[bins.length - 1];
     if (last && Math.abs(last.t - start) < 1e-6) {
       last.count += count;
+      last.rejected += rejected;
       last.errors += er !== null ? er * count : 0;
       if (p99 !== null) last.p99 = Math.max(last.p99 ?? 0, p99);
     } else {
-      bins.push({ t: start, count, errors: er !== null ? er * count : 0, p99 });
+      bins.push({ t: start, count, rejected, errors: er !== null ? er * count : 0, p99 });
     }
   }
   while (bins.length > 0 && bins[bins.length - 1]!.t + step > nowS + 0.001) bins.pop();
 
   const x: number[] = [];
   const rate: (number | null)[] = [];
+  const rejected: (number | null)[] = [];
   const errorRate: (number | null)[] = [];
   const p99: (number | null)[] = [];
   const perMinute = 60 / step;
   let fill = 0;
+  let traffic = 0;
   for (const b of bins) {
     const prev = x[x.length - 1];
     // Empty buckets the gateway left out are zero traffic (bounded, a sane answer has none this far apart).
@@ -203,16 +225,19 @@ export function toRateSeries(h: RouteHistory | null | undefined, stepS: number, 
       for (let t = prev + step; t < b.t - step * 0.5 && fill < MAX_POINTS * 4; t += step, fill++) {
         x.push(t);
         rate.push(0);
+        rejected.push(null);
         errorRate.push(null);
         p99.push(null);
       }
     }
     x.push(b.t);
     rate.push(b.count * perMinute);
+    rejected.push(b.rejected > 0 ? b.rejected * perMinute : null);
     errorRate.push(b.count > 0 ? b.errors / b.count : null);
     p99.push(b.count > 0 ? b.p99 : null);
+    traffic += b.count + b.rejected;
   }
-  return { x, rate, errorRate, p99, stepS: step, points: bins.length };
+  return { x, rate, rejected, errorRate, p99, stepS: step, points: bins.length, traffic };
 }
 
 export interface Baseline {

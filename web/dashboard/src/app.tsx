@@ -176,13 +176,16 @@ function Dashboard({ via, onLogout }: { via: AdminVia | null; onLogout: () => Pr
   }, []);
   const onProcess = useCallback((p: ManagedProcess) => setProcesses((list) => mergeProcess(list, p)), []);
   const closeDetail = useCallback(() => setSelected(null), []);
+  // Rounded to 10 s: the uptime pushed every 5 s must not re-render every chart.
+  const uptime = metrics.m?.uptime_seconds;
+  const startedAtS = typeof uptime === 'number' && Number.isFinite(uptime) ? Math.floor((metrics.at / 1000 - uptime) / 10) * 10 : null;
 
   return (
     <div className={`app${selected && view === 'overview' ? ' with-detail' : ''}`}>
       <Header connection={connection} metrics={metrics.m} receivedAt={metrics.at} via={via} onLogout={onLogout} view={view} onView={setView} />
       {view === 'analytics' ? (
         <main className="layout">
-          <AnalyticsView via={via} subscribe={subscribeAnalytics} resync={resync} />
+          <AnalyticsView via={via} subscribe={subscribeAnalytics} resync={resync} startedAtS={startedAtS} />
           <footer className="foot muted small">Rates in requests per minute · learned by the gateway from its own traffic · times in your local zone</footer>
         </main>
       ) : (

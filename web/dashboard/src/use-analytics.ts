@@ -5,7 +5,7 @@
  */
 import { useCallback, useEffect, useRef, useState } from 'react';
 import { analyticsApi, ApiError, isAnalyticsOff } from './api';
-import { historyQuery, mergeAnomalies, RANGES, stepFor, type Anomaly, type BackendAnalytics, type RangeKey, type RouteAnalytics, type RouteHistory } from './analytics-model';
+import { firstActivity, historyQuery, mergeAnomalies, RANGES, stepFor, type Anomaly, type BackendAnalytics, type RangeKey, type RouteAnalytics, type RouteHistory } from './analytics-model';
 
 export type Load<T> =
   | { status: 'loading' }
@@ -153,10 +153,12 @@ export interface HistoryState {
   stepS: number;
   /** Whether the gateway was asked for that step (else it used its bucket width). */
   stepSent: boolean;
-  /** The gateway has nothing before `fromS` in this range (a young gateway): the chart shows only what it has. */
+  /** The gateway saw nothing before `fromS` in this range (it started, or got its first request, then). */
   zoomed: boolean;
   error: string | null;
   loaded: boolean;
+  /** The range the shown history was fetched for (null before the first answer). */
+  range: RangeKey | null;
 }
 
 /** Data starting this far into the range counts as a young route: the chart zooms to it. */
@@ -168,19 +170,21 @@ const ZOOM_PAD_S = 30;
 
 /**
  * One route's history over `range`, refetched while `visible`, and at once when `bump` changes.
- * When the gateway's data begins late in the range, the window shrinks to the data (with finer
- * points), growing back to the full range as time passes.
+ * When the gateway's data begins late in the range (`startedAtS`: when the gateway started, if
+ * known), the window shrinks to the data, with finer points, growing back to the full range.
  */
-export function useRouteHistory(route: string, range: RangeKey, visible: boolean, bump: number): HistoryState {
+export function useRouteHistory(route: string, range: RangeKey, visible: boolean, bump: number, startedAtS: number | null): HistoryState {
   const rangeS = RANGES[range];
   const initial = (): HistoryState => {
     const nowS = Math.floor(Date.now() / 1000);
-    return { history: null, fromS: nowS - rangeS, toS: nowS, stepS: stepFor(rangeS), stepSent: true, zoomed: false, error: null, loaded: false };
+    return { history: null, fromS: nowS - rangeS, toS: nowS, stepS: stepFor(rangeS), stepSent: true, zoomed: false, error: null, loaded: false, range: null };
   };
   const [state, setState] = useState<HistoryState>(initial);
   const seq = useRef(0);
   /** Start of the zoomed window (unix s), or null for the whole range. */
   const zoomFrom = useRef<number | null>(null);
+  const started = useRef(startedAtS);
+  started.current = startedAtS;
 
   useEffect(() => {
     zoomFrom.current = null;
@@ -216,14 +220,15 @@ export function useRouteHistory(route: string, range: RangeKey, visible: boolean
             if (Number.isFinite(gap)) buckets.widthS = gap;
           }
           const fromS = Date.parse(q.from) / 1000;
-          const first = stamps[0];
-          // A young route: nothing in the first part of the range. Show what there is, in finer points.
-          if (zoomFrom.current === null && first !== undefined && first - fromS > rangeS * ZOOM_WHEN_DATA_STARTS_AFTER) {
-            zoomFrom.current = Math.floor(first - Math.max(ZOOM_PAD_S, (nowS - first) * 0.15, 5 * (buckets.widthS ?? 0)));
+          // A young gateway: nothing before it started or before the first request, whichever is
+          // earlier (a snapshot may hold traffic from before a restart). Show that, in finer points.
+          const begin = Math.min(firstActivity(history) ?? Infinity, started.current ?? Infinity);
+          if (zoomFrom.current === null && Number.isFinite(begin) && begin - fromS > rangeS * ZOOM_WHEN_DATA_STARTS_AFTER) {
+            zoomFrom.current = Math.floor(begin - Math.max(ZOOM_PAD_S, (nowS - begin) * 0.15, 5 * (buckets.widthS ?? 0)));
             void load();
             return;
           }
-          setState({ history, fromS, toS: Date.parse(q.to) / 1000, stepS: asked ?? wanted, stepSent: asked !== null, zoomed: zoomFrom.current !== null, error: null, loaded: true });
+          setState({ history, fromS, toS: Date.parse(q.to) / 1000, stepS: asked ?? wanted, stepSent: asked !== null, zoomed: zoomFrom.current !== null, error: null, loaded: true, range });
         },
         (e: unknown) => {
           inFlight = false;

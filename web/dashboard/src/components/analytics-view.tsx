@@ -31,9 +31,11 @@ export interface AnalyticsViewProps {
   subscribe: (on: { anomaly: (a: Anomaly) => void; adaptive: () => void }) => () => void;
   /** Changes after the stream reconnects: reload what events may have missed. */
   resync: number;
+  /** When the gateway started (unix s), from the live metrics' uptime; null until known. */
+  startedAtS: number | null;
 }
 
-export function AnalyticsView({ via, subscribe, resync }: AnalyticsViewProps) {
+export function AnalyticsView({ via, subscribe, resync, startedAtS }: AnalyticsViewProps) {
   const [range, setRange] = useState<RangeKey>(initialRange);
   const data = useAnalytics(range);
   const { routes, backends, anomalies } = data;
@@ -113,7 +115,7 @@ export function AnalyticsView({ via, subscribe, resync }: AnalyticsViewProps) {
         {list.length > 0 && (
           <div className="route-list">
             {list.map((r) => (
-              <RouteCard key={r.route} route={r} range={range} anomalies={anomalies} bump={data.routeBumps[r.route] ?? 0} />
+              <RouteCard key={r.route} route={r} range={range} anomalies={anomalies} bump={data.routeBumps[r.route] ?? 0} startedAtS={startedAtS} />
             ))}
           </div>
         )}

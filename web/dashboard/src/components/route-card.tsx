@@ -71,11 +71,13 @@ export interface RouteCardProps {
   range: RangeKey;
   anomalies: Anomaly[];
   bump: number;
+  /** When the gateway started (unix s), if known: nothing before it is shown as data. */
+  startedAtS: number | null;
 }
 
-export const RouteCard = memo(function RouteCard({ route: r, range, anomalies, bump }: RouteCardProps) {
+export const RouteCard = memo(function RouteCard({ route: r, range, anomalies, bump, startedAtS }: RouteCardProps) {
   const [ref, visible] = useVisible<HTMLElement>();
-  const h = useRouteHistory(r.route, range, visible, bump);
+  const h = useRouteHistory(r.route, range, visible, bump, startedAtS);
   const nowS = h.toS;
   const series = useMemo(() => toRateSeries(h.history, h.stepS, nowS, h.stepSent), [h.history, h.stepS, nowS, h.stepSent]);
   const baseline = useMemo(() => baselineOf(r, anomalies), [r, anomalies]);
@@ -95,7 +97,7 @@ export const RouteCard = memo(function RouteCard({ route: r, range, anomalies, b
 
   const sigma = baseline?.band;
   return (
-    <article ref={ref} className="route-card" data-testid="route-card" data-route={r.route} data-learning={learn.learning ? 'true' : 'false'}>
+    <article ref={ref} className="route-card" data-testid="route-card" data-route={r.route} data-learning={learn.learning ? 'true' : 'false'} data-history-range={h.range ?? ''}>
       <header className="route-head">
         <code className="route-name" title={r.route}>
           {r.route}
@@ -128,6 +130,7 @@ export const RouteCard = memo(function RouteCard({ route: r, range, anomalies, b
       </dl>
       <div className="chart-legend" aria-hidden="true">
         <span className="lg lg-rate">requests/min</span>
+        {series.rejected.some((v) => v !== null && v > 0) && <span className="lg lg-rejected">refused/min</span>}
         {baseline && <span className="lg lg-baseline">normal</span>}
         {baseline?.band && <span className="lg lg-band">± {baseline.band.k}σ</span>}
         {limits.some((l) => !l.shadow) && <span className="lg lg-limit">limit</span>}

@@ -33,6 +33,7 @@ const AXIS_FONT = '10px system-ui, -apple-system, "Segoe UI", Roboto, sans-serif
 const AXIS_STROKE = '#7d8794';
 const GRID_STROKE = 'rgba(255,255,255,0.06)';
 const RATE = '#4c9aff';
+const REJECTED = '#f0716a';
 const BASELINE = '#3fb950';
 const LIMIT = '#d6a23a';
 /** A limit further above the data than this factor is named, not drawn (it would flatten the traffic). */
@@ -68,6 +69,17 @@ function tickLabel(s: number, spanS: number): string {
   return `${DAYS[new Date(s * 1000).getDay()]} ${clock.slice(0, 5)}`;
 }
 
+/** Indices of values whose neighbours are both missing. */
+function isolatedPoints(u: uPlot, seriesIdx: number): number[] {
+  const ys = u.data[seriesIdx] ?? [];
+  const out: number[] = [];
+  for (let i = 0; i < ys.length; i++) {
+    if (ys[i] == null) continue;
+    if ((i === 0 || ys[i - 1] == null) && (i === ys.length - 1 || ys[i + 1] == null)) out.push(i);
+  }
+  return out;
+}
+
 function maxOf(vs: readonly (number | null)[]): number {
   let max = 0;
   for (const v of vs) if (v !== null && v > max) max = v;
@@ -76,7 +88,7 @@ function maxOf(vs: readonly (number | null)[]): number {
 
 /** The y range: the traffic, the band and the limits near them, with headroom; the limits too far above are listed. */
 function yScale(series: RateSeries, baseline: Baseline | null, limits: readonly LimitLine[]): { max: number; onScale: LimitLine[]; offScale: LimitLine[] } {
-  let max = maxOf(series.rate);
+  let max = Math.max(maxOf(series.rate), maxOf(series.rejected));
   if (baseline) max = Math.max(max, baseline.band?.hi ?? baseline.mean);
   const onScale: LimitLine[] = [];
   const offScale: LimitLine[] = [];
@@ -214,6 +226,14 @@ export function RouteTrafficChart({ series, fromS, toS, baseline, limits, episod
           spanGaps: false,
           points: { show: false },
         },
+        {
+          stroke: REJECTED,
+          width: 1.25,
+          dash: [4, 3],
+          spanGaps: false,
+          // A lone refused bucket between gaps draws no line: a dot instead.
+          points: { show: true, size: 4, fill: REJECTED, filter: isolatedPoints },
+        },
       ],
       hooks: {
         init: [
@@ -237,11 +257,13 @@ export function RouteTrafficChart({ series, fromS, toS, baseline, limits, episod
               return;
             }
             const v = s.rate[idx];
+            const rj = s.rejected[idx];
             const er = s.errorRate[idx];
             const p99 = s.p99[idx];
             el.textContent = [
               formatClock(s.x[idx]! * 1000),
               v === null || v === undefined ? 'no data' : formatRate(v),
+              rj ? `refused ${formatRate(rj)}` : '',
               er !== null && er !== undefined ? `err ${formatPct(er)}` : '',
               p99 !== null && p99 !== undefined ? `p99 ${formatLatency(p99)}` : '',
             ]
@@ -251,7 +273,8 @@ export function RouteTrafficChart({ series, fromS, toS, baseline, limits, episod
         ],
       },
     };
-    const plot = new uPlot(opts, [props.current.series.x, props.current.series.rate], box);
+    const s0 = props.current.series;
+    const plot = new uPlot(opts, [s0.x, s0.rate, s0.rejected], box);
     plotRef.current = plot;
     const ro = new ResizeObserver(() => {
       const w = box.clientWidth;
@@ -268,7 +291,7 @@ export function RouteTrafficChart({ series, fromS, toS, baseline, limits, episod
 
   // Every prop change redraws: setData re-runs the scale ranges, which read the props ref.
   useEffect(() => {
-    plotRef.current?.setData([series.x, series.rate]);
+    plotRef.current?.setData([series.x, series.rate, series.rejected]);
   }, [series, fromS, toS, baseline, limits, episodes]);
 
   const { offScale } = yScale(series, baseline, limits);
@@ -281,7 +304,7 @@ export function RouteTrafficChart({ series, fromS, toS, baseline, limits, episod
           {offScale.map((l) => `${l.shadow ? 'shadow limit' : 'limit'} ${formatRate(l.value)}`).join(' · ')} ↑ above the chart
         </span>
       )}
-      {series.points === 0 && <div className="chart-empty">no traffic recorded in this range yet</div>}
+      {series.traffic === 0 && <div className="chart-empty">no traffic recorded in this range yet</div>}
     </div>
   );
 }
