@@ -16,6 +16,8 @@ export type Load<T> =
 
 const POLL_MS = 5000;
 const OFF_POLL_EVERY = 6;
+/** After an `anomaly` event, the summary is reloaded this much later (events come in bursts). */
+const ANOMALY_RELOAD_DELAY_MS = 400;
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
 
 function failure<T>(e: unknown): Load<T> {
@@ -105,11 +107,27 @@ export function useAnalytics(range: RangeKey): AnalyticsData {
     reload();
   }, [range, reload]);
 
-  const onAnomaly = useCallback((a: Anomaly) => {
-    if (!a || typeof a.route !== 'string') return;
-    setAnomalies((old) => mergeAnomalies(old, [a]));
-    setRouteBumps((b) => ({ ...b, [a.route]: (b[a.route] ?? 0) + 1 }));
-  }, []);
+  const refreshSoon = useRef<ReturnType<typeof setTimeout> | null>(null);
+  useEffect(
+    () => () => {
+      if (refreshSoon.current !== null) clearTimeout(refreshSoon.current);
+    },
+    [],
+  );
+  const onAnomaly = useCallback(
+    (a: Anomaly) => {
+      if (!a || typeof a.route !== 'string') return;
+      setAnomalies((old) => mergeAnomalies(old, [a]));
+      setRouteBumps((b) => ({ ...b, [a.route]: (b[a.route] ?? 0) + 1 }));
+      // The routes' counts (anomalies_24h) change too: one reload for a burst of events.
+      if (refreshSoon.current === null)
+        refreshSoon.current = setTimeout(() => {
+          refreshSoon.current = null;
+          reload();
+        }, ANOMALY_RELOAD_DELAY_MS);
+    },
+    [reload],
+  );
 
   return { routes, backends, anomalies, anomaliesError, routeBumps, reload, onAnomaly };
 }
