@@ -201,19 +201,44 @@ function qs(params: Record<string, string | undefined>): string {
 }
 
 /**
+ * Where the analytics API answers this page. `/analytics` first; the sign-in cookie is scoped to
+ * /dashboard, so a signed-in page (not loopback) is refused there with a 401 and then tries the same
+ * API under the dashboard's own API (`/dashboard/api/analytics`), where its cookie goes, if the
+ * gateway mounts it there too. Once one answers, it is used from then on.
+ */
+let analyticsBase: string | null = null;
+const ANALYTICS_ALIAS = `${API_BASE}/analytics`;
+
+async function analyticsCall<T>(path: string): Promise<T> {
+  if (analyticsBase !== null) return request<T>(`${analyticsBase}${path}`, { keepSession: true });
+  try {
+    const r = await request<T>(`${ANALYTICS_BASE}${path}`, { keepSession: true });
+    analyticsBase = ANALYTICS_BASE;
+    return r;
+  } catch (err) {
+    if (!(err instanceof ApiError) || err.status !== 401) throw err;
+    try {
+      const r = await request<T>(`${ANALYTICS_ALIAS}${path}`, { keepSession: true });
+      analyticsBase = ANALYTICS_ALIAS;
+      return r;
+    } catch {
+      throw err; // no alias either: the refusal at /analytics is the answer to show
+    }
+  }
+}
+
+/**
  * Analytics calls. A 401 here does not end the dashboard's session (`keepSession`): the dashboard
  * API decides that; the analytics view reports its own refusals.
  */
 export const analyticsApi = {
-  routes: () =>
-    request<{ routes?: RouteAnalytics[] | null }>(`${ANALYTICS_BASE}/routes`, { keepSession: true }).then((r) => (Array.isArray(r?.routes) ? r.routes.filter((x) => x && typeof x.route === 'string') : [])),
+  routes: () => analyticsCall<{ routes?: RouteAnalytics[] | null }>('/routes').then((r) => (Array.isArray(r?.routes) ? r.routes.filter((x) => x && typeof x.route === 'string') : [])),
   /** The route prefix goes as one encoded path segment (`/analytics/routes/%2Fapi%2Fv1/history`). */
-  history: (route: string, q: { from: string; to: string; step?: string }) =>
-    request<RouteHistory>(`${ANALYTICS_BASE}/routes/${enc(route)}/history${qs(q)}`, { keepSession: true }),
+  history: (route: string, q: { from: string; to: string; step?: string }) => analyticsCall<RouteHistory>(`/routes/${enc(route)}/history${qs(q)}`),
   anomalies: (q: { route?: string; since?: string } = {}) =>
-    request<{ anomalies?: Anomaly[] | null; count?: number }>(`${ANALYTICS_BASE}/anomalies${qs(q)}`, { keepSession: true }).then((r) => (Array.isArray(r?.anomalies) ? r.anomalies : [])),
+    analyticsCall<{ anomalies?: Anomaly[] | null; count?: number }>(`/anomalies${qs(q)}`).then((r) => (Array.isArray(r?.anomalies) ? r.anomalies : [])),
   backends: () =>
-    request<{ backends?: BackendAnalytics[] | null }>(`${ANALYTICS_BASE}/backends`, { keepSession: true }).then((r) => (Array.isArray(r?.backends) ? r.backends.filter((b) => b && typeof b.backend === 'string') : [])),
+    analyticsCall<{ backends?: BackendAnalytics[] | null }>('/backends').then((r) => (Array.isArray(r?.backends) ? r.backends.filter((b) => b && typeof b.backend === 'string') : [])),
 };
 
 /** The gateway answers analytics calls but learning is switched off (or the API is not there at all). */

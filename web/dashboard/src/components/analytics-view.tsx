@@ -100,7 +100,7 @@ export function AnalyticsView({ via, subscribe, resync, startedAtS }: AnalyticsV
         {routes.status === 'error' && (
           <div className="banner banner-error" role="alert" data-testid="analytics-error">
             {unauthorized
-              ? `The analytics API refused this page's credentials${via === 'cookie' ? ' (the sign-in session may not cover /analytics/; open the dashboard from loopback or send the admin token)' : ''}.`
+              ? `The analytics API refused this page's credentials${via === 'cookie' ? ': this gateway does not accept the dashboard sign-in at /analytics/ (use the admin token, or open the dashboard from the gateway host)' : ''}.`
               : `Could not load analytics: ${routes.message}`}
             <button type="button" className="btn btn-small" onClick={data.reload}>
               Retry
