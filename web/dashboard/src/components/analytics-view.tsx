@@ -126,6 +126,15 @@ export function AnalyticsView({ via, subscribe, resync, startedAtS }: AnalyticsV
   );
 }
 
+const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+
+/** `14:03:27` today, `Tue 14:03:27` on another day (the list reaches back 48 h). */
+function formatWhen(ts: string): string {
+  const d = new Date(ts);
+  if (Number.isNaN(d.getTime())) return formatClock(ts);
+  return d.toDateString() === new Date().toDateString() ? formatClock(d) : `${DAYS[d.getDay()]} ${formatClock(d)}`;
+}
+
 function formatValue(metric: string, v: number | null | undefined): string {
   const kind = metricKind(metric);
   if (kind === 'errors') return formatPct(v);
@@ -168,7 +177,7 @@ function AnomalyList({ anomalies, error }: { anomalies: Anomaly[]; error: string
             <tbody>
               {shown.map((a) => (
                 <tr key={`${a.route}|${a.metric}|${a.timestamp}`} data-testid="anomaly-row" data-route={a.route} data-metric={a.metric}>
-                  <td className="mono">{formatClock(a.timestamp)}</td>
+                  <td className="mono">{formatWhen(a.timestamp)}</td>
                   <td className="mono ellipsis" title={a.route}>
                     {a.route}
                   </td>
@@ -179,7 +188,7 @@ function AnomalyList({ anomalies, error }: { anomalies: Anomaly[]; error: string
                   <td className="num mono">{formatValue(a.metric, a.current)}</td>
                   <td className="num mono">{formatValue(a.metric, a.mean)}</td>
                   <td className="num mono">{typeof a.z_score === 'number' && Number.isFinite(a.z_score) ? a.z_score.toFixed(1) : '–'}</td>
-                  <td>{a.ended_at ? <span className="muted">ended {formatClock(a.ended_at)}</span> : <span className="chip tone-bad">ongoing</span>}</td>
+                  <td>{a.ended_at ? <span className="muted">ended {formatWhen(a.ended_at)}</span> : <span className="chip tone-bad">ongoing</span>}</td>
                 </tr>
               ))}
             </tbody>
