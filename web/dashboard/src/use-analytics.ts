@@ -12,7 +12,8 @@ export type Load<T> =
   /** analytics.enabled is false (the API answers 404), or this gateway has no analytics API. */
   | { status: 'off' }
   | { status: 'error'; message: string; httpStatus: number }
-  | { status: 'ok'; data: T; at: number };
+  /** `error`: the last refresh failed; `data` is the last answer. */
+  | { status: 'ok'; data: T; at: number; error?: string };
 
 const POLL_MS = 5000;
 const OFF_POLL_EVERY = 6;
@@ -24,6 +25,14 @@ function failure<T>(e: unknown): Load<T> {
   if (isAnalyticsOff(e)) return { status: 'off' };
   return { status: 'error', message: message(e), httpStatus: e instanceof ApiError ? e.status : 0 };
 }
+
+/** A failed refresh keeps what was shown (a gateway restarting must not blank the charts), saying it is stale. */
+const failed =
+  <T,>(e: unknown) =>
+  (prev: Load<T>): Load<T> => {
+    const f = failure<T>(e);
+    return prev.status === 'ok' && f.status === 'error' ? { ...prev, error: f.message } : f;
+  };
 
 export interface AnalyticsData {
   routes: Load<RouteAnalytics[]>;
@@ -65,7 +74,7 @@ export function useAnalytics(range: RangeKey): AnalyticsData {
           setRoutes({ status: 'ok', data, at: Date.now() });
           const b = analyticsApi.backends().then(
             (list) => live.current && setBackends({ status: 'ok', data: list, at: Date.now() }),
-            (e: unknown) => live.current && setBackends(failure(e)),
+            (e: unknown) => live.current && setBackends(failed<BackendAnalytics[]>(e)),
           );
           const a = analyticsApi.anomalies({ since: new Date(sinceS * 1000).toISOString() }).then(
             (list) => {
@@ -79,9 +88,8 @@ export function useAnalytics(range: RangeKey): AnalyticsData {
         },
         (e: unknown) => {
           if (!live.current) return;
-          const f = failure<RouteAnalytics[]>(e);
-          offRef.current = f.status === 'off';
-          setRoutes(f);
+          offRef.current = isAnalyticsOff(e);
+          setRoutes(failed<RouteAnalytics[]>(e));
         },
       )
       .finally(() => {

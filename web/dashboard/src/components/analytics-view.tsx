@@ -89,6 +89,11 @@ export function AnalyticsView({ via, subscribe, resync, startedAtS }: AnalyticsV
                 ? 'loading…'
                 : ''}
           </span>
+          {routes.status === 'ok' && routes.error && (
+            <span className="inline-error" role="alert" data-testid="analytics-stale" title={routes.error}>
+              not refreshed: {routes.error}
+            </span>
+          )}
           <div className="segmented push-right" role="group" aria-label="Time range">
             {RANGE_KEYS.map((k) => (
               <button key={k} type="button" className={k === range ? 'on' : ''} aria-pressed={k === range} onClick={() => choose(k)} data-testid={`range-${k}`}>

@@ -24,9 +24,9 @@ export function BackendsCard({ backends }: { backends: Load<BackendAnalytics[]> 
         <span className="card-note">
           latency, errors and weight as learned{weights.length === 0 && list.length > 0 ? ' · weights appear when weighted_lb is on' : ''}
         </span>
-        {backends.status === 'error' && (
+        {(backends.status === 'error' || (backends.status === 'ok' && backends.error)) && (
           <span className="inline-error" role="alert">
-            {backends.message}
+            {backends.status === 'error' ? backends.message : `not refreshed: ${backends.error}`}
           </span>
         )}
       </header>
