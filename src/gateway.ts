@@ -1,31 +1,34 @@
 /**
- * The gateway: composes config, server, pipeline, proxy, health, processes and observers, and
- * owns their lifecycle (start in order, close in reverse; close is safe after a partial start).
+ * The gateway: builds the modules of src/modules.ts from a narrow host, starts them in order,
+ * drains and closes them in reverse (close is safe after a partial start), builds the pipeline
+ * once from the stages they registered by phase, and owns the listener, admin dispatch, the error
+ * writer and the one completion record per request. It knows no part by name.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { ServerResponse as NodeServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
-import { auth, createAuthenticator, type Authenticator } from './auth/index.js';
-import { Backend, createSelector } from './balancer/index.js';
-import { CircuitBreaker } from './breaker/index.js';
+import type { Authenticator } from './auth/index.js';
+import { RouteTopology, StrategyRegistry, type Backend } from './balancer/index.js';
 import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
-import type { Config, RouteConfig } from './config/index.js';
-import { isAdminPath, normalizePrefix, notYetBuilt } from './config/index.js';
-import { mountDashboard, type DashboardOptions } from './dashboard/index.js';
+import type { Config } from './config/index.js';
+import { isAdminPath, notYetBuilt } from './config/index.js';
+import type { DashboardOptions } from './dashboard/index.js';
 import { GatewayError, toGatewayError } from './errors.js';
-import { CompletionBus, redactInPlace, type CompletionRecord } from './events/index.js';
-import { healthEndpoint, HealthChecker } from './health/index.js';
-import { accessLog, createLogger, type Logger } from './logging/index.js';
-import { ClientIpResolver, compose, pickRequestId, requestId, RequestContext, RouteTable, type CompiledRoute, type Stage } from './pipeline/index.js';
-import { createMetrics, type Metrics } from './metrics/index.js';
-import { ProcessManager } from './procman/index.js';
-import { rateLimit } from './ratelimit/index.js';
-import { createStore, type RateLimitStore } from './store/index.js';
-import { forward, tunnel } from './proxy/index.js';
+import { CompletionBus, NO_VERDICTS, NoticeBus, redactInPlace, type CompletionRecord } from './events/index.js';
+import { drainDelay, isHealthPath, type HealthChecker } from './health/index.js';
+import type { AdminHandler, ConfigRef, Host, HostOptions, Module, ModuleSpec, ServiceDirectory, Services } from './host.js';
+import { createLogger, type Logger } from './logging/index.js';
+import type { Metrics } from './metrics/index.js';
+import { MODULES } from './modules.js';
+import { ClientIpResolver, compose, pickRequestId, PHASES, RequestContext, StageRegistry, type RouteTable, type StageEntry } from './pipeline/index.js';
+import type { ProcessManager } from './procman/index.js';
+import type { RateLimitStore } from './store/index.js';
 import { AdminGuard, chargeAdminFailure, createHttpServer, isDashboardUi, sendError, SESSION_PATH, type SessionOutcome } from './server/index.js';
+
+export type { AdminHandler } from './host.js';
 
 export interface GatewayOptions {
   logger?: Logger;
@@ -38,30 +41,45 @@ export interface GatewayOptions {
   defaultMetrics?: boolean;
   /** Options of the dashboard (mounted when dashboard.enabled). */
   dashboard?: DashboardOptions;
+  /** The module list (default: MODULES of src/modules.ts). */
+  modules?: readonly ModuleSpec[];
 }
 
-/** An admin endpoint: answers requests under a path the gateway owns. */
-export type AdminHandler = (req: IncomingMessage, res: ServerResponse, path: string) => void;
-
-function routeBackends(route: RouteConfig): { url: string; health_path?: string }[] {
-  const list = route.backends && route.backends.length > 0 ? route.backends : route.backend ? [route.backend] : [];
-  return list.map((b) => (typeof b === 'string' ? { url: b } : b));
+/** The one place services are offered and found. */
+class ServiceTable implements ServiceDirectory {
+  readonly #map = new Map<keyof Services, unknown>();
+  provide<K extends keyof Services>(name: K, service: Services[K], by: string): void {
+    if (this.#map.has(name)) throw new Error(`module "${by}": service "${name}" is already provided`);
+    this.#map.set(name, service);
+  }
+  get<K extends keyof Services>(name: K): Services[K] | undefined {
+    return this.#map.get(name) as Services[K] | undefined;
+  }
+  need<K extends keyof Services>(name: K): Services[K] {
+    const s = this.#map.get(name);
+    if (s === undefined) throw new Error(`service "${name}" is not available: no module before this one in src/modules.ts provides it`);
+    return s as Services[K];
+  }
 }
 
 export class Gateway {
-  readonly config: Config;
   readonly logger: Logger;
   readonly clock: Clock;
   readonly bus: CompletionBus;
-  readonly routes: RouteTable;
-  readonly backends: Map<string, Backend>;
-  readonly health: HealthChecker;
-  readonly processes: ProcessManager;
+  /** Operator notices (anomaly, adaptive, breaker, config); the dashboard streams them. */
+  readonly notices: NoticeBus;
   readonly startedAt: number;
-  readonly store: RateLimitStore;
-  readonly metrics: Metrics;
-  readonly authenticator: Authenticator | null;
+  /** Services the modules provide (store, metrics, health, processes, dashboard, …). */
+  readonly services: ServiceDirectory;
 
+  readonly #configRef: { current: Config };
+  readonly #options: HostOptions;
+  readonly #topology: RouteTopology;
+  readonly #services = new ServiceTable();
+  readonly #stages = new StageRegistry();
+  readonly #strategies = new StrategyRegistry();
+  /** Built modules, in list order (with their names, for logs). */
+  readonly #modules: { name: string; module: Module }[] = [];
   #server: Server | null = null;
   #handle: (ctx: RequestContext) => void;
   #handleUpgrade: (ctx: RequestContext) => void;
@@ -71,172 +89,128 @@ export class Gateway {
   #adminGuard: AdminGuard;
   #inFlight = 0;
   #draining = false;
+  #closed = false;
+  #started = false;
   #closers: (() => Promise<void> | void)[] = [];
   #drainWaiters: (() => void)[] = [];
   /** Upgraded (WebSocket) client sockets: the HTTP server no longer tracks them, so shutdown must. */
   #tunnels = new Set<Duplex>();
+  readonly #fail = (ctx: RequestContext, err: GatewayError): void => this.#failRequest(ctx, err);
+  readonly #done = (ctx: RequestContext): void => this.#publish(ctx);
 
   constructor(config: Config, opts: GatewayOptions = {}) {
-    this.config = config;
+    this.#configRef = { current: config };
     this.clock = opts.clock ?? systemClock;
     this.logger = opts.logger ?? createLogger(config.logging);
     this.startedAt = this.clock.now();
+    this.services = this.#services;
+    this.#options = { baseDir: opts.baseDir, echoProcessOutput: opts.echoProcessOutput, defaultMetrics: opts.defaultMetrics, dashboard: opts.dashboard };
     this.bus = new CompletionBus((err) => this.logger.error({ err }, 'completion listener failed'));
+    this.notices = new NoticeBus((err) => this.logger.error({ err }, 'notice listener failed'));
     this.#clientIp = new ClientIpResolver(config.server.trusted_proxies);
     this.#readsForwardedFor = config.server.trusted_proxies.length > 0;
     this.#adminGuard = new AdminGuard(config.admin, { clock: this.clock });
+    this.#topology = new RouteTopology(config, this.clock, this.logger);
 
-    this.store = createStore(config.cluster, config.ratelimit, this.clock, {
-      onError: (op, err) => {
-        this.metrics?.storeError('redis', op);
-        this.logger.warn({ op, err: (err as Error)?.message }, 'cluster store error: answering from the local fallback');
-      },
-    });
-    this.authenticator = config.auth ? createAuthenticator(config.auth, { clock: this.clock }) : null;
+    try {
+      for (const spec of opts.modules ?? MODULES) {
+        if (spec.enabled !== undefined && !spec.enabled(config)) continue;
+        this.mount(spec);
+      }
+      this.#topology.bindStrategies(this.#strategies);
+    } catch (err) {
+      // Release what the modules built so far (timers, subscriptions, pools), then fail.
+      void this.#closeModules().then(() => this.#topology.destroy());
+      throw err;
+    }
+    this.#stages.seal();
+    const onError = (ctx: RequestContext, err: unknown) => this.#failRequest(ctx, toGatewayError(err));
+    this.#handle = compose(this.#stages.stages('request'), onError);
+    this.#handleUpgrade = compose(this.#stages.stages('upgrade'), onError);
+  }
 
-    this.health = new HealthChecker({
-      config: config.healthcheck,
-      clock: this.clock,
-      onChange: (b, healthy) => this.logger.info({ backend: b.url, healthy }, healthy ? 'backend healthy' : 'backend unhealthy'),
-    });
-
-    // Backends are shared between routes that name the same URL: one pool, one breaker, one health state.
-    this.backends = new Map();
-    const compiled: CompiledRoute[] = config.routes.map((rc) => {
-      const backends = routeBackends(rc).map((b) =>
-        this.#backend(b.url, b.health_path ?? rc.health_path ?? config.healthcheck.path, rc.connect_timeout ?? config.server.connect_timeout),
-      );
-      return {
-        prefix: normalizePrefix(rc.path),
-        config: rc,
-        backends,
-        selector: createSelector(rc.strategy, backends),
-        timeoutMs: rc.timeout ?? config.server.upstream_timeout,
-        stripPrefix: rc.strip_prefix,
-        isPublic: rc.public,
-      };
-    });
-    this.routes = new RouteTable(compiled);
-    // A configured process with a route serves that route at http://localhost:<port>.
-    for (const p of config.processes) {
-      if (p.route === undefined || p.port === undefined) continue;
-      const route = this.routes.find(p.route)!;
-      if (!route.backends.some((b) => Number(b.origin.port) === p.port && isLocalHost(b.origin.hostname))) {
-        route.backends.push(this.#backend(`http://localhost:${p.port}`, route.config.health_path ?? config.healthcheck.path));
+  /**
+   * Builds one module from its own host and registers what it returns. The module list does this
+   * for every entry; an embedder may mount one more before start (stages are then refused: the
+   * pipeline is built). Returns the module.
+   */
+  mount(spec: ModuleSpec): Module {
+    if (this.#started) throw new Error(`module "${spec.name}": modules are mounted before the gateway starts`);
+    const host = this.#host(spec.name);
+    const module = spec.build(host);
+    this.#modules.push({ name: spec.name, module });
+    if (module.stages !== undefined) {
+      for (const phase of PHASES) {
+        const entry = module.stages[phase];
+        if (entry === undefined) continue;
+        const list: readonly StageEntry[] = Array.isArray(entry) ? entry : [entry as StageEntry];
+        for (const stage of list) this.#stages.add(phase, stage);
       }
     }
-
-    this.metrics = createMetrics({
-      routes: compiled.map((r) => r.prefix),
-      backends: () => [...this.backends.values()],
-      storeDegraded: () => this.store.degraded,
-      collectDefault: opts.defaultMetrics ?? true,
-      onError: (err) => this.logger.error({ err }, 'metrics scrape failed'),
-    });
-    this.bus.subscribe(this.metrics.onCompletion);
-
-    this.processes = new ProcessManager({ baseDir: opts.baseDir, echo: opts.echoProcessOutput ?? false });
-
-    const fail = (ctx: RequestContext, err: GatewayError) => this.#fail(ctx, err);
-    const done = (ctx: RequestContext) => this.#publish(ctx);
-    const onConnectFailure = (b: Backend) => this.health.reportConnectFailure(b);
-    const stripCredentials = config.auth?.strip_credentials ?? false;
-
-    const policy = this.#policyStages();
-    const onError = (ctx: RequestContext, err: unknown) => this.#fail(ctx, toGatewayError(err));
-    this.#handle = compose(
-      [
-        requestId(),
-        routeStage(this.routes),
-        ...policy,
-        balanceStage(),
-        forward({ bodyLimit: config.server.body_limit, bodyTimeoutMs: config.server.upstream_body_timeout, stripCredentials, fail, done, onConnectFailure }),
-      ],
-      onError,
-    );
-    this.#handleUpgrade = compose(
-      [
-        requestId(),
-        routeStage(this.routes),
-        ...policy,
-        balanceStage(),
-        tunnel({ stripCredentials, fail, done, onConnectFailure }),
-      ],
-      onError,
-    );
-
-    if (config.logging.access_log && this.logger.isLevelEnabled('info')) this.bus.subscribe(accessLog(this.logger));
-    this.addAdmin(
-      '/health',
-      healthEndpoint({
-        checker: this.health,
-        startedAt: this.startedAt,
-        clock: this.clock,
-        degradedReasons: () => (this.store.degraded ? ['cluster store unreachable: rate limits answered from local state'] : []),
-      }),
-    );
-    this.addAdmin('/metrics', (req, res) => void this.metrics.handle(req, res));
-    if (config.dashboard.enabled) mountDashboard(this, opts.dashboard);
+    if (module.admin !== undefined) for (const [path, handler] of Object.entries(module.admin)) this.addAdmin(path, handler);
+    return module;
   }
 
-  /**
-   * Policy stages between routing and balancing. Auth runs first so limits can be per consumer;
-   * a failed auth attempt costs a token from the client IP's bucket (and becomes a 429 when empty).
-   */
-  #policyStages(): Stage[] {
-    const stages: Stage[] = [];
-    const rl = this.config.ratelimit?.enabled ? rateLimit({ config: this.config.ratelimit, store: this.store }) : null;
-    if (this.authenticator !== null) {
-      stages.push(
-        auth({
-          authenticator: this.authenticator,
-          stripCredentials: this.config.auth!.strip_credentials,
-          onFailure: rl === null ? undefined : rl.chargeAuthFailure,
-        }),
-      );
-    }
-    if (rl !== null) stages.push(rl.stage);
-    return stages;
+  #host(name: string): Host {
+    const gateway = this;
+    const services = this.#services;
+    return {
+      name,
+      config: this.#configRef as ConfigRef,
+      section: (key) => this.#configRef.current[key],
+      clock: this.clock,
+      logger: this.logger,
+      startedAt: this.startedAt,
+      lifecycle: () => (this.#draining ? 'draining' : this.#server?.listening ? 'ready' : 'starting'),
+      options: this.#options,
+      bus: this.bus,
+      notices: this.notices,
+      get store(): RateLimitStore {
+        return services.need('store');
+      },
+      topology: this.#topology,
+      responder: { fail: this.#fail, done: this.#done },
+      stages: this.#stages,
+      strategies: this.#strategies,
+      services,
+      provide: (key, service) => services.provide(key, service, name),
+      mountAdmin: (path, handler) => gateway.addAdmin(path, handler),
+    };
   }
 
-  /** The one Backend per URL (routes naming the same URL share it; the first route's settings win). */
-  #backend(url: string, healthPath: string, connectTimeoutMs = this.config.server.connect_timeout): Backend {
-    let b = this.backends.get(url);
-    if (!b) {
-      b = new Backend(url, {
-        connectTimeoutMs,
-        connections: this.config.server.upstream_connections,
-        queueLimit: this.config.server.upstream_queue_limit,
-        healthPath,
-      });
-      b.breaker = new CircuitBreaker(this.config.circuitbreaker, {
-        clock: this.clock,
-        onStateChange: (from, to) => this.logger.warn({ backend: url, from, to }, `circuit breaker ${to}`),
-        onError: (err) => this.logger.error({ err }, 'breaker listener failed'),
-      });
-      this.backends.set(url, b);
-      this.health.add(b);
-    }
-    return b;
+  /** The config snapshot in force. */
+  get config(): Config {
+    return this.#configRef.current;
   }
 
-  /**
-   * Adds a backend to a route at run time (e.g. a process added from the dashboard). The backend
-   * is health-checked at once and joins the route's rotation when healthy. Throws if the route
-   * does not exist. Idempotent for a URL already on the route.
-   */
-  addBackend(routePrefix: string, url: string): Backend {
-    const route = this.routes.find(routePrefix);
-    if (!route) throw new GatewayError('not_found', `route "${routePrefix}" not found`);
-    const backend = this.#backend(url, route.config.health_path ?? this.config.healthcheck.path);
-    if (!route.backends.includes(backend)) route.backends.push(backend);
-    this.health.watchStartup([url]);
-    return backend;
+  /** The route table. */
+  get routes(): RouteTable {
+    return this.#topology.table;
   }
 
-  /** Backends of managed processes: those whose URL is on localhost at the process's port. */
-  backendsOfPort(port: number): Backend[] {
-    return [...this.backends.values()].filter((b) => Number(b.origin.port) === port && isLocalHost(b.origin.hostname));
+  /** Backends by URL. */
+  get backends(): ReadonlyMap<string, Backend> {
+    return this.#topology.byUrl;
+  }
+
+  get store(): RateLimitStore {
+    return this.#services.need('store');
+  }
+
+  get metrics(): Metrics {
+    return this.#services.need('metrics');
+  }
+
+  get health(): HealthChecker {
+    return this.#services.need('health');
+  }
+
+  get processes(): ProcessManager {
+    return this.#services.need('processes');
+  }
+
+  get authenticator(): Authenticator | null {
+    return this.#services.get('authenticator') ?? null;
   }
 
   /** Registers an admin handler for an exact path or, with a trailing "/", a subtree. */
@@ -244,7 +218,7 @@ export class Gateway {
     this.#admin.set(path, handler);
   }
 
-  /** Registers something to close on shutdown (closed in reverse order of registration). */
+  /** Registers something to end when shutdown starts (with the modules' drain; in reverse order of registration). */
   onClose(closer: () => Promise<void> | void): void {
     this.#closers.push(closer);
   }
@@ -266,26 +240,13 @@ export class Gateway {
     return this.#draining;
   }
 
-  /** Starts processes, health checks and the listener. */
+  /** Starts the modules in list order, then the listener. */
   async start(opts: { port?: number; host?: string } = {}): Promise<void> {
+    if (this.#started) throw new Error('the gateway was already started');
+    this.#started = true;
     for (const note of notYetBuilt(this.config)) this.logger.warn(note);
-    await this.store.start();
-    await this.authenticator?.start();
-    for (const p of this.config.processes) this.processes.add(p);
-    // Backends of a process that just started are probed right away, so they serve within moments.
-    this.processes.on('process', (info) => {
-      if (info.status === 'running' && info.port > 0) this.health.watchStartup(this.backendsOfPort(info.port).map((b) => b.url));
-    });
-    this.health.start();
-    for (const p of this.config.processes) {
-      if (!p.auto_start) continue;
-      try {
-        await this.processes.start(p.id);
-        this.logger.info({ process: p.id, port: p.port }, 'auto-started process');
-      } catch (err) {
-        this.logger.error({ process: p.id, err: (err as Error).message }, 'could not auto-start process');
-      }
-    }
+    for (const { module } of this.#modules) await module.start?.();
+    if (this.#draining) return; // closed while starting (e.g. a signal during auto-start)
     const server = createHttpServer(this.config.server, {
       request: (req, res) => this.#onRequest(req, res),
       upgrade: (req, socket, head) => this.#onUpgrade(req, socket, head),
@@ -299,46 +260,62 @@ export class Gateway {
       });
     });
     server.on('error', (err) => this.logger.error({ err }, 'server error'));
-    this.logger.info({ port: this.port, routes: this.routes.routes.map((r) => r.prefix) }, 'MicroGate listening');
+    this.logger.info({ port: this.port, routes: this.#topology.routes.map((r) => r.prefix) }, 'MicroGate listening');
   }
 
   /**
-   * Graceful shutdown: stop accepting, let in-flight requests finish (bounded by
-   * shutdown_timeout), end long-lived streams, then stop processes and wait for them.
+   * Graceful shutdown: stop accepting, drain the modules (long-lived streams end), let in-flight
+   * requests finish (bounded by shutdown_timeout), then close the modules in reverse order and the
+   * backends' pools. Safe after a partial or failed start, and without start.
    */
   async close(): Promise<void> {
     if (this.#draining) return;
     this.#draining = true;
+    // /health/ready answers 503 from now on; keep serving for drain_delay so balancers notice first.
+    if (this.#server?.listening) await drainDelay(this.config.server.drain_delay, this.clock);
     const server = this.#server;
     const deadline = this.config.server.shutdown_timeout;
     if (server !== null) {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
-      // Long-lived streams (SSE) are ended by their owners' closers first.
-      for (const closer of [...this.#closers].reverse()) {
-        try {
-          await closer();
-        } catch (err) {
-          this.logger.warn({ err }, 'closer failed');
-        }
-      }
-      this.#closers = [];
+      // Long-lived streams (SSE) are ended by their owners first.
+      await this.#drainModules();
       await this.#waitForDrain(deadline);
       server.closeAllConnections();
       for (const socket of this.#tunnels) socket.destroy();
       await closed;
     } else {
-      for (const closer of [...this.#closers].reverse()) await closer();
-      this.#closers = [];
+      await this.#drainModules();
     }
-    this.health.close();
-    await this.processes.stopAll();
-    await Promise.all([...this.backends.values()].map((b) => b.destroy().catch(() => {})));
-    await this.authenticator?.close();
-    await this.store.close();
-    this.metrics.close();
+    await this.#closeModules();
+    await this.#topology.destroy();
     this.logger.info('gateway stopped');
     this.logger.flush?.();
+  }
+
+  async #drainModules(): Promise<void> {
+    const steps: [string, () => Promise<void> | void][] = [...this.#closers].reverse().map((c) => ['closer', c]);
+    this.#closers = [];
+    for (const { name, module } of [...this.#modules].reverse()) if (module.drain) steps.push([name, () => module.drain!()]);
+    for (const [name, step] of steps) {
+      try {
+        await step();
+      } catch (err) {
+        this.logger.warn({ err, module: name }, 'drain failed');
+      }
+    }
+  }
+
+  async #closeModules(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const { name, module } of [...this.#modules].reverse()) {
+      try {
+        await module.close?.();
+      } catch (err) {
+        this.logger.warn({ err, module: name }, 'module close failed');
+      }
+    }
   }
 
   #waitForDrain(ms: number): Promise<void> {
@@ -364,7 +341,7 @@ export class Gateway {
       this.#onAdmin(req, res, path);
       return;
     }
-    const ctx = new RequestContext(req, res, performance.now(), Date.now());
+    const ctx = new RequestContext(req, res, performance.now(), this.clock.now());
     ctx.path = path;
     ctx.query = q === -1 ? '' : url.slice(q + 1);
     ctx.clientIp = this.#clientIp.resolve(req.socket.remoteAddress, this.#readsForwardedFor ? req.headers['x-forwarded-for'] : undefined);
@@ -372,7 +349,7 @@ export class Gateway {
     if (url.charCodeAt(0) !== 47 /* / */ || hasDotSegment(path)) {
       ctx.id = requestIdOf(req);
       ctx.decision = 'bad_request';
-      this.#fail(ctx, new GatewayError('bad_request', 'Request target must be an absolute path without "." or ".." segments'));
+      this.#failRequest(ctx, new GatewayError('bad_request', 'Request target must be an absolute path without "." or ".." segments'));
       return;
     }
     this.#handle(ctx);
@@ -387,7 +364,7 @@ export class Gateway {
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
-    const ctx = new RequestContext(req, res, performance.now(), Date.now());
+    const ctx = new RequestContext(req, res, performance.now(), this.clock.now());
     ctx.path = path;
     ctx.query = q === -1 ? '' : url.slice(q + 1);
     ctx.upgradeHead = head;
@@ -395,7 +372,7 @@ export class Gateway {
     this.#inFlight++;
     if (this.#draining || url.charCodeAt(0) !== 47 || hasDotSegment(path) || isAdminPath(path)) {
       ctx.id = requestIdOf(req);
-      this.#fail(ctx, new GatewayError(this.#draining ? 'shutting_down' : 'bad_request'));
+      this.#failRequest(ctx, new GatewayError(this.#draining ? 'shutting_down' : 'bad_request'));
       return;
     }
     this.#handleUpgrade(ctx);
@@ -432,7 +409,7 @@ export class Gateway {
       return;
     }
     const open =
-      (path === '/health' && this.config.admin.public_health) ||
+      (isHealthPath(path) && this.config.admin.public_health) ||
       (path === '/metrics' && this.config.admin.public_metrics) ||
       // The UI's files hold no data and carry the login form; the API they call stays guarded.
       (dashboard && isDashboardUi(path));
@@ -463,7 +440,7 @@ export class Gateway {
   }
 
   /** Writes the JSON error response for ctx (unless one started) and publishes the record. */
-  #fail(ctx: RequestContext, err: GatewayError): void {
+  #failRequest(ctx: RequestContext, err: GatewayError): void {
     if (ctx.finished) return;
     if (err.code === 'internal_error') this.logger.error({ err: err.cause ?? err, request_id: ctx.id }, 'internal error');
     ctx.errorCode = err.code;
@@ -501,6 +478,7 @@ export class Gateway {
       consumer: ctx.consumer,
       decision: ctx.decision,
       detail: ctx.detail,
+      verdicts: ctx.verdicts ?? NO_VERDICTS,
       errorCode: ctx.errorCode,
       requestHeaders: ctx.req.headers,
       responseHeaders: ctx.responseHeaders,
@@ -534,62 +512,6 @@ function hasDotSegment(path: string): boolean {
   }
   return false;
 }
-
-function isLocalHost(host: string): boolean {
-  return host === 'localhost' || host === '127.0.0.1' || host === '[::1]' || host === '::1';
-}
-
-/**
- * Stage: finds the route. An unmatched request goes on with ctx.route = null, so it still needs
- * credentials (and costs a token) before it learns that nothing is there: paths cannot be probed.
- */
-function routeStage(table: RouteTable) {
-  return function routeMatchStage(ctx: RequestContext): void {
-    ctx.route = table.match(ctx.path);
-    ctx.next();
-  };
-}
-
-/** Stage: picks an available backend (healthy, breaker not open); none → 503. */
-function balanceStage() {
-  return function balance(ctx: RequestContext): void {
-    const route = ctx.route;
-    if (route === null) {
-      ctx.decision = 'not_found';
-      throw new GatewayError('not_found', `No route for ${ctx.path}`);
-    }
-    let backend = route.selector.pick(null);
-    if (backend === null && route.config.panic) {
-      // Panic mode: every backend failed its health checks; try them anyway (breakers still apply).
-      backend = panicPick(route);
-      if (backend !== null) ctx.decision = 'panic';
-    }
-    if (backend === null) {
-      // Say which: every backend unhealthy, or healthy ones held open by their breakers.
-      const anyHealthy = route.backends.some((b) => b.healthy !== false);
-      if (anyHealthy) {
-        ctx.decision = 'breaker_open';
-        throw new GatewayError('breaker_open', 'Every backend of this route has an open circuit breaker', { headers: { 'retry-after': '1' } });
-      }
-      ctx.decision = 'no_healthy_backend';
-      throw new GatewayError('no_healthy_backend', undefined, { headers: { 'retry-after': '1' } });
-    }
-    ctx.backend = backend;
-    ctx.next();
-  };
-}
-
-/** Panic routing: the first backend (from a rotating start) whose breaker admits a request, health ignored. */
-function panicPick(route: CompiledRoute): Backend | null {
-  const list = route.backends;
-  const start = panicCounter++ % list.length;
-  for (let k = 0; k < list.length; k++) {
-    const b = list[(start + k) % list.length]!;
-    if (b.breaker === null || b.breaker.allow()) return b;
-  }
-  return null;
-}
-let panicCounter = 0;
 
 export function createGateway(config: Config, opts?: GatewayOptions): Gateway {
   return new Gateway(config, opts);

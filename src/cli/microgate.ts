@@ -140,6 +140,7 @@ async function main(argv: string[]): Promise<number> {
     await gateway.close().catch(() => {});
     return 1;
   }
+  if (gateway.draining) return -1; // a signal came during start-up: its shutdown exits
   process.stdout.write(`MicroGate listening on ${gateway.url.replace('127.0.0.1', config.server.host === '0.0.0.0' ? 'localhost' : config.server.host)}\n`);
   return -1; // keep running
 }

@@ -5,6 +5,6 @@
  */
 export { loadConfig, parseConfig, ConfigError, formatProblem, type ConfigProblem } from './load.js';
 export { summarize, notYetBuilt } from './summary.js';
-export { normalizePrefix, isAdminPath } from './schema.js';
+export { normalizePrefix, isAdminPath, DEFAULT_START_TIMEOUT_MS } from './schema.js';
 export type * from './schema.js';
 export { parseDuration, parseSize, formatUptime } from './units.js';

@@ -93,7 +93,7 @@ export function parseConfig(text: string, file = 'config.yml', env: NodeJS.Proce
     throw new ConfigError(problems);
   }
   const result = configSchema.safeParse(raw);
-  const issues: { path: (string | number)[]; message: string; code?: string; keys?: string[] }[] = [];
+  const issues: { path: (string | number)[]; message: string; code?: string; keys?: string[]; related?: (string | number)[] }[] = [];
   for (const issue of result.error?.issues ?? []) {
     issues.push({ path: issue.path as (string | number)[], message: issue.message, code: issue.code, keys: issue.code === 'unrecognized_keys' ? issue.keys : undefined });
   }
@@ -129,7 +129,13 @@ export function parseConfig(text: string, file = 'config.yml', env: NodeJS.Proce
       continue;
     }
     const { node, missing } = nearestNode(doc, path);
-    const message = missing && issue.code === 'invalid_type' && /undefined/.test(issue.message) ? 'is required' : issue.message;
+    let message = missing && issue.code === 'invalid_type' && /undefined/.test(issue.message) ? 'is required' : issue.message;
+    if (issue.related !== undefined) {
+      // A second place the problem involves, named by its own file:line:col.
+      const other = nearestNode(doc, issue.related).node?.range?.[0];
+      const pos = other === undefined ? { line: 0, col: 0 } : lineCounter.linePos(other);
+      message = message.replace('{related}', `${file}:${pos.line}:${pos.col} (${formatPath(issue.related)})`);
+    }
     at(node?.range?.[0], formatPath(path), message);
   }
   problems.sort((a, b) => a.line - b.line || a.col - b.col);

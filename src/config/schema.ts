@@ -183,12 +183,39 @@ const dashboardSchema = z.strictObject({
   heartbeat: duration().default(15_000),
 });
 
-const analyticsSchema = z.strictObject({
-  enabled: z.boolean().default(false),
-  bucket_interval: duration().default(60_000),
-  retention: duration().default(48 * 3_600_000),
-  analyzer_interval: duration().default(300_000),
-});
+// --- analytics (learning from traffic): src/analytics ---
+/** Analytics durations below this are refused: buckets and analyses finer than a second are noise. */
+const ANALYTICS_MIN_MS = 1_000;
+/** Most buckets one series may keep (retention / bucket_interval): one week of one-minute buckets. Same as src/analytics MAX_SLOTS. */
+const ANALYTICS_MAX_SLOTS = 10_080;
+const analyticsDuration = (fallback: number) => duration({ min: ANALYTICS_MIN_MS }).default(fallback);
+const analyticsSchema = z
+  .strictObject({
+    enabled: z.boolean().default(false),
+    bucket_interval: analyticsDuration(60_000),
+    retention: analyticsDuration(48 * 3_600_000),
+    analyzer_interval: analyticsDuration(300_000),
+    /** Baselines are computed over this much history (new key). */
+    window: analyticsDuration(3_600_000),
+    /** |z| above this is an anomaly (new key). */
+    z_threshold: z.number().positive('must be greater than zero').max(100).default(3),
+  })
+  .superRefine((a, ctx) => {
+    if (a.window < 3 * a.bucket_interval) {
+      ctx.addIssue({ code: 'custom', path: ['window'], message: `must cover at least 3 buckets of bucket_interval (${a.bucket_interval / 1000}s), got ${a.window / 1000}s` });
+    }
+    if (a.window > a.retention) {
+      ctx.addIssue({ code: 'custom', path: ['window'], message: `must not be longer than retention (${a.retention / 1000}s): buckets older than the retention are gone` });
+    }
+    if (a.retention / a.bucket_interval > ANALYTICS_MAX_SLOTS) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['retention'],
+        message: `keeps ${Math.ceil(a.retention / a.bucket_interval)} buckets of ${a.bucket_interval / 1000}s per series; at most ${ANALYTICS_MAX_SLOTS} (memory is allocated up front): shorten retention or widen bucket_interval`,
+      });
+    }
+  });
+// --- end analytics ---
 
 const ADAPTIVE_MIN_DEFAULT = 10;
 const ADAPTIVE_MAX_DEFAULT = 10_000;
@@ -217,7 +244,14 @@ const processSchema = z.strictObject({
   env: z.record(z.string(), z.string()).default({}),
   restart: z.enum(['never', 'on-failure']).default('never'),
   stop_timeout: duration().default(5_000),
+  // --- operations (issue 9) ---
+  /** How long start-up waits for an auto-started process's first good probe before listening anyway (default 15s). */
+  start_timeout: duration().optional(),
+  /** Pass the gateway's whole environment to the child (default: only PATH, HOME, LANG, LC_*, TZ, NODE_ENV, PORT). */
+  inherit_env: z.boolean().optional(),
 });
+/** Default of processes[].start_timeout. */
+export const DEFAULT_START_TIMEOUT_MS = 15_000;
 
 const adminSchema = z.strictObject({
   token: z.string().min(16, 'the admin token must be at least 16 characters').optional(),
@@ -253,6 +287,8 @@ const serverSchema = z.strictObject({
   /** Requests that may wait for a connection to one backend beyond upstream_connections; more → 503. */
   upstream_queue_limit: z.number().int().min(0).default(1024),
   shutdown_timeout: duration().default(10_000),
+  /** On shutdown, keep serving this long with /health/ready answering 503 before the listener closes (issue 9). */
+  drain_delay: duration({ allowZero: true }).default(0),
   max_connections: z.number().int().positive().optional(),
 });
 
@@ -282,7 +318,8 @@ export const configSchema = z
     data_dir: z.string().default('./data'),
   });
 
-type Issue = { path: (string | number)[]; message: string };
+/** `related`: a second place in the file the message names; `{related}` in the message becomes its file:line:col. */
+type Issue = { path: (string | number)[]; message: string; related?: (string | number)[] };
 
 /**
  * Checks across entries (duplicate paths and ids, references between sections). They run on the
@@ -322,6 +359,7 @@ export function crossCheck(raw: unknown): Issue[] {
       issues.push({ path: ['processes', i, 'route'], message: `no route with path "${proc.route}"` });
     }
   });
+  issues.push(...sharedBackendConflicts(cfg, routes));
   const arl = cfg.adaptive_rate_limit as Record<string, unknown> | undefined;
   if (arl && typeof arl === 'object') {
     const min = typeof arl.min_limit === 'number' ? arl.min_limit : ADAPTIVE_MIN_DEFAULT;
@@ -329,6 +367,71 @@ export function crossCheck(raw: unknown): Issue[] {
     if (min > max) issues.push({ path: ['adaptive_rate_limit', typeof arl.min_limit === 'number' ? 'min_limit' : 'max_limit'], message: `min_limit (${min}) must not exceed max_limit (${max})` });
   }
   return issues;
+}
+
+// --- operations (issue 9): one backend URL, one health check and one connect timeout ---
+
+type Place = { value: string | number; path: (string | number)[]; route: number };
+
+/**
+ * Routes naming the same backend URL share one Backend (one pool, one breaker, one health state),
+ * so they must agree on its health_path and connect_timeout: a disagreement is an error that names
+ * both places, instead of the first route silently winning.
+ */
+function sharedBackendConflicts(cfg: Record<string, unknown>, routes: unknown[]): Issue[] {
+  const issues: Issue[] = [];
+  const server = cfg.server && typeof cfg.server === 'object' ? (cfg.server as Record<string, unknown>) : {};
+  const hc = cfg.healthcheck && typeof cfg.healthcheck === 'object' ? (cfg.healthcheck as Record<string, unknown>) : {};
+  const defaultHealth = typeof hc.path === 'string' ? hc.path : '/';
+  const defaultConnect = durationMs(server.connect_timeout) ?? 5_000;
+  const health = new Map<string, Place>();
+  const connect = new Map<string, Place>();
+  routes.forEach((r: unknown, i) => {
+    if (!r || typeof r !== 'object') return;
+    const route = r as Record<string, unknown>;
+    const entries: [unknown, (string | number)[]][] = Array.isArray(route.backends)
+      ? route.backends.map((b, j) => [b, ['routes', i, 'backends', j]])
+      : route.backend !== undefined
+        ? [[route.backend, ['routes', i, 'backend']]]
+        : [];
+    const routeConnect = durationMs(route.connect_timeout);
+    for (const [entry, at] of entries) {
+      const obj = entry && typeof entry === 'object' ? (entry as Record<string, unknown>) : null;
+      const url = typeof entry === 'string' ? entry : typeof obj?.url === 'string' ? obj.url : undefined;
+      if (url === undefined) continue;
+      const hp: Place =
+        typeof obj?.health_path === 'string'
+          ? { value: obj.health_path, path: [...at, 'health_path'], route: i }
+          : typeof route.health_path === 'string'
+            ? { value: route.health_path, path: ['routes', i, 'health_path'], route: i }
+            : { value: defaultHealth, path: at, route: i };
+      const ct: Place = routeConnect !== undefined ? { value: routeConnect, path: ['routes', i, 'connect_timeout'], route: i } : { value: defaultConnect, path: at, route: i };
+      for (const [seen, place, key, show] of [
+        [health, hp, 'health_path', (v: string | number) => JSON.stringify(v)],
+        [connect, ct, 'connect_timeout', (v: string | number) => `${v}ms`],
+      ] as const) {
+        const first = seen.get(url);
+        if (first === undefined) {
+          seen.set(url, place);
+        } else if (first.value !== place.value) {
+          issues.push({
+            path: place.path,
+            related: first.path,
+            message:
+              `backend ${url} is also named by routes[${first.route}] at {related} with ${key} ${show(first.value)}, here ${show(place.value)}: ` +
+              `routes naming one backend URL share its ${key === 'health_path' ? 'health check' : 'connection pool'}, so give them the same ${key}`,
+          });
+        }
+      }
+    }
+  });
+  return issues;
+}
+
+function durationMs(v: unknown): number | undefined {
+  if (typeof v === 'number') return Number.isFinite(v) ? v * 1000 : undefined;
+  if (typeof v === 'string') return parseDuration(v);
+  return undefined;
 }
 
 /** Route prefixes are compared without a trailing slash ("/api/v1/" is "/api/v1"). */
@@ -340,6 +443,8 @@ export function normalizePrefix(path: string): string {
 export function isAdminPath(path: string): boolean {
   return (
     path === '/health' ||
+    path === '/health/live' ||
+    path === '/health/ready' ||
     path === '/metrics' ||
     path === '/analytics' ||
     path.startsWith('/analytics/') ||
@@ -360,3 +465,4 @@ export type ProcessConfig = Config['processes'][number];
 export type AdminConfig = Config['admin'];
 export type ClusterConfig = Config['cluster'];
 export type LoggingConfig = Config['logging'];
+export type AnalyticsConfig = Config['analytics'];

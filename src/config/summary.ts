@@ -33,7 +33,6 @@ export function summarize(cfg: Config): string {
 /** Keys that are valid but belong to the adaptive layer, which is not built yet: said out loud, never silently ignored. */
 export function notYetBuilt(cfg: Config): string[] {
   const out: string[] = [];
-  if (cfg.analytics.enabled) out.push('analytics.* is accepted, but the adaptive layer is not built yet: no traffic is learned');
   if (cfg.adaptive_rate_limit.enabled) out.push('adaptive_rate_limit.* is accepted, but not built yet: the static ratelimit applies');
   if (cfg.weighted_lb.enabled) out.push('weighted_lb.* is accepted, but not built yet: routes use their strategy');
   return out;

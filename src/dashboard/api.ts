@@ -6,12 +6,12 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { formatUptime, type ProcessConfig } from '../config/index.js';
-import type { Gateway } from '../gateway.js';
 import { ProcessError, type ProcessInfo } from '../procman/index.js';
 import { sendJson } from '../server/index.js';
 import { BodyTooLarge, fail, isCrossSite, isJson, isRebound, methodNotAllowed, readBody } from './http.js';
 import type { LiveMetrics, TrafficNumbers } from './live-metrics.js';
 import { toRequestLog, type LogQuery, type RequestLogStore } from './request-log.js';
+import type { DashboardHost } from './host.js';
 import type { SseBroker } from './sse.js';
 
 export const API_PREFIX = '/dashboard/api';
@@ -39,7 +39,7 @@ export interface DashboardMetrics extends TrafficNumbers {
 }
 
 export interface ApiDeps {
-  gateway: Gateway;
+  host: DashboardHost;
   log: RequestLogStore;
   live: LiveMetrics;
   broker: SseBroker;
@@ -48,10 +48,10 @@ export interface ApiDeps {
 }
 
 /** Running and every backend on its port passed its health check. */
-export function processView(gateway: Gateway, info: ProcessInfo): ProcessView {
+export function processView(host: DashboardHost, info: ProcessInfo): ProcessView {
   let healthy = info.status === 'running';
   if (healthy && info.port > 0) {
-    for (const b of gateway.backendsOfPort(info.port)) {
+    for (const b of host.topology.backendsOfPort(info.port)) {
       if (b.healthy !== true) {
         healthy = false;
         break;
@@ -61,15 +61,15 @@ export function processView(gateway: Gateway, info: ProcessInfo): ProcessView {
   return { ...info, healthy };
 }
 
-export function dashboardMetrics(gateway: Gateway, live: LiveMetrics): DashboardMetrics {
+export function dashboardMetrics(host: DashboardHost, live: LiveMetrics): DashboardMetrics {
   const t = live.snapshot();
   let healthy = 0;
   let total = 0;
-  for (const b of Object.values(gateway.health.snapshot())) {
+  for (const b of Object.values(host.health.snapshot())) {
     total++;
     if (b.healthy) healthy++;
   }
-  const upMs = Math.max(0, gateway.clock.now() - gateway.startedAt);
+  const upMs = Math.max(0, host.clock.now() - host.startedAt);
   return {
     avg_latency_ms: t.avg_latency_ms,
     error_rate: t.error_rate,
@@ -101,16 +101,16 @@ const READ = 'GET, HEAD';
 
 /** Builds the API handler; `path` is the URL path (no query) starting with /dashboard/api. */
 export function dashboardApi(deps: ApiDeps) {
-  const { gateway, log, broker } = deps;
+  const { host, log, broker } = deps;
 
-  const view = (info: ProcessInfo): ProcessView => processView(gateway, info);
+  const view = (info: ProcessInfo): ProcessView => processView(host, info);
 
   function processesList(res: ServerResponse): void {
-    sendJson(res, 200, { processes: gateway.processes.list().map(view) });
+    sendJson(res, 200, { processes: host.processes.list().map(view) });
   }
 
   function routes(res: ServerResponse): void {
-    sendJson(res, 200, { routes: gateway.routes.routes.map((r) => r.prefix).sort() });
+    sendJson(res, 200, { routes: host.topology.routes.map((r) => r.prefix).sort() });
   }
 
   function logs(res: ServerResponse, query: URLSearchParams): void {
@@ -135,7 +135,7 @@ export function dashboardApi(deps: ApiDeps) {
   }
 
   function processLogs(res: ServerResponse, id: string, query: URLSearchParams): void {
-    const lines = gateway.processes.logs(id, intParam(query.get('lines'), DEFAULT_LOG_LINES, MAX_LOG_LINES));
+    const lines = host.processes.logs(id, intParam(query.get('lines'), DEFAULT_LOG_LINES, MAX_LOG_LINES));
     if (lines === undefined) return fail(res, 404, 'not_found', `process with ID ${id} not found`);
     sendJson(res, 200, { lines });
   }
@@ -161,7 +161,7 @@ export function dashboardApi(deps: ApiDeps) {
     let prefix: string | undefined;
     if (route !== undefined && route !== null && route !== '') {
       if (typeof route !== 'string') return bad('route must be a string');
-      const r = gateway.routes.find(route);
+      const r = host.topology.route(route);
       if (r === undefined) return bad(`route "${route}" not found`);
       prefix = r.prefix;
     }
@@ -173,8 +173,8 @@ export function dashboardApi(deps: ApiDeps) {
         message: `command "${command}" is not allowed: list it in admin.allowed_commands (or as a processes[].command) in the config`,
       };
     }
-    if (gateway.processes.has(id)) return { status: 409, code: 'conflict', message: `process with ID ${id} already exists` };
-    const samePort = gateway.processes.list().find((p) => p.port === port);
+    if (host.processes.has(id)) return { status: 409, code: 'conflict', message: `process with ID ${id} already exists` };
+    const samePort = host.processes.list().find((p) => p.port === port);
     if (samePort !== undefined) return { status: 409, code: 'conflict', message: `port ${port} is already used by process ${samePort.id}` };
     return { ...ADDED_PROCESS_DEFAULTS, env: {}, id, command, args: argv as string[], port, route: prefix, cwd: undefined };
   }
@@ -185,16 +185,16 @@ export function dashboardApi(deps: ApiDeps) {
     const cfg = validateNewProcess(body);
     if ('status' in cfg) return fail(res, cfg.status, cfg.code, cfg.message);
     // Everything is checked and nothing awaited since: registration cannot half-fail.
-    gateway.processes.add(cfg);
+    host.processes.add(cfg);
     if (cfg.route !== undefined) {
       try {
-        gateway.addBackend(cfg.route, `http://localhost:${cfg.port}`);
+        host.topology.addBackend(cfg.route, `http://localhost:${cfg.port}`);
       } catch (err) {
-        gateway.processes.remove(cfg.id);
+        host.processes.remove(cfg.id);
         throw err;
       }
     }
-    const info = gateway.processes.get(cfg.id)!;
+    const info = host.processes.get(cfg.id)!;
     sendJson(res, 201, view(info), { location: `${API_PREFIX}/processes/${encodeURIComponent(cfg.id)}` });
   }
 
@@ -203,7 +203,7 @@ export function dashboardApi(deps: ApiDeps) {
     if ((await readJson(req, res, true)) === undefined) return;
     let info: ProcessInfo;
     try {
-      info = await gateway.processes[action](id);
+      info = await host.processes[action](id);
     } catch (err) {
       if (!(err instanceof ProcessError)) throw err;
       switch (err.code) {
@@ -288,7 +288,7 @@ export function dashboardApi(deps: ApiDeps) {
         if (id === null || id === '') return fail(res, 400, 'bad_request', 'process ID required');
         if (seg.length === 2) {
           if (!read) return methodNotAllowed(req, res, READ);
-          const info = gateway.processes.get(id);
+          const info = host.processes.get(id);
           if (info === undefined) return fail(res, 404, 'not_found', `process with ID ${id} not found`);
           return sendJson(res, 200, view(info));
         }
@@ -316,14 +316,14 @@ export function dashboardApi(deps: ApiDeps) {
       case 'metrics':
         if (seg.length !== 1) break;
         if (!read) return methodNotAllowed(req, res, READ);
-        return sendJson(res, 200, dashboardMetrics(gateway, deps.live));
+        return sendJson(res, 200, dashboardMetrics(host, deps.live));
     }
     fail(res, 404, 'not_found', `Nothing at ${path}`);
   }
 
   return function dashboardApiHandler(req: IncomingMessage, res: ServerResponse, path: string): void {
     route(req, res, path).catch((err: unknown) => {
-      gateway.logger.error({ err, path }, 'dashboard API failed');
+      host.logger.error({ err, path }, 'dashboard API failed');
       fail(res, 500, 'internal_error', 'Internal Server Error');
     });
   };

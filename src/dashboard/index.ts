@@ -4,11 +4,12 @@
  * checker) and answers admin requests; it must never be called by the proxy, never block a
  * publisher (events are written on a later turn of the event loop), and never store a credential.
  * Access control (admin token or loopback) is enforced by the gateway before any handler here.
+ * It sees only its DashboardHost (./host.ts), never the gateway.
  */
 import { fileURLToPath } from 'node:url';
 import type { CompletionRecord } from '../events/index.js';
-import type { Gateway } from '../gateway.js';
 import type { OutputLine, ProcessInfo } from '../procman/index.js';
+import type { DashboardHost } from './host.js';
 import { API_PREFIX, dashboardApi, dashboardMetrics, processView, type DashboardMetrics } from './api.js';
 import { LiveMetrics } from './live-metrics.js';
 import { RequestLogStore, toRequestLog, withoutSecrets } from './request-log.js';
@@ -18,6 +19,7 @@ import { staticUi } from './static.js';
 export type { RequestLog } from './request-log.js';
 export type { DashboardMetrics, ProcessView } from './api.js';
 export type { SseStats } from './sse.js';
+export type { DashboardHost, ProcessControl } from './host.js';
 
 /** How often the `metrics` event is pushed to connected streams. */
 export const METRICS_INTERVAL_MS = 5_000;
@@ -40,27 +42,22 @@ export interface Dashboard {
   metrics(): DashboardMetrics;
   /** Stream clients and events dropped for slow clients. */
   sse(): SseStats;
-  /** Ends every stream, stops timers and unsubscribes. Idempotent; also run by the gateway's shutdown. */
+  /** Ends every stream, stops timers and unsubscribes. Idempotent; the dashboard module runs it at drain. */
   close(): void;
 }
 
-const mounted = new WeakMap<Gateway, Dashboard>();
-
 /**
- * Mounts the dashboard on a gateway: registers `/dashboard/` (the UI, and the API below
- * /dashboard/api/) as an admin path and a closer, and subscribes to requests, processes and
- * health. The caller decides whether `dashboard.enabled`; mounting twice returns the first
- * dashboard (its options win).
+ * Mounts the dashboard on its host: registers `/dashboard/` (the UI, and the API below
+ * /dashboard/api/) as an admin path and subscribes to requests, processes and health. The caller
+ * decides whether `dashboard.enabled`, and calls close() at shutdown (the dashboard module does).
  */
-export function mountDashboard(gateway: Gateway, opts: DashboardOptions = {}): Dashboard {
-  const existing = mounted.get(gateway);
-  if (existing !== undefined) return existing;
-
-  const cfg = gateway.config.dashboard;
-  const logger = gateway.logger.child({ component: 'dashboard' });
+export function mountDashboard(host: DashboardHost, opts: DashboardOptions = {}): Dashboard {
+  const config = host.config.current;
+  const cfg = config.dashboard;
+  const logger = host.logger.child({ component: 'dashboard' });
   const distDir = opts.distDir ?? fileURLToPath(new URL('../../web/dashboard/dist/', import.meta.url));
   const log = new RequestLogStore(cfg.log_capacity);
-  const live = new LiveMetrics(gateway.clock);
+  const live = new LiveMetrics(host.clock);
   const broker = new SseBroker({
     history: cfg.sse_history,
     buffer: cfg.sse_buffer,
@@ -69,40 +66,42 @@ export function mountDashboard(gateway: Gateway, opts: DashboardOptions = {}): D
     maxClients: MAX_STREAMS,
     logger,
   });
-  const allowedCommands = new Set<string>([...gateway.config.processes.map((p) => p.command), ...gateway.config.admin.allowed_commands]);
+  const allowedCommands = new Set<string>([...config.processes.map((p) => p.command), ...config.admin.allowed_commands]);
 
   // Per request: two O(1) stores and an O(1) publish. Serialising happens later, once per event.
-  const unsubscribeBus = gateway.bus.subscribe(function dashboardRecord(record: CompletionRecord): void {
+  const unsubscribeBus = host.bus.subscribe(function dashboardRecord(record: CompletionRecord): void {
     const r = withoutSecrets(record);
     log.push(r);
     live.record(r.latencyMs, r.status);
     broker.publish('request', r, toRequestLog);
   });
 
-  const onProcess = (info: ProcessInfo): void => broker.publish('process', processView(gateway, info));
-  const onOutput = (line: OutputLine): void => broker.publish('process_log', { id: line.id, line: line.line, stream: line.stream });
-  gateway.processes.on('process', onProcess);
-  gateway.processes.on('output', onOutput);
+  const unsubscribeNotices = host.notices?.subscribe((n) => broker.publish(n.event, n.data)) ?? (() => {});
 
-  const unsubscribeHealth = gateway.health.onChange((backend, healthy) => {
+  const onProcess = (info: ProcessInfo): void => broker.publish('process', processView(host, info));
+  const onOutput = (line: OutputLine): void => broker.publish('process_log', { id: line.id, line: line.line, stream: line.stream });
+  host.processes.on('process', onProcess);
+  host.processes.on('output', onOutput);
+
+  const unsubscribeHealth = host.health.onChange((backend, healthy) => {
     broker.publish('service', { url: backend.url, healthy });
     // A process's `healthy` depends on its backends: send the new view of the ones on this port.
     const port = Number(backend.origin.port);
-    if (gateway.backendsOfPort(port).includes(backend)) {
-      for (const info of gateway.processes.list()) if (info.port === port) onProcess(info);
+    if (host.topology.backendsOfPort(port).includes(backend)) {
+      for (const info of host.processes.list()) if (info.port === port) onProcess(info);
     }
   });
 
   const metricsTimer = setInterval(() => {
     // Snapshots are not kept for replay: the next one is never more than one period away.
-    if (broker.clientCount > 0) broker.publish('metrics', dashboardMetrics(gateway, live), null, false);
+    if (broker.clientCount > 0) broker.publish('metrics', dashboardMetrics(host, live), null, false);
   }, opts.metricsIntervalMs ?? METRICS_INTERVAL_MS);
   metricsTimer.unref();
 
-  const api = dashboardApi({ gateway, log, live, broker, allowedCommands });
+  const api = dashboardApi({ host, log, live, broker, allowedCommands });
   const ui = staticUi(distDir);
 
-  gateway.addAdmin('/dashboard/', function dashboardHandler(req, res, path) {
+  host.mountAdmin('/dashboard/', function dashboardHandler(req, res, path) {
     if (path === '/dashboard') {
       const url = req.url ?? '';
       const q = url.indexOf('?');
@@ -117,20 +116,19 @@ export function mountDashboard(gateway: Gateway, opts: DashboardOptions = {}): D
   let closed = false;
   const dashboard: Dashboard = {
     distDir,
-    metrics: () => dashboardMetrics(gateway, live),
+    metrics: () => dashboardMetrics(host, live),
     sse: () => broker.stats(),
     close(): void {
       if (closed) return;
       closed = true;
       clearInterval(metricsTimer);
       unsubscribeBus();
+      unsubscribeNotices();
       unsubscribeHealth();
-      gateway.processes.off('process', onProcess);
-      gateway.processes.off('output', onOutput);
+      host.processes.off('process', onProcess);
+      host.processes.off('output', onOutput);
       broker.close();
     },
   };
-  gateway.onClose(() => dashboard.close());
-  mounted.set(gateway, dashboard);
   return dashboard;
 }

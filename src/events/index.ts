@@ -22,10 +22,30 @@ export type Decision =
   | 'retried'
   | 'panic';
 
+/**
+ * The opinion of one policy about a request. A request may carry several: a static limit that
+ * passed and, beside it, an adaptive limit in shadow mode that would have refused, e.g.
+ * `[{policy:'ratelimit', verdict:'pass'}, {policy:'adaptive', verdict:'would_refuse', mode:'shadow', detail:{limit:120}}]`.
+ * `decision` stays the one outcome that shaped the response; verdicts are every opinion held.
+ */
+export interface Verdict {
+  /** The policy's name, e.g. "ratelimit", "adaptive", "auth", "breaker". */
+  policy: string;
+  /** `pass` / `refuse` when enforced; `would_refuse` / `would_pass` when only observed. */
+  verdict: 'pass' | 'refuse' | 'would_pass' | 'would_refuse';
+  /** `enforce` (default) or `shadow` (observed, not acted on). */
+  mode?: 'enforce' | 'shadow';
+  /** Numbers behind the verdict (limit, remaining, score, …). */
+  detail?: Record<string, number | string>;
+}
+
+/** Shared by every record without verdicts: nothing allocated per request. Never mutate. */
+export const NO_VERDICTS: readonly Verdict[] = Object.freeze([]);
+
 /** One finished request. Never holds a secret: `consumer` is a key id or JWT `sub`. */
 export interface CompletionRecord {
   id: string;
-  /** Request start, epoch ms. */
+  /** Request start, epoch ms, from the gateway's injected clock. */
   time: number;
   method: string;
   /** URL path without the query string. */
@@ -46,6 +66,8 @@ export interface CompletionRecord {
   decision: Decision | undefined;
   /** Numbers behind the decision (limit, remaining, retry_after_s, …). */
   detail: Record<string, number | string> | undefined;
+  /** Every policy's opinion, in the order given (NO_VERDICTS when none). */
+  verdicts: readonly Verdict[];
   /** Error code of a gateway error response, if any. */
   errorCode: string | undefined;
   /** The client's request headers as Node parsed them, credential values already replaced by "[redacted]". */
@@ -107,4 +129,46 @@ export function redactHeaders(headers: IncomingHttpHeaders | OutgoingHttpHeaders
     out[name] = SECRET_HEADERS.has(name) ? '[redacted]' : Array.isArray(v) ? v.join(', ') : String(v);
   }
   return out;
+}
+
+/**
+ * A notice: something an operator should see as it happens that is not a request — an anomaly
+ * episode, a learned limit moving, a breaker trip, a config reload. The dashboard forwards every
+ * notice to its event stream under `event` (the SSE event name); others may log or count them.
+ */
+export interface Notice {
+  /** SSE event name: `anomaly`, `adaptive`, `breaker`, `config`, … */
+  event: string;
+  /** The JSON payload. */
+  data: unknown;
+}
+
+export type NoticeListener = (notice: Notice) => void;
+
+/** Fan-out of notices. Rare events (not per request): listeners may allocate, but must not throw. */
+export class NoticeBus {
+  #listeners: NoticeListener[] = [];
+  readonly #onError: (err: unknown) => void;
+
+  constructor(onError: (err: unknown) => void = () => {}) {
+    this.#onError = onError;
+  }
+
+  subscribe(listener: NoticeListener): () => void {
+    this.#listeners = [...this.#listeners, listener];
+    return () => {
+      this.#listeners = this.#listeners.filter((l) => l !== listener);
+    };
+  }
+
+  publish(event: string, data: unknown): void {
+    const notice: Notice = { event, data };
+    for (const l of this.#listeners) {
+      try {
+        l(notice);
+      } catch (err) {
+        this.#onError(err);
+      }
+    }
+  }
 }

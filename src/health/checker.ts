@@ -4,8 +4,7 @@
  * probed is "unknown" and its first probe decides at once.
  */
 import type { Backend } from '../balancer/index.js';
-import type { Clock } from '../clock.js';
-import { systemClock } from '../clock.js';
+import { systemClock, timersOf, type Clock, type TimerClock, type TimerHandle } from '../clock.js';
 import type { HealthConfig } from '../config/index.js';
 
 export interface BackendHealth {
@@ -42,16 +41,17 @@ const FAST_PROBE_MS = 200;
 
 export class HealthChecker {
   readonly #config: HealthConfig;
-  readonly #clock: Clock;
+  readonly #clock: TimerClock;
   #listeners: ((backend: Backend, healthy: boolean) => void)[] = [];
   readonly #tracked = new Map<string, Tracked>();
-  #timer: NodeJS.Timeout | null = null;
-  #fastTimer: NodeJS.Timeout | null = null;
+  /** Timers come from the clock, so a ManualClock drives the probe schedule in tests. */
+  #timer: TimerHandle | null = null;
+  #fastTimer: TimerHandle | null = null;
   #closed = false;
 
   constructor(opts: HealthCheckerOptions) {
     this.#config = opts.config;
-    this.#clock = opts.clock ?? systemClock;
+    this.#clock = timersOf(opts.clock ?? systemClock);
     if (opts.onChange) this.#listeners.push(opts.onChange);
   }
 
@@ -69,14 +69,22 @@ export class HealthChecker {
   start(): void {
     if (this.#timer !== null || this.#closed) return;
     void this.checkAll();
-    this.#timer = setInterval(() => void this.checkAll(), this.#config.interval);
-    this.#timer.unref();
+    this.#scheduleRound();
+  }
+
+  #scheduleRound(): void {
+    this.#timer = this.#clock.setTimeout(() => {
+      this.#timer = null;
+      if (this.#closed) return;
+      this.#scheduleRound();
+      void this.checkAll();
+    }, this.#config.interval);
   }
 
   close(): void {
     this.#closed = true;
-    if (this.#timer !== null) clearInterval(this.#timer);
-    if (this.#fastTimer !== null) clearInterval(this.#fastTimer);
+    if (this.#timer !== null) this.#clock.clearTimeout(this.#timer);
+    if (this.#fastTimer !== null) this.#clock.clearTimeout(this.#fastTimer);
     this.#timer = null;
     this.#fastTimer = null;
   }
@@ -108,7 +116,13 @@ export class HealthChecker {
       }
     }
     if (this.#fastTimer !== null || this.#closed) return;
-    this.#fastTimer = setInterval(() => {
+    this.#scheduleFast();
+  }
+
+  #scheduleFast(): void {
+    this.#fastTimer = this.#clock.setTimeout(() => {
+      this.#fastTimer = null;
+      if (this.#closed) return;
       const now = this.#clock.now();
       let any = false;
       for (const t of this.#tracked.values()) {
@@ -117,12 +131,8 @@ export class HealthChecker {
           void this.#probe(t);
         }
       }
-      if (!any && this.#fastTimer !== null) {
-        clearInterval(this.#fastTimer);
-        this.#fastTimer = null;
-      }
+      if (any) this.#scheduleFast();
     }, FAST_PROBE_MS);
-    this.#fastTimer.unref();
   }
 
   /** Passive signal from the proxy: a connection was refused. Counts as a failed probe. */

@@ -3,7 +3,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Backend } from '../balancer/index.js';
 import type { CompletionRecord, Decision } from '../events/index.js';
-import { ERROR_CODES, errorBody } from '../errors.js';
+import { ERROR_CODES } from '../errors.js';
+import { pickRequestId } from '../pipeline/index.js';
+import { sendError as writeError } from '../server/index.js';
 import { CellCounter, CellHistogram, type CounterCell, type HistogramCell } from './cells.js';
 
 /** The method label values: the common methods, everything else is OTHER. */
@@ -254,7 +256,7 @@ export class Metrics {
   /** Answers `/metrics` (GET or HEAD) in the registry's text format; never rejects. */
   readonly handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      sendError(res, 405, 'method_not_allowed', { Allow: 'GET, HEAD' });
+      sendError(req, res, 405, 'method_not_allowed', { allow: 'GET, HEAD' });
       return;
     }
     let body: string;
@@ -262,7 +264,7 @@ export class Metrics {
       body = await this.registry.metrics();
     } catch (err) {
       this.#onError?.(err);
-      sendError(res, 500, 'internal_error');
+      sendError(req, res, 500, 'internal_error');
       return;
     }
     if (res.headersSent || res.destroyed) return;
@@ -316,11 +318,15 @@ export class Metrics {
   }
 }
 
-function sendError(res: ServerResponse, status: number, code: keyof typeof ERROR_CODES, headers: Record<string, string> = {}): void {
+/**
+ * Errors of /metrics go through the gateway's one JSON error writer, with the request id the
+ * response header carries (set by the admin dispatcher), or the client's valid one, or a new one.
+ */
+function sendError(req: IncomingMessage, res: ServerResponse, status: number, code: keyof typeof ERROR_CODES, headers?: Record<string, string>): void {
   if (res.headersSent || res.destroyed) return;
-  const body = errorBody(code, ERROR_CODES[code].message, undefined);
-  res.writeHead(status, { ...headers, 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store' });
-  res.end(body);
+  const header = res.getHeader('x-request-id');
+  const id = typeof header === 'string' ? header : pickRequestId(req.headers['x-request-id']);
+  writeError(res, status, code, ERROR_CODES[code].message, id, headers);
 }
 
 /** Creates the gateway's metrics on a fresh registry. */

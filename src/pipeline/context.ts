@@ -1,6 +1,6 @@
 /** Per-request state carried through the pipeline stages. One object per request, nothing else allocated up front. */
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import type { Decision } from '../events/index.js';
+import type { Decision, Verdict } from '../events/index.js';
 import type { Backend } from '../balancer/index.js';
 import type { CompiledRoute } from './routes.js';
 
@@ -24,6 +24,8 @@ export class RequestContext {
   consumer: string | undefined = undefined;
   decision: Decision | undefined = undefined;
   detail: Record<string, number | string> | undefined = undefined;
+  /** Opinions of the policies that had one (null until the first); see CompletionRecord.verdicts. */
+  verdicts: Verdict[] | null = null;
   errorCode: string | undefined = undefined;
   bytesIn = 0;
   bytesOut = 0;
@@ -36,10 +38,10 @@ export class RequestContext {
   /** Set once the completion record was published. */
   finished = false;
 
-  /** Index of the next stage to run; managed by compose(). */
-  stageIndex = 0;
-  /** Bitmask of stages that already called next(); a second call is a bug. */
-  nextCalled = 0;
+  /** Index of the last stage dispatched (-1 before the first); managed by compose(). */
+  stageIndex = -1;
+  /** Index of the stage whose body is running synchronously now, -1 when none; managed by compose(). */
+  running = -1;
   /** compose() installs these. */
   runNext: ((ctx: RequestContext) => void) | null = null;
 
@@ -53,6 +55,12 @@ export class RequestContext {
   /** Continue with the next stage. */
   next(): void {
     this.runNext!(this);
+  }
+
+  /** Records a policy's opinion on this request (kept beside `decision`, which stays the one that shaped it). */
+  addVerdict(verdict: Verdict): void {
+    if (this.verdicts === null) this.verdicts = [verdict];
+    else this.verdicts.push(verdict);
   }
 
   /** Adds a header to the eventual response, whoever writes it (proxy or error writer). */

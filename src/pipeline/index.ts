@@ -3,7 +3,8 @@
  * passes (request ID, client IP). Stages are factories returning named functions; no I/O here.
  */
 export { RequestContext } from './context.js';
-export { compose, type Stage } from './compose.js';
+export { compose, type Next, type Stage, type StageWithNext } from './compose.js';
 export { RouteTable, upstreamPath, type CompiledRoute } from './routes.js';
 export { requestId, pickRequestId, newRequestId } from './request-id.js';
 export { ClientIpResolver, normalizeIp, isLoopback } from './client-ip.js';
+export { PHASES, StageRegistry, type Phase, type RequestKind, type StageEntry, type StageRegistrar } from './phases.js';

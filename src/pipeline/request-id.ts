@@ -1,5 +1,6 @@
 /** Request IDs: reuse a client X-Request-Id of 1-128 chars of [A-Za-z0-9._:-], else a new 128-bit random id. */
 import { randomBytes } from 'node:crypto';
+import type { Next } from './compose.js';
 import type { RequestContext } from './context.js';
 
 const VALID_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -28,8 +29,8 @@ export function pickRequestId(clientValue: string | string[] | undefined): strin
 
 /** Stage: assigns ctx.id; whoever writes the response (proxy or error writer) echoes it to the client. */
 export function requestId() {
-  return function requestIdStage(ctx: RequestContext): void {
+  return function requestIdStage(ctx: RequestContext, next: Next): void {
     ctx.id = pickRequestId(ctx.req.headers['x-request-id']);
-    ctx.next();
+    next(ctx);
   };
 }

@@ -4,14 +4,15 @@
  */
 import type { RouteConfig } from '../config/index.js';
 import { normalizePrefix } from '../config/index.js';
-import type { Backend, Selector } from '../balancer/index.js';
+import type { Backend, Strategy } from '../balancer/index.js';
 
 export interface CompiledRoute {
   /** The configured prefix, normalized (no trailing slash). Also the metrics label. */
   readonly prefix: string;
   readonly config: RouteConfig;
   readonly backends: Backend[];
-  readonly selector: Selector;
+  /** The route's balancing strategy; bound once at start-up, after modules registered theirs. */
+  selector: Strategy;
   /** Upstream response-header timeout for this route, ms. */
   readonly timeoutMs: number;
   readonly stripPrefix: boolean;

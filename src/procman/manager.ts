@@ -1,11 +1,13 @@
 /**
  * Managed backend processes: start, stop (SIGTERM, then SIGKILL after a grace period, always
  * waiting for the exit), restart, an output ring buffer per process, an optional on-failure
- * restart policy with backoff, and an event on every transition.
+ * restart policy with exponential, capped backoff (timed by the injected clock), and an event on
+ * every transition. Children get a minimal environment (see childEnv), never the gateway's secrets.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { resolve } from 'node:path';
+import { systemClock, timersOf, type Clock, type TimerClock, type TimerHandle } from '../clock.js';
 import type { ProcessConfig } from '../config/index.js';
 
 export type ProcessStatus = 'running' | 'stopped' | 'crashed';
@@ -24,6 +26,8 @@ export interface ProcessInfo {
   exit_signal?: string | null;
   restarts: number;
   last_error?: string;
+  /** Crashed with an on-failure restart pending: milliseconds from the crash to the next start. */
+  restart_in_ms?: number;
 }
 
 export interface OutputLine {
@@ -41,8 +45,9 @@ export interface ProcessManagerEvents {
 
 const OUTPUT_LINES = 500;
 const MAX_LINE = 8 * 1024;
-const BACKOFF_START_MS = 1_000;
-const BACKOFF_MAX_MS = 30_000;
+/** First restart delay after a crash; doubles on each crash in a row, up to BACKOFF_MAX_MS. */
+export const BACKOFF_START_MS = 1_000;
+export const BACKOFF_MAX_MS = 30_000;
 /** A process that ran this long before failing resets its backoff. */
 const STABLE_MS = 10_000;
 
@@ -56,7 +61,9 @@ class Managed {
   lastError: string | undefined = undefined;
   restarts = 0;
   backoffMs = BACKOFF_START_MS;
-  restartTimer: NodeJS.Timeout | null = null;
+  restartTimer: TimerHandle | null = null;
+  /** Delay of the pending restart (shown as restart_in_ms while crashed). */
+  restartInMs: number | null = null;
   stopping = false;
   /** A start is under way (spawned, not yet confirmed): a second start is a conflict. */
   starting = false;
@@ -74,18 +81,56 @@ export interface ProcessManagerOptions {
   baseDir?: string;
   /** Echo child output to the gateway's own stdout/stderr. */
   echo?: boolean;
+  /** Time and timers for the restart backoff (default: the system clock). */
+  clock?: Clock;
+  /** Where crashes and restarts are logged (one line per crash, with exit code and backoff). */
+  logger?: ProcessLogger;
+  /** The gateway's environment, filtered for children (default: process.env). */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** The few logger methods the manager uses (pino's signature). */
+export interface ProcessLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
+/** Variables a child gets from the gateway's environment unless its config says inherit_env: true. */
+const PASSED_ENV = new Set(['PATH', 'HOME', 'LANG', 'TZ', 'NODE_ENV', 'PORT']);
+
+/**
+ * The environment of a managed process: PATH, HOME, LANG, LC_*, TZ, NODE_ENV and PORT from the
+ * gateway's own environment (everything with `inherit_env: true`), then the process's `env`, then
+ * PORT from its `port`. Secrets that `${ENV}` put into the gateway's config stay in the gateway.
+ */
+export function childEnv(cfg: Pick<ProcessConfig, 'env' | 'port' | 'inherit_env'>, parent: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(parent)) {
+    if (v === undefined) continue;
+    if (cfg.inherit_env === true || PASSED_ENV.has(k) || k.startsWith('LC_')) env[k] = v;
+  }
+  Object.assign(env, cfg.env);
+  if (cfg.port !== undefined) env.PORT = String(cfg.port);
+  return env;
 }
 
 export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
   readonly #procs = new Map<string, Managed>();
   readonly #baseDir: string;
   readonly #echo: boolean;
+  readonly #clock: TimerClock;
+  readonly #logger: ProcessLogger | null;
+  readonly #env: NodeJS.ProcessEnv;
   #closing = false;
 
   constructor(opts: ProcessManagerOptions = {}) {
     super();
     this.#baseDir = opts.baseDir ?? process.cwd();
     this.#echo = opts.echo ?? false;
+    this.#clock = timersOf(opts.clock ?? systemClock);
+    this.#logger = opts.logger ?? null;
+    this.#env = opts.env ?? process.env;
   }
 
   /** Registers a process (status stopped). Throws on a duplicate id. */
@@ -129,10 +174,7 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
     const m = this.#must(id);
     if (m.status === 'running' || m.starting) throw new ProcessError('conflict', `process ${id} is already running`);
     if (this.#closing) throw new ProcessError('unavailable', 'the gateway is shutting down');
-    if (m.restartTimer !== null) {
-      clearTimeout(m.restartTimer);
-      m.restartTimer = null;
-    }
+    this.#cancelRestart(m);
     m.starting = true;
     try {
       await this.#spawn(m);
@@ -145,10 +187,7 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
   /** Stops a process: SIGTERM, then SIGKILL after its stop_timeout; resolves after it exited. */
   async stop(id: string): Promise<ProcessInfo> {
     const m = this.#must(id);
-    if (m.restartTimer !== null) {
-      clearTimeout(m.restartTimer);
-      m.restartTimer = null;
-    }
+    this.#cancelRestart(m);
     if (m.status !== 'running' || m.child === null) throw new ProcessError('conflict', `process ${id} is not running`);
     await this.#terminate(m);
     return this.#info(m);
@@ -165,8 +204,7 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
     this.#closing = true;
     const waits: Promise<void>[] = [];
     for (const m of this.#procs.values()) {
-      if (m.restartTimer !== null) clearTimeout(m.restartTimer);
-      m.restartTimer = null;
+      this.#cancelRestart(m);
       if (m.child !== null) waits.push(this.#terminate(m));
     }
     await Promise.all(waits);
@@ -183,6 +221,12 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
     }
   }
 
+  #cancelRestart(m: Managed): void {
+    if (m.restartTimer !== null) this.#clock.clearTimeout(m.restartTimer);
+    m.restartTimer = null;
+    m.restartInMs = null;
+  }
+
   #must(id: string): Managed {
     const m = this.#procs.get(id);
     if (!m) throw new ProcessError('not_found', `process with ID ${id} not found`);
@@ -192,7 +236,7 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
   #spawn(m: Managed): Promise<void> {
     const cfg = m.config;
     const command = cfg.command.includes('/') ? resolve(this.#baseDir, cfg.command) : cfg.command;
-    const env = { ...process.env, ...cfg.env, ...(cfg.port !== undefined ? { PORT: String(cfg.port) } : {}) };
+    const env = childEnv(cfg, this.#env);
     return new Promise<void>((resolveStart, rejectStart) => {
       let child: ChildProcess;
       try {
@@ -237,7 +281,7 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
       child.once('spawn', () => {
         spawned = true;
         m.status = 'running';
-        m.startedAt = new Date();
+        m.startedAt = new Date(this.#clock.now());
         m.exitCode = null;
         m.exitSignal = null;
         m.lastError = undefined;
@@ -274,7 +318,7 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
   }
 
   #exited(m: Managed, code: number | null, signal: NodeJS.Signals | null): void {
-    const ranMs = m.startedAt ? Date.now() - m.startedAt.getTime() : 0;
+    const ranMs = m.startedAt ? this.#clock.now() - m.startedAt.getTime() : 0;
     m.child = null;
     m.startedAt = null;
     m.exitCode = code;
@@ -283,20 +327,29 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
     const crashed = !m.stopping && (signal !== null || (code !== null && code !== 0));
     m.status = crashed ? 'crashed' : 'stopped';
     m.lastError = crashed ? (signal !== null ? `killed by ${signal}` : `exit status ${code}`) : undefined;
-    this.#pushLine(m, 'stderr', `[microgate] process ${m.config.id} ${crashed ? `crashed: ${m.lastError}` : 'stopped'}`);
-    this.emit('process', this.#info(m));
-    if (crashed && m.config.restart === 'on-failure' && !this.#closing) {
+    const restarting = crashed && m.config.restart === 'on-failure' && !this.#closing;
+    let delay = 0;
+    if (restarting) {
+      // Exponential and capped; a process that ran a while before failing starts over at 1 s.
       if (ranMs >= STABLE_MS) m.backoffMs = BACKOFF_START_MS;
-      const delay = m.backoffMs;
+      delay = m.backoffMs;
       m.backoffMs = Math.min(m.backoffMs * 2, BACKOFF_MAX_MS);
-      m.restartTimer = setTimeout(() => {
+      m.restartInMs = delay;
+      m.restartTimer = this.#clock.setTimeout(() => {
         m.restartTimer = null;
-        if (this.#closing || m.status === 'running') return;
+        m.restartInMs = null;
+        if (this.#closing || m.status === 'running' || m.starting) return;
         m.restarts++;
         this.#spawn(m).catch(() => {});
       }, delay);
-      m.restartTimer.unref();
     }
+    const what = crashed ? `crashed: ${m.lastError}${restarting ? `; restarting in ${formatMs(delay)}` : ''}` : 'stopped';
+    this.#pushLine(m, 'stderr', `[microgate] process ${m.config.id} ${what}`);
+    if (crashed && this.#logger !== null) {
+      const fields = { process: m.config.id, exit_code: code, exit_signal: signal, restarts: m.restarts, backoff_ms: restarting ? delay : null };
+      this.#logger.warn(fields, restarting ? `managed process crashed; restarting in ${formatMs(delay)}` : 'managed process crashed');
+    }
+    this.emit('process', this.#info(m));
   }
 
   async #terminate(m: Managed): Promise<void> {
@@ -367,8 +420,13 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
       info.exit_signal = m.exitSignal;
     }
     if (m.lastError !== undefined) info.last_error = m.lastError;
+    if (m.restartInMs !== null && m.status !== 'running') info.restart_in_ms = m.restartInMs;
     return info;
   }
+}
+
+function formatMs(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`;
 }
 
 /** Errors of the process manager, with a stable code the API maps to HTTP statuses. */

@@ -41,6 +41,14 @@ test('a token that failed verification is never remembered', async () => {
   const clock = new ManualClock();
   const auth = createAuthenticator(authConfig({ jwt_secret: SECRET }), { clock });
   const forged = hmacToken({ alg: 'HS256' }, { sub: 'admin' }, 'another-secret-0123456789abcdef');
-  await expectFailure(auth.authenticate(bearer(forged)), 'invalid_token');
-  await expectFailure(auth.authenticate(bearer(forged)), 'invalid_token');
+  const first = auth.authenticate(bearer(forged));
+  assert.ok(first instanceof Promise, 'a well-formed token has its signature checked');
+  await expectFailure(first, 'invalid_token');
+  // Not remembered, either way: the second sight is verified again (a promise), not answered from the cache.
+  const second = auth.authenticate(bearer(forged));
+  assert.ok(second instanceof Promise, 'the failed token was remembered');
+  await expectFailure(second, 'invalid_token');
+  // And a good token with the same claims is still accepted afterwards: the failure poisoned nothing.
+  const good = hmacToken({ alg: 'HS256' }, { sub: 'admin' }, SECRET);
+  assert.equal((await expectOk(auth.authenticate(bearer(good)))).consumer, 'admin');
 });

@@ -9,9 +9,10 @@ import { Writable } from 'node:stream';
 import type { TestContext } from 'node:test';
 import type { Clock } from '../../src/clock.js';
 import { parseConfig } from '../../src/config/index.js';
-import { mountDashboard, type Dashboard, type DashboardOptions } from '../../src/dashboard/index.js';
+import type { Dashboard, DashboardOptions } from '../../src/dashboard/index.js';
 import { createGateway, type Gateway } from '../../src/gateway.js';
 import { createLogger } from '../../src/logging/index.js';
+import { dashboardModule } from '../../src/modules.js';
 
 export interface Harness {
   gw: Gateway;
@@ -21,7 +22,10 @@ export interface Harness {
   logs: string[];
 }
 
-/** A gateway from YAML, dashboard mounted, listening on 127.0.0.1:0; closed after the test. */
+/**
+ * A gateway from YAML, dashboard mounted (by the gateway's module list, or here when the config
+ * has `dashboard.enabled: false`), listening on 127.0.0.1:0; closed after the test.
+ */
 export async function startGateway(
   t: TestContext,
   yaml: string,
@@ -37,7 +41,8 @@ export async function startGateway(
   const config = parseConfig(yaml, 'test.yml', {});
   const logger = createLogger({ level: 'debug', pretty: false }, dest);
   const gw = createGateway(config, { logger, defaultMetrics: false, dashboard: opts.dashboard, ...(opts.clock ? { clock: opts.clock } : {}) });
-  const dashboard = mountDashboard(gw, opts.dashboard);
+  if (gw.services.get('dashboard') === undefined) gw.mount(dashboardModule);
+  const dashboard = gw.services.need('dashboard');
   t.after(() => gw.close());
   if (opts.start !== false) await gw.start({ port: 0, host: '127.0.0.1' });
   return { gw, dashboard, url: gw.url, logs };

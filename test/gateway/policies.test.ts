@@ -35,7 +35,10 @@ test('a valid API key passes and the completion record names the consumer, never
   const r = await send(`${gw.url}/api/x`, { headers: { 'x-api-key': KEY } });
   assert.equal(r.status, 200);
   assert.equal(records[0]!.consumer, 'mobile');
-  assert.ok(!JSON.stringify({ ...records[0], requestHeaders: undefined }).includes(KEY));
+  // Every field, request and response headers included, is checked: the key appears nowhere.
+  assert.ok(records[0]!.requestHeaders !== undefined && Object.keys(records[0]!.requestHeaders).length > 0, 'the record carries the request headers');
+  assert.equal(records[0]!.requestHeaders['x-api-key'], '[redacted]');
+  assert.ok(!JSON.stringify(records[0]).includes(KEY), 'the key leaked into the completion record');
 });
 
 test('a valid HS256 JWT passes and its sub becomes the consumer', async (t) => {
@@ -131,10 +134,19 @@ test("an open breaker's backend is skipped while the other backend serves", asyn
 
 test("the gateway's own 401 and 429 never count as backend failures", async (t) => {
   const be = await startBackend(t);
-  const gw = await startGateway(t, `auth:\n  api_keys: ["${KEY}"]\nratelimit:\n  max_tokens: 100\n  refill_rate: 1\ncircuitbreaker:\n  threshold: 2\nroutes:\n  - path: /\n    backend: ${be.url}\n`);
-  for (let i = 0; i < 10; i++) assert.equal((await send(`${gw.url}/x`)).status, 401);
-  assert.equal(gw.backends.get(be.url)!.breaker!.state, 'closed');
-  assert.equal((await send(`${gw.url}/x`, { headers: { 'x-api-key': KEY } })).status, 200);
+  // The attacker and the real client are told apart by X-Forwarded-For from a trusted proxy.
+  const gw = await startGateway(
+    t,
+    `server:\n  trusted_proxies: ["127.0.0.1"]\nauth:\n  api_keys: ["${KEY}"]\nratelimit:\n  max_tokens: 4\n  refill_rate: 0.01\ncircuitbreaker:\n  threshold: 2\nroutes:\n  - path: /\n    backend: ${be.url}\n`,
+  );
+  const attacker = { 'x-forwarded-for': '198.51.100.66' };
+  const statuses: number[] = [];
+  for (let i = 0; i < 10; i++) statuses.push((await send(`${gw.url}/x`, { headers: attacker })).status);
+  // Each failed attempt costs a token: four 401s empty the bucket, then 429s.
+  assert.deepEqual(statuses, [401, 401, 401, 401, 429, 429, 429, 429, 429, 429]);
+  assert.equal(be.requests.filter((r) => !r.headers['x-health-check']).length, 0, 'none of them reached the backend');
+  assert.equal(gw.backends.get(be.url)!.breaker!.state, 'closed', 'ten gateway-made errors, threshold 2: still closed');
+  assert.equal((await send(`${gw.url}/x`, { headers: { 'x-api-key': KEY, 'x-forwarded-for': '198.51.100.7' } })).status, 200);
 });
 
 test('/metrics labels requests by route prefix, never by raw path', async (t) => {

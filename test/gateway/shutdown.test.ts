@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseConfig } from '../../src/config/index.js';
 import { createGateway } from '../../src/gateway.js';
-import { deadPort, send, silentLogger, startBackend, until, wait } from '../helpers/gateway.js';
+import { deadPort, send, silentLogger, startBackend, until } from '../helpers/gateway.js';
 
 const root = new URL('../../', import.meta.url).pathname;
 
@@ -68,7 +68,7 @@ test('SIGTERM with a 1 s request in flight completes it, exits 0 and leaves no c
   const file = join(dir, 'config.yml');
   writeFileSync(
     file,
-    `server:\n  port: ${gwPort}\n  host: 127.0.0.1\nroutes:\n  - path: /api\n    backend: http://127.0.0.1:${bePort}\nlogging:\n  level: warn\n  access_log: false\ndashboard:\n  enabled: false\nprocesses:\n  - id: be\n    command: ${join(root, 'bin/microgate-testbackend')}\n    args: ["--port", "${bePort}", "--latency-ms", "1000", "--quiet"]\n    port: ${bePort}\n    auto_start: true\n`,
+    `server:\n  port: ${gwPort}\n  host: 127.0.0.1\nroutes:\n  - path: /api\n    backend: http://127.0.0.1:${bePort}\nlogging:\n  level: warn\n  access_log: false\ndashboard:\n  enabled: false\nprocesses:\n  - id: be\n    command: ${join(root, 'bin/microgate-testbackend')}\n    args: ["--port", "${bePort}", "--latency-ms", "1000"]\n    port: ${bePort}\n    auto_start: true\n`,
   );
   const child = spawn(process.execPath, [join(root, 'bin/microgate'), '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
@@ -83,7 +83,8 @@ test('SIGTERM with a 1 s request in flight completes it, exits 0 and leaves no c
   const pid = Number(execSync(`pgrep -f -- "--port ${bePort} --latency-ms 1000"`).toString().trim().split('\n')[0]);
   assert.ok(pid > 0 && alive(pid));
   const inflight = send(`http://127.0.0.1:${gwPort}/api/slow`);
-  await wait(200);
+  // The backend logs each request it receives (the gateway echoes its output): SIGTERM once it has this one.
+  await until(() => out.includes('GET /api/slow'), 10000);
   child.kill('SIGTERM');
   const r = await inflight;
   assert.equal(r.status, 200, 'the in-flight request completed');
@@ -100,15 +101,18 @@ test('a second signal forces the exit while a request still holds the drain', as
   });
   const gwPort = await deadPort();
   const file = join(dir, 'config.yml');
-  writeFileSync(file, `server:\n  port: ${gwPort}\n  host: 127.0.0.1\n  shutdown_timeout: 60s\nroutes:\n  - path: /\n    backend: ${be.url}\nlogging:\n  level: warn\ndashboard:\n  enabled: false\n`);
-  const child = spawn(process.execPath, [join(root, 'bin/microgate'), '--config', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+  writeFileSync(file, `server:\n  port: ${gwPort}\n  host: 127.0.0.1\n  shutdown_timeout: 60s\nroutes:\n  - path: /\n    backend: ${be.url}\nlogging:\n  level: info\n  access_log: false\ndashboard:\n  enabled: false\n`);
+  const child = spawn(process.execPath, [join(root, 'bin/microgate'), '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (c) => (out += c));
   t.after(() => child.kill('SIGKILL'));
   await until(async () => (await send(`http://127.0.0.1:${gwPort}/health`).catch(() => null))?.status === 200, 15000, 100);
   const stuck = send(`http://127.0.0.1:${gwPort}/stuck`).catch(() => 'cut');
   await until(() => be.requests.some((r) => r.url === '/stuck'));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
   child.kill('SIGTERM');
-  await wait(300);
+  // The first signal was handled (it says so) and the process is still there, held by the drain.
+  await until(() => out.includes('shutting down: draining in-flight requests'), 10000);
   assert.equal(child.exitCode, null, 'the first signal waits for the in-flight request');
   const started = Date.now();
   child.kill('SIGINT');
@@ -116,4 +120,26 @@ test('a second signal forces the exit while a request still holds the drain', as
   assert.ok(Date.now() - started < 3000, 'the second signal exits at once');
   assert.notEqual(code, 0);
   assert.equal(await stuck, 'cut');
+});
+
+test('on SIGTERM with drain_delay, /health/ready turns 503 while requests are still served, then the process exits 0', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'mg-drain-'));
+  const be = await startBackend(t);
+  const gwPort = await deadPort();
+  const file = join(dir, 'config.yml');
+  writeFileSync(file, `server:\n  port: ${gwPort}\n  host: 127.0.0.1\n  drain_delay: 2s\nroutes:\n  - path: /\n    backend: ${be.url}\nlogging:\n  level: info\n  access_log: false\ndashboard:\n  enabled: false\n`);
+  const child = spawn(process.execPath, [join(root, 'bin/microgate'), '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (c) => (out += c));
+  t.after(() => child.kill('SIGKILL'));
+  const base = `http://127.0.0.1:${gwPort}`;
+  await until(async () => (await send(`${base}/health/ready`).catch(() => null))?.status === 200, 15000, 100);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+  child.kill('SIGTERM');
+  await until(() => out.includes('shutting down: draining in-flight requests'), 10000);
+  const ready = await send(`${base}/health/ready`);
+  assert.equal(ready.status, 503);
+  assert.equal(ready.json().status, 'draining');
+  assert.equal((await send(`${base}/during-drain`)).status, 200, 'traffic is still served during the drain delay');
+  assert.equal(await exited, 0);
 });

@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
 import { Backend } from '../../src/balancer/index.js';
-import { ManualClock, systemClock, type Clock } from '../../src/clock.js';
+import { ManualClock, type Clock } from '../../src/clock.js';
 import type { HealthConfig } from '../../src/config/index.js';
 import { HealthChecker } from '../../src/health/index.js';
 import { startBackend } from '../helpers/gateway.js';
@@ -293,38 +293,45 @@ describe('probing rounds', () => {
     assert.equal(checker.backends.find((b) => b.url === slow.url)!.healthy, false);
   });
 
-  test('start probes at once and then every interval (simulated interval timer)', async (t) => {
-    t.mock.timers.enable({ apis: ['setInterval'] });
+  test('start probes at once and then every interval, on the clock: nothing is due before the interval and nothing after close', async (t) => {
+    const clock = new ManualClock();
     const { url, requests } = await backendServer(t, status(200));
-    const { checker } = makeChecker(t, { interval: 10_000 });
+    const { checker } = makeChecker(t, { interval: 10_000 }, clock);
     checker.add(makeBackend(t, url));
     checker.start();
     await waitUntil(() => requests.length === 1, 1_000);
-    t.mock.timers.tick(9_999);
-    await settle();
-    assert.equal(requests.length, 1, 'nothing before the interval elapsed');
-    t.mock.timers.tick(1);
+    assert.deepEqual(clock.pendingTimers(), [clock.now() + 10_000], 'the next round is due exactly one interval later');
+    clock.advance(9_999);
+    assert.equal(clock.nextTimerIn(), 1, 'the round has not fired 1 ms early');
+    clock.advance(1);
     await waitUntil(() => requests.length === 2, 1_000);
-    t.mock.timers.tick(10_000);
+    assert.deepEqual(clock.pendingTimers(), [clock.now() + 10_000]);
+    clock.advance(10_000);
     await waitUntil(() => requests.length === 3, 1_000);
     checker.close();
-    t.mock.timers.tick(30_000);
-    await settle();
-    assert.equal(requests.length, 3, 'no probe after close');
+    assert.deepEqual(clock.pendingTimers(), [], 'close cancels the schedule: no probe can follow');
   });
 
   test('never runs two probes of one backend at once, even when a probe outlasts the interval', async (t) => {
-    t.mock.timers.enable({ apis: ['setInterval'] });
+    const clock = new ManualClock();
     const { url, requests } = await backendServer(t, () => {
       /* hangs */
     });
-    const { checker } = makeChecker(t, { interval: 1_000, timeout: 5_000 });
-    checker.add(makeBackend(t, url));
+    const { checker } = makeChecker(t, { interval: 1_000, timeout: 5_000 }, clock);
+    const b = makeBackend(t, url);
+    // Count probe dispatches: a probe calls pool.request synchronously when it starts.
+    let dispatched = 0;
+    const request = b.pool.request.bind(b.pool);
+    (b.pool as unknown as { request: (...a: unknown[]) => unknown }).request = (...a: unknown[]) => {
+      dispatched++;
+      return (request as (...x: unknown[]) => unknown)(...a);
+    };
+    checker.add(b);
     checker.start();
+    assert.equal(dispatched, 1);
+    for (let i = 0; i < 5; i++) clock.advance(1_000);
+    assert.equal(dispatched, 1, 'five rounds fired while the first probe hung: none dispatched a second probe');
     await waitUntil(() => requests.length === 1, 1_000);
-    for (let i = 0; i < 5; i++) t.mock.timers.tick(1_000);
-    await settle();
-    assert.equal(requests.length, 1);
   });
 });
 
@@ -349,27 +356,46 @@ describe('watchStartup', () => {
     assert.equal(await checker.check(url), false);
   });
 
-  test('probes a starting backend every 200 ms until it answers, without waiting for the interval', async (t) => {
-    // The "process" starts listening 500 ms after watchStartup: it is healthy shortly after.
-    const { checker, flips } = makeChecker(t, { interval: 60_000, healthy_threshold: 3 }, systemClock);
-    const s = createServer(status(200));
-    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-    const port = (s.address() as AddressInfo).port;
-    await new Promise<void>((r) => s.close(() => r()));
-    const url = `http://127.0.0.1:${port}`;
+  test('probes a starting backend every 200 ms (on the clock) until it answers, without waiting for the interval', async (t) => {
+    const clock = new ManualClock();
+    const { checker, flips } = makeChecker(t, { interval: 60_000, healthy_threshold: 3 }, clock);
+    const url = await deadUrl();
+    const port = Number(new URL(url).port);
     const b = makeBackend(t, url);
     checker.add(b);
     checker.record(url, false);
-    const started = performance.now();
     checker.watchStartup([url]);
-    await new Promise((r) => setTimeout(r, 500));
+    assert.deepEqual(clock.pendingTimers(), [clock.now() + 200]);
+    // Not listening yet: each fast probe fails and the next one is scheduled 200 ms later.
+    for (let i = 1; i <= 2; i++) {
+      clock.advance(200);
+      await waitUntil(() => checker.snapshot()[url]!.consecutive_failures === 1 + i, 1_000);
+      assert.deepEqual(clock.pendingTimers(), [clock.now() + 200]);
+    }
     assert.equal(b.healthy, false);
+    // The "process" starts listening: the next fast probe brings it back at once (threshold 3 notwithstanding).
     const late = createServer(status(200));
     t.after(() => new Promise<void>((r) => late.close(() => r())));
     await new Promise<void>((r) => late.listen(port, '127.0.0.1', r));
-    await waitUntil(() => b.healthy === true, 2_000);
-    assert.ok(performance.now() - started < 1_500);
+    clock.advance(200);
+    await waitUntil(() => b.healthy === true, 1_000);
     assert.deepEqual(flips.at(-1), [url, true]);
+    // Healthy: the fast schedule winds down after its next tick instead of running forever.
+    clock.advance(200);
+    assert.deepEqual(clock.pendingTimers(), []);
+  });
+
+  test('fast probing stops at the end of its window even if the backend never answers', async (t) => {
+    const clock = new ManualClock();
+    const { checker } = makeChecker(t, { interval: 60_000 }, clock);
+    const url = await deadUrl();
+    checker.add(makeBackend(t, url));
+    checker.watchStartup([url], 1_000);
+    for (let i = 0; i < 5; i++) {
+      assert.equal(clock.pendingTimers().length, 1);
+      clock.advance(200);
+    }
+    assert.deepEqual(clock.pendingTimers(), [], 'no fast probe is scheduled past the window');
   });
 
   test('ignores URLs it does not track', (t) => {
@@ -377,11 +403,6 @@ describe('watchStartup', () => {
     assert.doesNotThrow(() => checker.watchStartup(['http://127.0.0.1:1']));
   });
 });
-
-/** Lets pending I/O callbacks run (real time, briefly). */
-async function settle(): Promise<void> {
-  await new Promise((r) => setTimeout(r, 100));
-}
 
 async function waitUntil(cond: () => boolean, timeoutMs: number): Promise<void> {
   const deadline = performance.now() + timeoutMs;

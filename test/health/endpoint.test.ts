@@ -1,6 +1,7 @@
 /**
  * `GET /health` served by healthEndpoint on a real node:http server: the reference JSON shape,
- * 200 healthy / 503 degraded, application/json on both, and degradedReasons.
+ * 200 healthy / 503 degraded, application/json on both, degraded-with-fallback (200) and failing (503)
+ * dependencies; the load-balancer probes /health/live and /health/ready.
  */
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
@@ -8,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
 import { Backend } from '../../src/balancer/index.js';
 import { ManualClock } from '../../src/clock.js';
-import { HealthChecker, healthEndpoint, type HealthEndpointOptions } from '../../src/health/index.js';
+import { HealthChecker, healthEndpoint, isHealthPath, livenessEndpoint, readinessEndpoint, type HealthEndpointOptions, type Phase } from '../../src/health/index.js';
 
 const CONFIG = { interval: 10_000, timeout: 1_000, path: '/', healthy_threshold: 1, unhealthy_threshold: 1 };
 const A = 'http://127.0.0.1:9001';
@@ -86,13 +87,13 @@ describe('/health', () => {
     assert.equal(r.body.uptime, '0s');
   });
 
-  test('degradedReasons makes it 503 degraded even with every backend healthy, listing the reasons', async (t) => {
+  test('a dependency down with a fallback (degradedReasons) is "degraded" with 200: the instance still serves', async (t) => {
     let reasons: string[] = ['cluster store unreachable'];
     const { checker, url } = await serveHealth(t, { degradedReasons: () => reasons });
     checker.record(A, true);
     checker.record(B, true);
     const r = await get(url);
-    assert.equal(r.status, 503);
+    assert.equal(r.status, 200);
     assert.equal(r.type, 'application/json');
     assert.equal(r.body.status, 'degraded');
     assert.deepEqual(r.body.degraded, ['cluster store unreachable']);
@@ -100,6 +101,23 @@ describe('/health', () => {
     const again = await get(url);
     assert.equal(again.status, 200);
     assert.equal(again.body.status, 'healthy');
+    assert.deepEqual(again.body.degraded, []);
+  });
+
+  test('a dependency down with no fallback (failingReasons) is "degraded" with 503', async (t) => {
+    const { checker, url } = await serveHealth(t, { failingReasons: () => ['cluster store unreachable (fail_closed)'], degradedReasons: () => ['other'] });
+    checker.record(A, true);
+    checker.record(B, true);
+    const r = await get(url);
+    assert.equal(r.status, 503);
+    assert.equal(r.body.status, 'degraded');
+    assert.deepEqual(r.body.degraded, ['cluster store unreachable (fail_closed)', 'other']);
+  });
+
+  test('an unhealthy backend is still 503 with a fallback-only reason present', async (t) => {
+    const { checker, url } = await serveHealth(t, { degradedReasons: () => ['cluster store unreachable'] });
+    checker.record(A, false);
+    assert.equal((await get(url)).status, 503);
   });
 
   test('follows flips: healthy, degraded, healthy again', async (t) => {
@@ -125,5 +143,45 @@ describe('/health', () => {
     assert.equal(res.status, 503);
     assert.equal(res.headers.get('content-type'), 'application/json');
     assert.equal(await res.text(), '');
+  });
+});
+
+async function serve(t: TestContext, handler: Parameters<typeof createServer>[1]): Promise<string> {
+  const server = createServer(handler!);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => new Promise<void>((r) => server.close(() => r())));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+describe('/health/live and /health/ready', () => {
+  test('/health/live answers 200 {"status":"alive"} whatever the backends do', async (t) => {
+    const url = await serve(t, livenessEndpoint());
+    const r = await get(url);
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.body, { status: 'alive' });
+    assert.equal(r.cache, 'no-store');
+  });
+
+  test('/health/ready is 200 only when ready; 503 with Retry-After while starting or draining', async (t) => {
+    let phase: Phase = 'starting';
+    const url = await serve(t, readinessEndpoint({ phase: () => phase }));
+    const seen: [number, string, string | null][] = [];
+    for (const p of ['starting', 'ready', 'draining'] as const) {
+      phase = p;
+      const res = await fetch(url);
+      seen.push([res.status, ((await res.json()) as { status: string }).status, res.headers.get('retry-after')]);
+    }
+    assert.deepEqual(seen, [
+      [503, 'starting', '1'],
+      [200, 'ready', null],
+      [503, 'draining', '1'],
+    ]);
+  });
+
+  test('isHealthPath names exactly the three health paths', () => {
+    assert.deepEqual(
+      ['/health', '/health/live', '/health/ready', '/health/', '/healthz', '/health/other'].map(isHealthPath),
+      [true, true, true, false, false, false],
+    );
   });
 });

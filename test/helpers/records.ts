@@ -1,5 +1,5 @@
 /** A completion record for unit tests: a plain 200 GET on /api, overridable field by field. */
-import type { CompletionRecord } from '../../src/events/index.js';
+import { NO_VERDICTS, type CompletionRecord } from '../../src/events/index.js';
 
 let seq = 0;
 
@@ -21,6 +21,7 @@ export function completionRecord(overrides: Partial<CompletionRecord> = {}): Com
     consumer: undefined,
     decision: undefined,
     detail: undefined,
+    verdicts: NO_VERDICTS,
     errorCode: undefined,
     requestHeaders: {},
     responseHeaders: undefined,

@@ -282,7 +282,9 @@ test('a failing scrape answers 500 JSON and reports the error', async (t) => {
   const res = await get(port);
   assert.equal(res.status, 500);
   assert.match(res.headers['content-type']!, /^application\/json/);
-  assert.deepEqual(JSON.parse(res.body), { error: { code: 'internal_error', message: 'Internal Server Error', request_id: null } });
+  const id = res.headers['x-request-id'];
+  assert.match(String(id), /^[0-9a-f]{32}$/, 'the error response carries a request id header');
+  assert.deepEqual(JSON.parse(res.body), { error: { code: 'internal_error', message: 'Internal Server Error', request_id: id } }, 'and the body names the same id, never null');
   assert.equal(errors.length, 1);
 });
 

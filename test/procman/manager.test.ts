@@ -8,8 +8,9 @@ import { mkdtemp, realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test, type TestContext } from 'node:test';
+import { ManualClock } from '../../src/clock.js';
 import type { ProcessConfig } from '../../src/config/index.js';
-import { ProcessError, ProcessManager, type OutputLine, type ProcessInfo } from '../../src/procman/index.js';
+import { BACKOFF_MAX_MS, ProcessError, ProcessManager, type OutputLine, type ProcessInfo, type ProcessManagerOptions } from '../../src/procman/index.js';
 
 /** A process config running `node -e script`. */
 function nodeProc(id: string, script: string, over: Partial<ProcessConfig> = {}): ProcessConfig {
@@ -44,8 +45,8 @@ interface Harness {
   waitForLine(id: string, line: string, timeoutMs?: number): Promise<void>;
 }
 
-function harness(t: TestContext): Harness {
-  const pm = new ProcessManager();
+function harness(t: TestContext, opts: ProcessManagerOptions = {}): Harness {
+  const pm = new ProcessManager(opts);
   const events: ProcessInfo[] = [];
   const output: OutputLine[] = [];
   pm.on('process', (e) => events.push(e));
@@ -105,8 +106,6 @@ function alive(pid: number): boolean {
 function assertGone(pid: number): void {
   assert.throws(() => process.kill(pid, 0), { code: 'ESRCH' }, `process ${pid} is still alive`);
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Pids of this test process's children whose command line contains `marker` (read from /proc). */
 function myChildrenWith(marker: string): number[] {
@@ -170,7 +169,6 @@ describe('starting', () => {
     );
     assert.equal((results[1] as PromiseRejectedResult).reason.code, 'conflict');
     await h.pm.stopAll();
-    await sleep(100);
     assert.deepEqual(myChildrenWith(marker), [], 'a child outlived stopAll');
   });
 
@@ -491,68 +489,176 @@ describe('output', () => {
   });
 });
 
-describe('restart policy on-failure', () => {
-  test('restarts after a crash with a growing backoff (1 s, then 2 s), counting restarts', { timeout: 20_000 }, async (t) => {
-    const h = harness(t);
-    h.add(nodeProc('flaky', `setTimeout(() => process.exit(1), 50)`, { restart: 'on-failure' }));
+describe('restart policy on-failure (simulated time: the backoff runs on a ManualClock)', () => {
+  /** A harness whose restart timers only fire when the test advances the clock, plus the crash log. */
+  function simulated(t: TestContext) {
+    const clock = new ManualClock();
+    const logs: { level: string; obj: Record<string, unknown>; msg: string }[] = [];
+    const logger = {
+      info: (obj: object, msg: string) => logs.push({ level: 'info', obj: obj as Record<string, unknown>, msg }),
+      warn: (obj: object, msg: string) => logs.push({ level: 'warn', obj: obj as Record<string, unknown>, msg }),
+      error: (obj: object, msg: string) => logs.push({ level: 'error', obj: obj as Record<string, unknown>, msg }),
+    };
+    return { ...harness(t, { clock, logger }), clock, logs };
+  }
+
+  test('restarts after each crash with a doubling backoff capped at 30 s, counting restarts and logging every crash', { timeout: 60_000 }, async (t) => {
+    const h = simulated(t);
+    h.add(nodeProc('flaky', `process.exit(7)`, { restart: 'on-failure' }));
     await h.pm.start('flaky');
-    const times: Record<string, number[]> = { crashed: [], running: [] };
-    h.pm.on('process', (e) => {
-      if (e.id === 'flaky') times[e.status]?.push(performance.now());
-    });
-    const crash1 = await h.waitFor((e) => e.status === 'crashed' && e.restarts === 0);
-    assert.equal(crash1.exit_code, 1);
-    const run2 = await h.waitFor((e) => e.status === 'running' && e.restarts === 1, 3_000);
-    assert.ok(run2.pid! > 0);
-    await h.waitFor((e) => e.status === 'running' && e.restarts === 2, 5_000);
-    const gap1 = times.running[0]! - times.crashed[0]!;
-    const gap2 = times.running[1]! - times.crashed[1]!;
-    assert.ok(gap1 >= 900 && gap1 < 1_800, `first backoff ${gap1}ms`);
-    assert.ok(gap2 >= 1_900 && gap2 < 3_000, `second backoff ${gap2}ms`);
-    assert.equal(h.pm.get('flaky')!.restarts, 2);
+    const expected = [1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000];
+    for (let i = 0; i < expected.length; i++) {
+      const crash = await h.waitFor((e) => e.status === 'crashed' && e.restarts === i, 10_000);
+      assert.equal(crash.exit_code, 7);
+      assert.equal(crash.restart_in_ms, expected[i], `backoff after crash ${i + 1}`);
+      assert.deepEqual(h.clock.pendingTimers(), [h.clock.now() + expected[i]!], 'exactly one restart is scheduled, at the backoff');
+      const log = h.logs.filter((l) => l.msg.startsWith('managed process crashed'))[i]!;
+      assert.equal(log.level, 'warn');
+      assert.deepEqual(log.obj, { process: 'flaky', exit_code: 7, exit_signal: null, restarts: i, backoff_ms: expected[i] });
+      assert.match(log.msg, new RegExp(`restarting in ${expected[i]! / 1000} s`));
+      // One millisecond short of the backoff the restart is still due: the timer fires only at its time.
+      h.clock.advance(expected[i]! - 1);
+      assert.equal(h.pm.get('flaky')!.status, 'crashed');
+      assert.equal(h.clock.nextTimerIn(), 1);
+      h.clock.advance(1);
+      await h.waitFor((e) => e.status === 'running' && e.restarts === i + 1, 10_000);
+    }
+    assert.ok(expected.at(-1) === BACKOFF_MAX_MS);
   });
 
-  test('does not restart after a requested stop', { timeout: 10_000 }, async (t) => {
-    const h = harness(t);
+  test('a process that ran for 10 s before crashing starts over at the first backoff', { timeout: 20_000 }, async (t) => {
+    const h = simulated(t);
+    h.add(nodeProc('svc', IDLE, { restart: 'on-failure' }));
+    let { pid } = await h.pm.start('svc');
+    for (const [i, backoff] of [
+      [0, 1_000],
+      [1, 2_000],
+    ] as const) {
+      process.kill(pid!, 'SIGKILL');
+      const crash = await h.waitFor((e) => e.status === 'crashed' && e.restarts === i);
+      assert.equal(crash.restart_in_ms, backoff);
+      h.clock.advance(backoff);
+      pid = (await h.waitFor((e) => e.status === 'running' && e.restarts === i + 1)).pid;
+    }
+    h.clock.advance(10_000); // it has now run "10 s"
+    process.kill(pid!, 'SIGKILL');
+    const crash = await h.waitFor((e) => e.status === 'crashed' && e.restarts === 2);
+    assert.equal(crash.restart_in_ms, 1_000);
+  });
+
+  test('does not restart after a requested stop: no restart is scheduled', { timeout: 10_000 }, async (t) => {
+    const h = simulated(t);
     h.add(nodeProc('svc', TRAPS_TERM, { restart: 'on-failure' }));
     await h.pm.start('svc');
     await h.waitForLine('svc', 'ready');
-    await h.pm.stop('svc');
-    const count = h.events.length;
-    await sleep(1_500);
-    assert.equal(h.pm.get('svc')!.status, 'stopped');
-    assert.equal(h.pm.get('svc')!.restarts, 0);
-    assert.equal(h.events.length, count, 'no event after the stop');
+    const info = await h.pm.stop('svc');
+    assert.equal(info.status, 'stopped');
+    assert.equal(info.restart_in_ms, undefined);
+    assert.deepEqual(h.clock.pendingTimers(), []);
+    assert.equal(h.logs.length, 0, 'a requested stop is not logged as a crash');
   });
 
-  test('does not restart a process that exited 0 on its own', { timeout: 10_000 }, async (t) => {
-    const h = harness(t);
+  test('does not restart a process that exited 0 on its own: no restart is scheduled', { timeout: 10_000 }, async (t) => {
+    const h = simulated(t);
     h.add(nodeProc('oneshot', `process.exit(0)`, { restart: 'on-failure' }));
     await h.pm.start('oneshot');
-    await h.waitFor((e) => e.id === 'oneshot' && e.status === 'stopped');
-    await sleep(1_300);
-    assert.equal(h.pm.get('oneshot')!.status, 'stopped');
-    assert.equal(h.pm.get('oneshot')!.restarts, 0);
+    const ev = await h.waitFor((e) => e.id === 'oneshot' && e.status === 'stopped');
+    assert.equal(ev.restart_in_ms, undefined);
+    assert.deepEqual(h.clock.pendingTimers(), []);
   });
 
   test('stop cancels a pending restart of a crashed process', { timeout: 10_000 }, async (t) => {
-    const h = harness(t);
+    const h = simulated(t);
     h.add(nodeProc('flaky', `process.exit(1)`, { restart: 'on-failure' }));
     await h.pm.start('flaky');
     await h.waitFor((e) => e.status === 'crashed');
+    assert.equal(h.clock.pendingTimers().length, 1);
     await assert.rejects(h.pm.stop('flaky'), { code: 'conflict' }); // not running, but the restart is cancelled
-    await sleep(1_300);
+    assert.deepEqual(h.clock.pendingTimers(), []);
+    assert.equal(h.pm.get('flaky')!.restart_in_ms, undefined);
     assert.equal(h.pm.get('flaky')!.status, 'crashed');
     assert.equal(h.pm.get('flaky')!.restarts, 0);
   });
 
-  test('a process with restart: never stays crashed', { timeout: 10_000 }, async (t) => {
-    const h = harness(t);
+  test('stopAll cancels pending restarts', { timeout: 10_000 }, async (t) => {
+    const h = simulated(t);
+    h.add(nodeProc('flaky', `process.exit(1)`, { restart: 'on-failure' }));
+    await h.pm.start('flaky');
+    await h.waitFor((e) => e.status === 'crashed');
+    await h.pm.stopAll();
+    assert.deepEqual(h.clock.pendingTimers(), []);
+  });
+
+  test('a process with restart: never stays crashed, and its crash is logged without a backoff', { timeout: 10_000 }, async (t) => {
+    const h = simulated(t);
     h.add(nodeProc('fragile', `process.exit(2)`));
     await h.pm.start('fragile');
-    await h.waitFor((e) => e.status === 'crashed');
-    await sleep(1_300);
-    assert.equal(h.pm.get('fragile')!.status, 'crashed');
-    assert.equal(h.events.filter((e) => e.status === 'running').length, 1);
+    const ev = await h.waitFor((e) => e.status === 'crashed');
+    assert.equal(ev.restart_in_ms, undefined);
+    assert.deepEqual(h.clock.pendingTimers(), []);
+    assert.deepEqual(h.logs.map((l) => [l.msg, l.obj.exit_code, l.obj.backoff_ms]), [['managed process crashed', 2, null]]);
+  });
+});
+
+describe('environment of a child', () => {
+  const parentEnv = {
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+    HOME: '/home/gw',
+    LANG: 'C.UTF-8',
+    LC_ALL: 'C.UTF-8',
+    LC_TIME: 'en_GB.UTF-8',
+    TZ: 'UTC',
+    NODE_ENV: 'production',
+    PORT: '1234',
+    MICROGATE_ADMIN_TOKEN: 'admin-secret-must-not-leak',
+    JWT_SECRET: 'jwt-secret-must-not-leak',
+    AWS_SECRET_ACCESS_KEY: 'aws-must-not-leak',
+  };
+
+  /** The child's environment as the kernel has it: /proc/<pid>/environ. */
+  function environOf(pid: number): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const kv of readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0')) {
+      const eq = kv.indexOf('=');
+      if (eq > 0) out[kv.slice(0, eq)] = kv.slice(eq + 1);
+    }
+    return out;
+  }
+
+  test('gets only PATH, HOME, LANG, LC_*, TZ, NODE_ENV and PORT from the gateway, plus its own env; no secret', async (t) => {
+    const h = harness(t, { env: parentEnv });
+    h.add(nodeProc('plain', IDLE, { env: { GREETING: 'hi' } }));
+    const { pid } = await h.pm.start('plain');
+    const env = environOf(pid!);
+    assert.deepEqual(env, {
+      PATH: parentEnv.PATH,
+      HOME: '/home/gw',
+      LANG: 'C.UTF-8',
+      LC_ALL: 'C.UTF-8',
+      LC_TIME: 'en_GB.UTF-8',
+      TZ: 'UTC',
+      NODE_ENV: 'production',
+      PORT: '1234',
+      GREETING: 'hi',
+    });
+  });
+
+  test('its port wins over the gateway PORT, and its own env over the passed variables', async (t) => {
+    const h = harness(t, { env: parentEnv });
+    h.add(nodeProc('ported', IDLE, { port: 9555, env: { NODE_ENV: 'development' } }));
+    const { pid } = await h.pm.start('ported');
+    const env = environOf(pid!);
+    assert.equal(env.PORT, '9555');
+    assert.equal(env.NODE_ENV, 'development');
+    assert.equal(env.JWT_SECRET, undefined);
+  });
+
+  test('inherit_env: true passes the whole environment', async (t) => {
+    const h = harness(t, { env: parentEnv });
+    h.add(nodeProc('trusting', IDLE, { inherit_env: true }));
+    const { pid } = await h.pm.start('trusting');
+    const env = environOf(pid!);
+    assert.equal(env.JWT_SECRET, 'jwt-secret-must-not-leak');
+    assert.equal(env.AWS_SECRET_ACCESS_KEY, 'aws-must-not-leak');
   });
 });

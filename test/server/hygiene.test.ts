@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { test } from 'node:test';
-import { rawRequest, send, startBackend, startGateway, wait } from '../helpers/gateway.js';
+import { rawRequest, send, startBackend, startGateway, until } from '../helpers/gateway.js';
 
 async function gatewayWithProbe(t: Parameters<typeof startGateway>[0], extra = '') {
   const be = await startBackend(t);
@@ -58,24 +58,28 @@ test('a slowloris attacker holding hundreds of connections cannot keep normal cl
   const { gw } = await gatewayWithProbe(t, 'server:\n  header_timeout: "2s"\n');
   const sockets: Socket[] = [];
   t.after(() => sockets.forEach((s) => s.destroy()));
+  const connected: Promise<void>[] = [];
   for (let i = 0; i < 300; i++) {
     const s = connect(gw.port, '127.0.0.1');
     s.on('error', () => {});
+    connected.push(new Promise<void>((r) => s.once('connect', () => r()).once('close', () => r())));
     s.write('GET / HTTP/1.1\r\nHost: a\r\n');
     sockets.push(s);
   }
   // Trickle a header byte now and then, as slowloris does.
   const trickle = setInterval(() => sockets.forEach((s) => s.writable && s.write('X-a: b\r\n')), 200);
   t.after(() => clearInterval(trickle));
-  await wait(300);
+  // Every attacker connection is established before the normal clients come.
+  await Promise.all(connected);
   for (let i = 0; i < 20; i++) {
     const started = Date.now();
     const r = await send(`${gw.url}/ok`);
     assert.equal(r.status, 200);
     assert.ok(Date.now() - started < 1000, 'served promptly');
   }
-  // The header timeout eventually drops the attackers.
-  await wait(3500);
-  const closed = sockets.filter((s) => s.destroyed || s.readableEnded || !s.writable).length;
+  // The header timeout (2 s) eventually drops the attackers: wait for it, bounded.
+  const closedCount = () => sockets.filter((s) => s.destroyed || s.readableEnded || !s.writable).length;
+  await until(() => closedCount() > 250, 10_000, 50).catch(() => {});
+  const closed = closedCount();
   assert.ok(closed > 250, `only ${closed} of 300 slow connections were dropped by the header timeout`);
 });

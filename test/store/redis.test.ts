@@ -138,15 +138,24 @@ describe('RedisStore against a real redis-server', { skip }, () => {
     assert.equal((await keyTtls(server.url, 'mgtest:too-big')).size, 0);
   });
 
-  it('is picked by createStore when cluster.redis_url is set, with the configured prefix', async (t) => {
+  it('is picked by createStore when cluster.redis_url is set, with the configured prefix; without it nothing reaches Redis', async (t) => {
     const store = createStore({ redis_url: server.url, key_prefix: 'mgtest:cfg:', timeout: 200, fail_closed: false }, undefined, new ManualClock());
     t.after(() => store.close());
-    assert.ok(store instanceof RedisStore);
     await store.start();
-    await store.take('k', 5, 1);
-    assert.deepEqual([...(await keyTtls(server.url, 'mgtest:cfg:')).keys()], ['mgtest:cfg:k']);
-    const memory = createStore({ key_prefix: 'x', timeout: 50, fail_closed: false }, undefined, new ManualClock());
-    assert.ok(memory instanceof MemoryStore);
+    assert.deepEqual(await store.take('k', 5, 1), { allowed: true, remaining: 4, retryAfterMs: 0, resetMs: 1_000 });
+    assert.deepEqual([...(await keyTtls(server.url, 'mgtest:cfg:')).keys()], ['mgtest:cfg:k'], 'the bucket lives in Redis under the prefix');
+    assert.equal(store.degraded, false);
+    // A second store on the same Redis sees the same bucket: the state is shared, not local.
+    const peer = createStore({ redis_url: server.url, key_prefix: 'mgtest:cfg:', timeout: 200, fail_closed: false }, undefined, new ManualClock());
+    t.after(() => peer.close());
+    await peer.start();
+    assert.equal((await peer.take('k', 5, 1)).remaining, 3);
+    // Without redis_url the store is local: its buckets never reach Redis and are not shared.
+    const memory = createStore({ key_prefix: 'mgtest:mem:', timeout: 50, fail_closed: false }, undefined, new ManualClock());
+    await memory.start();
+    t.after(() => memory.close());
+    assert.equal((await memory.take('k', 5, 1)).remaining, 4);
+    assert.equal((await keyTtls(server.url, 'mgtest:mem:')).size, 0);
   });
 
   it('closes safely before start and twice', async () => {

@@ -1,0 +1,304 @@
+/**
+ * The gateway's parts, in ONE ordered list. The gateway builds them in this order, starts them in
+ * this order, and drains and closes them in reverse. Stages run by phase (route → auth → limit →
+ * balance → forward), not by list position; within a phase, in list order.
+ *
+ * Adding a part: one folder under src/ exporting a ModuleSpec (or a small entry here), and one
+ * line in MODULES. A module gets only its Host (src/host.ts); none imports gateway.ts.
+ */
+import { analyticsModule } from './analytics/index.js';
+import { auth, createAuthenticator } from './auth/index.js';
+import { GatewayError } from './errors.js';
+import { strategyFeedback, type Backend } from './balancer/index.js';
+import { mountDashboard } from './dashboard/index.js';
+import { healthEndpoint, HealthChecker, livenessEndpoint, readinessEndpoint } from './health/index.js';
+import type { Module, ModuleSpec } from './host.js';
+import { accessLog } from './logging/index.js';
+import { createMetrics } from './metrics/index.js';
+import { requestId, type CompiledRoute, type Next, type RequestContext, type RouteTable } from './pipeline/index.js';
+import { ProcessManager, startAutoProcesses } from './procman/index.js';
+import { forward, tunnel } from './proxy/index.js';
+import { rateLimit } from './ratelimit/index.js';
+import { createStore } from './store/index.js';
+
+/** The shared per-client state (token buckets; Redis in cluster mode). First, so every part can use it. */
+export const storeModule: ModuleSpec = {
+  name: 'store',
+  build(host) {
+    const cfg = host.config.current;
+    const store = createStore(cfg.cluster, cfg.ratelimit, host.clock, {
+      onError: (op, err) => {
+        host.services.get('metrics')?.storeError('redis', op);
+        host.logger.warn({ op, err: (err as Error)?.message }, 'cluster store error: answering from the local fallback');
+      },
+    });
+    host.provide('store', store);
+    return { start: () => store.start(), close: () => store.close() };
+  },
+};
+
+/** Prometheus metrics: a completion subscriber and /metrics. Early in the list so it closes late. */
+export const metricsModule: ModuleSpec = {
+  name: 'metrics',
+  build(host) {
+    const metrics = createMetrics({
+      routes: host.topology.routes.map((r) => r.prefix),
+      backends: () => [...host.topology.backends()],
+      storeDegraded: () => host.store.degraded,
+      collectDefault: host.options.defaultMetrics ?? true,
+      onError: (err) => host.logger.error({ err }, 'metrics scrape failed'),
+    });
+    host.provide('metrics', metrics);
+    const unsubscribe = host.bus.subscribe(metrics.onCompletion);
+    return {
+      admin: { '/metrics': (req, res) => void metrics.handle(req, res) },
+      close() {
+        unsubscribe();
+        metrics.close();
+      },
+    };
+  },
+};
+
+/** The request ID and the route match: the `route` phase. */
+export const routingModule: ModuleSpec = {
+  name: 'routing',
+  build(host) {
+    return { stages: { route: [requestId(), routeStage(host.topology.table)] } };
+  },
+};
+
+/** The static rate limit (`limit` phase). Built before auth: a failed auth attempt costs a token. */
+export const rateLimitModule: ModuleSpec = {
+  name: 'ratelimit',
+  enabled: (config) => config.ratelimit?.enabled === true,
+  build(host) {
+    const rl = rateLimit({ config: host.section('ratelimit')!, store: host.store });
+    host.provide('rateLimit', rl);
+    return { stages: { limit: rl.stage } };
+  },
+};
+
+/**
+ * API keys and JWT (`auth` phase). Auth runs before limits so limits can be per consumer; a failed
+ * attempt costs a token from the client IP's bucket (and becomes a 429 when empty).
+ */
+export const authModule: ModuleSpec = {
+  name: 'auth',
+  enabled: (config) => config.auth !== undefined && config.auth !== null,
+  build(host) {
+    const cfg = host.section('auth')!;
+    const authenticator = createAuthenticator(cfg, { clock: host.clock });
+    host.provide('authenticator', authenticator);
+    const rl = host.services.get('rateLimit');
+    return {
+      stages: { auth: auth({ authenticator, stripCredentials: cfg.strip_credentials, onFailure: rl === undefined ? undefined : rl.chargeAuthFailure }) },
+      start: () => authenticator.start(),
+      close: () => authenticator.close(),
+    };
+  },
+};
+
+/** Active health checks of every backend, passive connect-failure signals, and /health. */
+export const healthModule: ModuleSpec = {
+  name: 'health',
+  build(host) {
+    const checker = new HealthChecker({
+      config: host.section('healthcheck'),
+      clock: host.clock,
+      onChange: (b, healthy) => host.logger.info({ backend: b.url, healthy }, healthy ? 'backend healthy' : 'backend unhealthy'),
+    });
+    for (const b of host.topology.backends()) checker.add(b);
+    const off = [
+      host.topology.onAdded((b) => checker.add(b)),
+      // A backend added at run time is checked at once and joins the rotation when healthy.
+      host.topology.onAttached((b) => checker.watchStartup([b.url])),
+      host.topology.onConnectFailure((b) => checker.reportConnectFailure(b)),
+    ];
+    host.provide('health', checker);
+    return {
+      admin: {
+        '/health': healthEndpoint({
+          checker,
+          startedAt: host.startedAt,
+          clock: host.clock,
+          degradedReasons: () => [
+            ...(host.store.degraded && !host.config.current.cluster.fail_closed ? ['cluster store unreachable: rate limits answered from local state'] : []),
+            ...(host.services.get('analytics')?.degradedReasons() ?? []),
+          ],
+          failingReasons: () => (host.store.degraded && host.config.current.cluster.fail_closed ? ['cluster store unreachable: rate-limited requests answered 503 (fail_closed)'] : []),
+        }),
+        '/health/live': livenessEndpoint(),
+        '/health/ready': readinessEndpoint({ phase: host.lifecycle }),
+      },
+      start: () => checker.start(),
+      close() {
+        for (const f of off) f();
+        checker.close();
+      },
+    };
+  },
+};
+
+/** Managed processes: added and auto-started at start, stopped at close. */
+export const processesModule: ModuleSpec = {
+  name: 'processes',
+  build(host) {
+    const opts = host.options;
+    const processes = new ProcessManager({ baseDir: opts.baseDir, echo: opts.echoProcessOutput ?? false, clock: host.clock, logger: host.logger });
+    host.provide('processes', processes);
+    const health = host.services.get('health');
+    return {
+      async start() {
+        const processConfigs = host.section('processes');
+        for (const p of processConfigs) processes.add(p);
+        // Backends of a process that just started are probed right away, so they serve within moments.
+        if (health !== undefined) {
+          processes.on('process', (info) => {
+            if (info.status === 'running' && info.port > 0) health.watchStartup(host.topology.backendsOfPort(info.port).map((b) => b.url));
+          });
+        }
+        // Clean start: auto-start processes are through their first probe (or start_timeout) before the gateway listens.
+        if (health === undefined) {
+          for (const p of processConfigs) if (p.auto_start) await processes.start(p.id).catch((err: Error) => host.logger.error({ process: p.id, err: err.message }, 'could not auto-start process'));
+        } else {
+          await startAutoProcesses({ manager: processes, processes: processConfigs, probe: health, backendsOf: (port) => host.topology.backendsOfPort(port), clock: host.clock, logger: host.logger });
+        }
+      },
+      close: () => processes.stopAll(),
+    };
+  },
+};
+
+/** Picks the backend (`balance` phase) and feeds each route's strategy the outcome of every response. */
+export const balancerModule: ModuleSpec = {
+  name: 'balancer',
+  build(host) {
+    const unsubscribe = host.bus.subscribe(strategyFeedback(host.topology.routes, (url) => host.topology.backend(url)));
+    return { stages: { balance: balanceStage() }, close: unsubscribe };
+  },
+};
+
+/** Forwards to the chosen backend (`forward` phase): the HTTP proxy for requests, the tunnel for upgrades. */
+export const proxyModule: ModuleSpec = {
+  name: 'proxy',
+  build(host) {
+    const server = host.section('server');
+    const stripCredentials = host.section('auth')?.strip_credentials ?? false;
+    const { fail, done } = host.responder;
+    const onConnectFailure = (b: Backend): void => host.topology.reportConnectFailure(b);
+    return {
+      stages: {
+        forward: {
+          request: forward({ bodyLimit: server.body_limit, bodyTimeoutMs: server.upstream_body_timeout, stripCredentials, fail, done, onConnectFailure }),
+          upgrade: tunnel({ stripCredentials, fail, done, onConnectFailure }),
+        },
+      },
+    };
+  },
+};
+
+/** One access-log line per request (when `logging.access_log` and the logger is at info or below). */
+export const accessLogModule: ModuleSpec = {
+  name: 'access-log',
+  enabled: (config) => config.logging.access_log,
+  build(host): Module {
+    if (!host.logger.isLevelEnabled('info')) return {};
+    return { close: host.bus.subscribe(accessLog(host.logger)) };
+  },
+};
+
+/** The dashboard: request log, live metrics, SSE, the process API and the UI under /dashboard/. */
+export const dashboardModule: ModuleSpec = {
+  name: 'dashboard',
+  enabled: (config) => config.dashboard.enabled,
+  build(host) {
+    const dashboard = mountDashboard(
+      {
+        config: host.config,
+        clock: host.clock,
+        logger: host.logger,
+        startedAt: host.startedAt,
+        bus: host.bus,
+        notices: host.notices,
+        topology: host.topology,
+        health: host.services.need('health'),
+        processes: host.services.need('processes'),
+        mountAdmin: (path, handler) => host.mountAdmin(path, handler),
+      },
+      host.options.dashboard,
+    );
+    host.provide('dashboard', dashboard);
+    return { drain: () => dashboard.close(), close: () => dashboard.close() };
+  },
+};
+
+/** THE list. Start in this order; drain and close in reverse. */
+export const MODULES: readonly ModuleSpec[] = [
+  storeModule,
+  metricsModule,
+  routingModule,
+  rateLimitModule,
+  authModule,
+  healthModule,
+  processesModule,
+  balancerModule,
+  proxyModule,
+  accessLogModule,
+  // After the store, metrics and health it reads, before the dashboard whose views read it; it
+  // closes (and snapshots) after the dashboard and before the store.
+  analyticsModule,
+  dashboardModule,
+];
+
+/**
+ * Stage: finds the route. An unmatched request goes on with ctx.route = null, so it still needs
+ * credentials (and costs a token) before it learns that nothing is there: paths cannot be probed.
+ */
+function routeStage(table: RouteTable) {
+  return function routeMatchStage(ctx: RequestContext, next: Next): void {
+    ctx.route = table.match(ctx.path);
+    next(ctx);
+  };
+}
+
+/** Stage: picks an available backend (healthy, breaker not open); none → 503. */
+function balanceStage() {
+  return function balance(ctx: RequestContext, next: Next): void {
+    const route = ctx.route;
+    if (route === null) {
+      ctx.decision = 'not_found';
+      throw new GatewayError('not_found', `No route for ${ctx.path}`);
+    }
+    let backend = route.selector.pick(null);
+    if (backend === null && route.config.panic) {
+      // Panic mode: every backend failed its health checks; try them anyway (breakers still apply).
+      backend = panicPick(route);
+      if (backend !== null) ctx.decision = 'panic';
+    }
+    if (backend === null) {
+      // Say which: every backend unhealthy, or healthy ones held open by their breakers.
+      const anyHealthy = route.backends.some((b) => b.healthy !== false);
+      if (anyHealthy) {
+        ctx.decision = 'breaker_open';
+        throw new GatewayError('breaker_open', 'Every backend of this route has an open circuit breaker', { headers: { 'retry-after': '1' } });
+      }
+      ctx.decision = 'no_healthy_backend';
+      throw new GatewayError('no_healthy_backend', undefined, { headers: { 'retry-after': '1' } });
+    }
+    ctx.backend = backend;
+    next(ctx);
+  };
+}
+
+/** Panic routing: the first backend (from a rotating start) whose breaker admits a request, health ignored. */
+function panicPick(route: CompiledRoute): Backend | null {
+  const list = route.backends;
+  const start = panicCounter++ % list.length;
+  for (let k = 0; k < list.length; k++) {
+    const b = list[(start + k) % list.length]!;
+    if (b.breaker === null || b.breaker.allow()) return b;
+  }
+  return null;
+}
+let panicCounter = 0;
