@@ -261,9 +261,13 @@ export interface StreamHandlers {
   anomaly?: (a: Anomaly) => void;
   /** A learned limit or weight changed (issue 11); the payload is only used as a refresh signal. */
   adaptive?: (data: unknown) => void;
+  /** A breaker tripped or closed; a refresh signal for the backends. */
+  breaker?: (data: unknown) => void;
+  /** The configuration was reloaded; a refresh signal. */
+  config?: (data: unknown) => void;
 }
 
-const EVENT_TYPES = ['request', 'process', 'process_log', 'service', 'metrics', 'anomaly', 'adaptive'] as const;
+const EVENT_TYPES = ['request', 'process', 'process_log', 'service', 'metrics', 'anomaly', 'adaptive', 'breaker', 'config'] as const;
 /** After the browser gives up on a stream (e.g. a 401 or a non-SSE answer), open a new one after this. */
 const REOPEN_DELAY_MS = 3000;
 

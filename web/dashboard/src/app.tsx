@@ -164,6 +164,8 @@ function Dashboard({ via, onLogout }: { via: AdminVia | null; onLogout: () => Pr
     },
     anomaly: (a) => analyticsListeners.current.forEach((l) => l.anomaly(a)),
     adaptive: () => analyticsListeners.current.forEach((l) => l.adaptive()),
+    breaker: () => analyticsListeners.current.forEach((l) => l.adaptive()),
+    config: () => analyticsListeners.current.forEach((l) => l.adaptive()),
   });
   const subscribeAnalytics = useCallback((l: AnalyticsListener) => {
     analyticsListeners.current.add(l);
