@@ -26,7 +26,7 @@ import { ClientIpResolver, compose, isUnsafePath, pickRequestId, PHASES, Request
 import type { ProcessManager } from './procman/index.js';
 import type { RateLimitStore } from './store/index.js';
 import { upgradeResponse, upgradesFor } from './proxy/index.js';
-import { AdminGuard, createHttpServer, isDashboardUi, sendError, SESSION_PATH, type SessionOutcome } from './server/index.js';
+import { AdminGuard, createHttpServer, isRebound, isDashboardUi, sendError, SESSION_PATH, type SessionOutcome } from './server/index.js';
 
 export type { AdminHandler } from './host.js';
 
@@ -397,10 +397,12 @@ export class Gateway {
     }
     let handler = this.#admin.get(path);
     if (handler === undefined) {
+      // The longest mounted subtree wins (e.g. /dashboard/api/analytics/ inside /dashboard/).
+      let best = 0;
       for (const [prefix, h] of this.#admin) {
-        if (prefix.endsWith('/') && (path.startsWith(prefix) || path === prefix.slice(0, -1))) {
+        if (prefix.endsWith('/') && prefix.length > best && (path.startsWith(prefix) || path === prefix.slice(0, -1))) {
           handler = h;
-          break;
+          best = prefix.length;
         }
       }
     }
@@ -424,7 +426,14 @@ export class Gateway {
         onOutcome: (outcome) => {
           if (outcome === 'throttled') this.logger.warn({ client_ip: clientIp, path }, 'admin token guessing throttled');
         },
-        proceed: () => this.#runAdmin(h, req, res, path, id),
+        proceed: () => {
+          // A loopback caller under a foreign host name is what DNS rebinding looks like: only a verified token or session passes.
+          if (isRebound(req)) {
+            sendError(res, 403, 'forbidden', 'the admin surface answers loopback callers only under a loopback host name (use http://localhost or an admin token)', id);
+            return;
+          }
+          this.#runAdmin(h, req, res, path, id);
+        },
       });
       return;
     }

@@ -251,6 +251,19 @@ export function isDashboardUi(path: string): boolean {
   return !(path === DASHBOARD_API || path.startsWith(DASHBOARD_API + '/'));
 }
 
+/**
+ * DNS rebinding: a web page whose name was re-pointed at 127.0.0.1 reaches a loopback-trusting
+ * gateway from the victim's browser, with a `Host` naming the attacker's domain (and a matching
+ * Origin). A loopback peer not admitted by a verified token or session must use a loopback name.
+ * The mere presence of an Authorization header proves nothing: the page can add any value it likes.
+ */
+export function isRebound(req: IncomingMessage): boolean {
+  const via = admitted.get(req);
+  if (via === 'token' || via === 'cookie') return false;
+  if (!isLoopback(normalizeIp(req.socket.remoteAddress ?? ''))) return false;
+  return !isLoopbackHost(req.headers.host ?? '');
+}
+
 /** `Content-Type: application/json`, with or without parameters such as charset. */
 export function isJsonRequest(req: IncomingMessage): boolean {
   const ct = req.headers['content-type'];

@@ -4,6 +4,9 @@
  * a managed process. Only a verified admin token or session lets a foreign Host through.
  */
 import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { call, eventually, post, q, startGateway } from '../dashboard/helpers.js';
 
@@ -54,5 +57,26 @@ describe('access control: DNS rebinding', () => {
     const stop = await post(url, '/dashboard/api/processes/victim/stop', {}, { host: rebound, authorization: `Bearer ${TOKEN}` });
     assert.equal(stop.status, 200, stop.body);
     await eventually(() => gw.processes.get('victim')!.status === 'stopped', 5_000, 'victim stopped');
+  });
+});
+
+describe('access control: DNS rebinding of the analytics API', () => {
+  const ANALYTICS = `analytics:\n  enabled: true\n  bucket_interval: 1s\n  analyzer_interval: 1s\n  window: 20s\n  retention: 10m\n`;
+
+  it('refuses a rebound page reading /analytics/* and its dashboard alias, and admits the same reads from a loopback name or with the token', async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'mg-rebind-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const { url } = await startGateway(t, `routes: []\ndata_dir: ${q(dir)}\nadmin:\n  token: ${TOKEN}\n${ANALYTICS}`);
+    const port = new URL(url).port;
+    const rebound = `rebind.evil.example:${port}`;
+    for (const path of ['/analytics/routes', '/analytics/anomalies', '/analytics/backends', '/dashboard/api/analytics/routes']) {
+      const forged = await call(url, 'GET', path, { headers: { host: rebound, authorization: 'Bearer anything' } });
+      assert.equal(forged.status, 403, `${path}: ${forged.body}`);
+      assert.equal(forged.json.error.code, 'forbidden');
+      const local = await call(url, 'GET', path, { headers: { host: `localhost:${port}` } });
+      assert.equal(local.status, 200, `${path} from a loopback name: ${local.body}`);
+      const withToken = await call(url, 'GET', path, { headers: { host: rebound, authorization: `Bearer ${TOKEN}` } });
+      assert.equal(withToken.status, 200, `${path} with the token: ${withToken.body}`);
+    }
   });
 });
