@@ -35,7 +35,7 @@ describe('reload from the command line', () => {
     await waitUntil(async () => (await status(`${base}/new/x`)) === 200, 10_000, 'the new route serves after SIGHUP');
     assert.equal(await status(`${base}/old/x`), 404);
     assert.equal(gw.child.exitCode, null, 'still running');
-    assert.match(gw.stdout + gw.stderr, /config reloaded/);
+    await waitUntil(() => /config reloaded/.test(gw.stdout + gw.stderr), 5_000, 'the reload is logged');
 
     gw.child.kill('SIGTERM');
     assert.equal((await gw.waitForExit()).code, 0);
