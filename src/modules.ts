@@ -198,6 +198,9 @@ async function reloadProcesses(host: Host, processes: ProcessManager, next: Conf
   reloadedProcesses.set(processes, next.processes);
   const after = new Map(next.processes.map((p) => [p.id, p]));
   const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  const starting = [...after.values()].filter((p) => p.auto_start && !same(before.get(p.id), p));
+  // Their routes are in force already: keep them out of rotation until the new process answers a probe.
+  for (const p of starting) if (p.port !== undefined) for (const b of host.topology.backendsOfPort(p.port)) if (b.healthy === null) b.healthy = false;
   const stopping: Promise<unknown>[] = [];
   for (const [id, old] of before) {
     if (same(old, after.get(id))) continue;
@@ -212,7 +215,14 @@ async function reloadProcesses(host: Host, processes: ProcessManager, next: Conf
       continue;
     }
     processes.add(p);
-    if (p.auto_start) await processes.start(id).catch((err: Error) => host.logger.error({ process: id, err: err.message }, 'could not start process after reload'));
+  }
+  // Started together and probed, like at start-up (bounded by each start_timeout).
+  const health = host.services.get('health');
+  const toStart = starting.filter((p) => processes.get(p.id)?.status !== 'running');
+  if (health === undefined) {
+    for (const p of toStart) await processes.start(p.id).catch((err: Error) => host.logger.error({ process: p.id, err: err.message }, 'could not start process after reload'));
+  } else {
+    await startAutoProcesses({ manager: processes, processes: toStart, probe: health, backendsOf: (port) => host.topology.backendsOfPort(port), clock: host.clock, logger: host.logger });
   }
   host.logger.info({ processes: [...after.keys()] }, 'processes reloaded');
 }

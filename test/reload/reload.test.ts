@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isAlive, waitUntil } from '../cli/helpers.js';
-import { startBackend } from '../helpers/gateway.js';
+import { deadPort, startBackend } from '../helpers/gateway.js';
 import { get, startFromFile } from './helpers.js';
 
 const QUIET = `dashboard:\n  enabled: false\nanalytics:\n  enabled: false\nlogging:\n  level: silent\n`;
@@ -160,5 +160,21 @@ describe('hot reload', () => {
     const live = gw.backends.get(a.url)!;
     await waitUntil(() => [...seen].every((x) => x === live || (x as typeof live).pool.destroyed), 5_000, 'dropped pools closed');
     assert.equal(live.pool.destroyed, false);
+  });
+});
+
+describe('hot reload of a managed process with a route', () => {
+  it('an added process with a route is started and probed before the reload answers', async (t) => {
+    const a = await startBackend(t);
+    const port = await deadPort();
+    const server = `require('http').createServer((q, s) => s.end('from-process')).listen(process.env.PORT, '127.0.0.1')`;
+    const base = `routes:\n  - path: /a\n    backend: ${a.url}\n  - path: /p\n    backend: ${a.url}\n${QUIET}healthcheck:\n  interval: 10m\n`;
+    const { gw, write } = await startFromFile(t, base);
+    await write(`${base}processes:\n  - id: web\n    command: ${process.execPath}\n    args: ["-e", "${server}"]\n    port: ${port}\n    route: /p\n    auto_start: true\n`);
+    const out = await gw.reloadFromFile();
+    assert.ok(out.result === 'success');
+    assert.deepEqual(out.backends.added, [`http://localhost:${port}`]);
+    assert.equal(gw.processes.get('web')?.status, 'running');
+    assert.equal(gw.backends.get(`http://localhost:${port}`)?.healthy, true, 'probed before the reload answered');
   });
 });
