@@ -448,7 +448,7 @@ export class Gateway {
     const lists = [diff.routes.added, diff.routes.removed, diff.routes.changed, diff.backends.added, diff.backends.removed, diff.backends.changed, plan.sections];
     outcome.changed = lists.some((l) => l.length > 0) || Object.values(plan.processes).some((l) => l.length > 0);
     this.#reloadCounter?.inc({ result: 'success' });
-    this.logger.info(
+    this.logger[plan.restartRequired.length > 0 ? 'warn' : 'info'](
       { file, generation: gen.id, routes: diff.routes, backends: diff.backends, sections: plan.sections, processes: plan.processes, restart_required: plan.restartRequired },
       plan.restartRequired.length > 0 ? `config reloaded; needs a restart to apply: ${plan.restartRequired.join(', ')}` : 'config reloaded',
     );

@@ -273,8 +273,10 @@ export class RouteTopology implements Topology {
       const server = this.#config.server;
       const maxInFlight = server.upstream_connections + server.upstream_queue_limit;
       // A reload reuses the object (pool, health, breaker, in-flight count) when its pool settings are the same.
-      const carried = this.#carry === null ? undefined : (this.#carry.previous.byUrl.get(url) ?? this.#carry.retiring.get(url));
-      if (carried !== undefined && carried.healthPath === healthPath && carried.connectTimeoutMs === connectTimeoutMs && carried.maxInFlight === maxInFlight) {
+      const carry = this.#carry;
+      const carried = carry === null ? undefined : (carry.previous.byUrl.get(url) ?? carry.retiring.get(url));
+      const samePools = carry !== null && carry.previous.#config.server.upstream_connections === server.upstream_connections && carry.previous.#config.server.upstream_queue_limit === server.upstream_queue_limit;
+      if (carried !== undefined && samePools && carried.healthPath === healthPath && carried.connectTimeoutMs === connectTimeoutMs && carried.maxInFlight === maxInFlight) {
         this.byUrl.set(url, carried);
         return carried;
       }
