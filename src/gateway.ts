@@ -269,7 +269,7 @@ export class Gateway {
         return services.need('store');
       },
       topology,
-      responder: { fail: (ctx, err) => gen.fail(ctx, err), done: (ctx) => gen.done(ctx) },
+      responder: { fail: gen.fail, done: gen.done },
       stages: {
         add: (phase, stage) => {
           built.stages++;
