@@ -143,6 +143,23 @@ describe('hot reload', () => {
     assert.equal((await get(`${gw.url}/a/x`)).status, 200);
   });
 
+  it('a backend whose pool settings change is replaced, and its old pool closed', async (t) => {
+    const a = await startBackend(t);
+    const cfg = (timeout: string) => `routes:\n  - path: /a\n    backend: ${a.url}\n    connect_timeout: ${timeout}\n${QUIET}`;
+    const { gw, write } = await startFromFile(t, cfg('2s'));
+    const old = gw.backends.get(a.url)!;
+    assert.equal((await get(`${gw.url}/a/x`)).status, 200);
+    await write(cfg('3s'));
+    const out = await gw.reloadFromFile();
+    assert.ok(out.result === 'success');
+    assert.deepEqual(out.backends, { added: [], removed: [], changed: [a.url] });
+    const now = gw.backends.get(a.url)!;
+    assert.notEqual(now, old);
+    assert.equal(now.connectTimeoutMs, 3000);
+    assert.equal((await get(`${gw.url}/a/x`)).status, 200);
+    await waitUntil(() => old.pool.destroyed, 5_000, 'the replaced pool is closed');
+  });
+
   it('twenty reloads leave one set of backends and no pools open but the ones in use', async (t) => {
     const a = await startBackend(t);
     const b = await startBackend(t);
