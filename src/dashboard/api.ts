@@ -44,7 +44,7 @@ export interface ApiDeps {
   live: LiveMetrics;
   broker: SseBroker;
   /** Commands a process added through the API may run. */
-  allowedCommands: ReadonlySet<string>;
+  allowedCommands: { has(command: string): boolean };
 }
 
 /** Running and every backend on its port passed its health check. */
