@@ -1,5 +1,5 @@
 // The Debian packages the test suite needs: redis-server (cluster store), chromium (dashboard
-// browser tests) and prometheus (promtool checks /metrics). Installed with apt-get when missing
+// browser tests), prometheus (promtool checks /metrics) and slowhttptest (the slow-body attack test). Installed with apt-get when missing
 // and we are root, so `npm test` runs on a fresh machine; set MICROGATE_NO_APT=1 to skip.
 import { execFileSync, spawnSync } from 'node:child_process';
 
@@ -7,6 +7,7 @@ const NEEDS = [
   { bin: 'redis-server', pkg: 'redis-server' },
   { bin: 'chromium', pkg: 'chromium' },
   { bin: 'promtool', pkg: 'prometheus' },
+  { bin: 'slowhttptest', pkg: 'slowhttptest' },
 ];
 
 function has(bin) {

@@ -7,6 +7,9 @@
 export const ERROR_CODES = {
   bad_request: { status: 400, message: 'Bad Request' },
   header_too_large: { status: 431, message: 'Request Header Fields Too Large' },
+  // proxy hardening (issue 7)
+  request_timeout: { status: 408, message: 'Request Timeout' },
+  http_version_not_supported: { status: 505, message: 'HTTP Version Not Supported' },
   body_too_large: { status: 413, message: 'Payload Too Large' },
   not_found: { status: 404, message: 'Not Found' },
   method_not_allowed: { status: 405, message: 'Method Not Allowed' },
@@ -23,6 +26,8 @@ export const ERROR_CODES = {
   adaptive_limited: { status: 429, message: 'Too Many Requests' },
   // Adaptive layer (src/adaptive): the learned route-wide limit refused this client (message explains the numbers).
   adaptive_rate_limited: { status: 429, message: 'Too Many Requests: over the learned route limit' },
+  // access control (issue 7): the address spent its budget of failed credential attempts
+  auth_throttled: { status: 429, message: 'Too many failed credential attempts' },
   no_healthy_backend: { status: 503, message: 'No healthy backends available' },
   breaker_open: { status: 503, message: 'Service Unavailable' },
   store_unavailable: { status: 503, message: 'Rate limit store unavailable' },
@@ -34,6 +39,8 @@ export const ERROR_CODES = {
   upstream_saturated: { status: 503, message: 'Backend is saturated: too many requests waiting for it' },
   upstream_timeout: { status: 504, message: 'Gateway Timeout' },
   internal_error: { status: 500, message: 'Internal Server Error' },
+  // --- reload (issue 9) ---
+  config_invalid: { status: 422, message: 'The config file has problems; nothing changed' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -9,6 +9,10 @@ import type { ModuleSpec } from '../host.js';
 import { normalizePrefix } from '../config/index.js';
 import { createAnalytics } from './index.js';
 
+/** The dashboard's API prefix; its analytics alias is the API's paths below it. */
+const DASHBOARD_API_PREFIX = '/dashboard/api';
+const DASHBOARD_ANALYTICS = `${DASHBOARD_API_PREFIX}/analytics/`;
+
 export const analyticsModule: ModuleSpec = {
   name: 'analytics',
   enabled: (config) => config.analytics.enabled,
@@ -42,8 +46,17 @@ export const analyticsModule: ModuleSpec = {
     ];
     let closed = false;
     return {
-      admin: { '/analytics/': analytics.handle },
+      admin: {
+        '/analytics/': analytics.handle,
+        // The same API under the dashboard's path: its session cookie is scoped to /dashboard, so a
+        // dashboard signed in with a cookie (not on loopback) reads analytics here.
+        ...(config.dashboard.enabled ? { [DASHBOARD_ANALYTICS]: (req, res, path) => analytics.handle(req, res, path.slice(DASHBOARD_API_PREFIX.length)) } : {}),
+      },
       start: () => analytics.start(),
+      // Kept across reloads (learned series stay); routes a reload adds get their own series.
+      reload(next) {
+        for (const r of next.routes) analytics.addRoute(normalizePrefix(r.path));
+      },
       async close() {
         if (closed) return;
         closed = true;

@@ -11,3 +11,4 @@
 export { createAuthenticator, type Authenticator, type AuthenticatorOptions, type AuthResult, type AuthMethod } from './authenticator.js';
 export { auth, type AuthStageOptions } from './stage.js';
 export { AuthConfigError } from './jwt.js';
+export { FailureBudget, type FailureBudgetOptions } from './failure-budget.js';

@@ -1,7 +1,10 @@
 /** The auth pipeline stage. */
+import type { IncomingHttpHeaders } from 'node:http';
 import type { GatewayError } from '../errors.js';
 import type { RequestContext } from '../pipeline/index.js';
+import type { TakeResult } from '../store/index.js';
 import type { AuthResult, Authenticator } from './authenticator.js';
+import type { FailureBudget } from './failure-budget.js';
 
 export interface AuthStageOptions {
   authenticator: Authenticator;
@@ -13,19 +16,25 @@ export interface AuthStageOptions {
    * the auth error.
    */
   onFailure?: (ctx: RequestContext, err: GatewayError) => void | Promise<void>;
+  /**
+   * The per-address budget of failed credential attempts: looked at before any credential is
+   * verified (a spent budget refuses right and wrong credentials alike with 429), charged by a failure.
+   */
+  budget?: FailureBudget;
 }
 
 /**
  * Stage: authenticates every request on a non-public route (and requests that matched no route:
  * they must not learn which paths exist). On success sets `ctx.consumer`; on failure sets
- * `ctx.decision = 'auth_failed'`, runs `onFailure`, and throws the 401. An API key is decided
- * without a promise or a per-request closure.
+ * `ctx.decision = 'auth_failed'`, charges the failure budget, runs `onFailure`, and throws the 401.
+ * With the memory store an API key is decided without a promise or a per-request closure.
  */
 export function auth(opts: AuthStageOptions) {
   if (typeof opts?.authenticator?.authenticate !== 'function') throw new TypeError('auth: opts.authenticator must be an Authenticator');
   if (typeof opts.stripCredentials !== 'boolean') throw new TypeError('auth: opts.stripCredentials must be a boolean');
   if (opts.onFailure !== undefined && typeof opts.onFailure !== 'function') throw new TypeError('auth: opts.onFailure must be a function');
-  const { authenticator, stripCredentials, onFailure } = opts;
+  if (opts.budget !== undefined && typeof opts.budget?.peek !== 'function') throw new TypeError('auth: opts.budget must be a FailureBudget');
+  const { authenticator, stripCredentials, onFailure, budget } = opts;
 
   function settle(ctx: RequestContext, result: AuthResult): void | Promise<void> {
     if (result.ok) {
@@ -40,6 +49,14 @@ export function auth(opts: AuthStageOptions) {
     }
     const err = result.error;
     ctx.decision = 'auth_failed';
+    if (budget !== undefined && budget.charges(err)) {
+      const charged = budget.charge(ctx.clientIp);
+      if (isThenable(charged)) return Promise.resolve(charged).then(() => afterCharge(ctx, err));
+    }
+    return afterCharge(ctx, err);
+  }
+
+  function afterCharge(ctx: RequestContext, err: GatewayError): void | Promise<void> {
     if (onFailure === undefined) throw err;
     const pending = onFailure(ctx, err);
     if (!isThenable(pending)) throw err;
@@ -52,16 +69,45 @@ export function auth(opts: AuthStageOptions) {
     return settle(ctx, await pending);
   }
 
+  function verify(ctx: RequestContext): void | Promise<void> {
+    const result = authenticator.authenticate(ctx.req.headers);
+    return isThenable(result) ? settleLater(ctx, result) : settle(ctx, result);
+  }
+
+  /** After the budget was looked at: refuse a spent address before its credential is verified. */
+  function afterPeek(ctx: RequestContext, r: TakeResult): void | Promise<void> {
+    if (!r.allowed) {
+      ctx.decision = 'rate_limited';
+      ctx.detail = budget!.detail(r);
+      throw budget!.refusal(r);
+    }
+    return verify(ctx);
+  }
+
+  async function afterPeekLater(ctx: RequestContext, pending: Promise<TakeResult>): Promise<void> {
+    return afterPeek(ctx, await pending);
+  }
+
   return function authStage(ctx: RequestContext): void | Promise<void> {
     if (ctx.route?.isPublic) {
       ctx.next();
       return;
     }
-    const result = authenticator.authenticate(ctx.req.headers);
-    return isThenable(result) ? settleLater(ctx, result) : settle(ctx, result);
+    if (budget !== undefined && presentsCredential(ctx.req.headers)) {
+      const r = budget.peek(ctx.clientIp);
+      return isThenable(r) ? afterPeekLater(ctx, r) : afterPeek(ctx, r);
+    }
+    return verify(ctx);
   };
 }
 
-function isThenable<T>(value: T | PromiseLike<T> | void): value is PromiseLike<T> {
+/** A credential attempt: a non-empty `X-API-Key` or `Authorization` (what the authenticator would look at). */
+function presentsCredential(headers: IncomingHttpHeaders): boolean {
+  const key = headers['x-api-key'];
+  const authorization = headers.authorization;
+  return (key !== undefined && key !== '') || (authorization !== undefined && authorization !== '');
+}
+
+function isThenable<T>(value: T | PromiseLike<T> | void): value is PromiseLike<T> & Promise<T> {
   return typeof (value as PromiseLike<T> | undefined)?.then === 'function';
 }

@@ -74,6 +74,16 @@ const routeRateLimit = z.strictObject({
   refill_rate: z.number().positive('must be greater than zero'),
 });
 
+// --- proxy hardening (issue 7): upgrade tokens a route may tunnel ---
+/** An RFC 9110 token, compared case-insensitively (kept lower-cased). */
+const upgradeToken = z
+  .string()
+  .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+(\/[!#$%&'*+.^_`|~0-9A-Za-z-]+)?$/, 'must be an upgrade token such as "websocket"')
+  .transform((s) => s.toLowerCase())
+  .refine((s) => s !== 'h2c' && !s.startsWith('h2c/'), 'h2c cannot be tunnelled: after the switch every request on the connection would reach the backend past auth, limits and logging');
+const upgradeTokens = z.array(upgradeToken);
+// --- end proxy hardening ---
+
 const routeSchema = z
   .strictObject({
     path: z
@@ -92,6 +102,8 @@ const routeSchema = z
     /** When every backend is unhealthy, send to them anyway instead of answering 503 (logged as decision `panic`). */
     panic: z.boolean().default(false),
     ratelimit: z.union([routeRateLimit, z.literal(false)]).optional(),
+    /** Upgrade tokens (RFC 9110 §7.8) tunnelled to the backend after it answers 101; any other token is stripped. */
+    upgrades: upgradeTokens.default(['websocket']),
   })
   .superRefine((route, ctx) => {
     if (!route.backend && (!route.backends || route.backends.length === 0)) {
@@ -124,6 +136,14 @@ const authSchema = z
     clock_tolerance: duration({ allowZero: true }).default(30_000),
     max_token_bytes: z.number().int().min(256).max(65536).default(8192),
     strip_credentials: z.boolean().default(false),
+    // --- access control (issue 7): per-address budget of failed credential attempts ---
+    failure_budget: z
+      .strictObject({
+        enabled: z.boolean().default(true),
+        max_failures: z.number().int().min(1, 'must be at least 1 failed attempt').default(10),
+        refill_rate: z.number().positive('must be greater than zero: with no refill an address is locked out for good').default(0.1),
+      })
+      .default({ enabled: true, max_failures: 10, refill_rate: 0.1 }),
   })
   .superRefine((auth, ctx) => {
     if (auth.jwt_secret !== undefined && Buffer.byteLength(auth.jwt_secret) < 16) {
@@ -158,7 +178,7 @@ const rateLimitSchema = z.strictObject({
   refill_rate: z.number().positive('must be greater than zero: with no refill a client is locked out for good'),
   scope: z.enum(['global', 'route']).default('global'),
   idle_ttl: duration().default(600_000),
-  max_buckets: z.number().int().positive().default(1_000_000),
+  max_buckets: z.number().int().positive().default(250_000), // issue 7: at most ~48 MB of buckets (docs/configuration.md)
 });
 
 const breakerSchema = z.strictObject({
@@ -301,7 +321,18 @@ const serverSchema = z.strictObject({
   shutdown_timeout: duration().default(10_000),
   /** On shutdown, keep serving this long with /health/ready answering 503 before the listener closes (issue 9). */
   drain_delay: duration({ allowZero: true }).default(0),
-  max_connections: z.number().int().positive().optional(),
+  // --- proxy hardening (issue 7) ---
+  /** Client connections held at once (tunnels included); beyond it a new connection is closed at once. */
+  max_connections: z.number().int().positive().default(10_000),
+  /** Request header fields allowed (each repeated one counts); more → 431. */
+  max_headers: z.number().int().min(16).max(2000).default(100),
+  /** Request bodies up to this size (Content-Length, or chunked until this much) are read whole before a backend connection is taken. */
+  request_buffer: z.union([z.literal(0), size]).default(64 * 1024),
+  /** Longest silence while a request body is being received; then 408 request_timeout. */
+  body_timeout: duration().default(30_000),
+  /** A WebSocket (upgraded) tunnel with no bytes either way for this long is closed. */
+  tunnel_idle_timeout: duration().default(600_000),
+  // --- end proxy hardening ---
 });
 
 const loggingSchema = z.strictObject({

@@ -4,8 +4,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ErrorCode } from '../errors.js';
-import { isLoopback, normalizeIp } from '../pipeline/index.js';
-import { admittedBy, sendError } from '../server/index.js';
+import { sendError } from '../server/index.js';
 
 /**
  * Error codes the dashboard uses beyond the catalogue in src/errors.ts (to be moved there).
@@ -27,27 +26,5 @@ export function methodNotAllowed(req: IncomingMessage, res: ServerResponse, allo
   fail(res, 405, 'method_not_allowed', `${req.method ?? ''} is not allowed here (allowed: ${allow})`, { allow });
 }
 
-export { isJsonRequest as isJson, isCrossSiteRequest as isCrossSite, readBody, BodyTooLarge } from '../server/index.js';
+export { isJsonRequest as isJson, isCrossSiteRequest as isCrossSite, isRebound, readBody, BodyTooLarge } from '../server/index.js';
 
-function hostnameOf(hostHeader: string): string {
-  if (hostHeader.startsWith('[')) {
-    const end = hostHeader.indexOf(']');
-    return end === -1 ? hostHeader : hostHeader.slice(1, end);
-  }
-  const colon = hostHeader.indexOf(':');
-  return (colon === -1 ? hostHeader : hostHeader.slice(0, colon)).toLowerCase();
-}
-
-/**
- * DNS rebinding: a web page whose name was re-pointed at 127.0.0.1 reaches a loopback-trusting
- * gateway from the victim's browser, with a `Host` naming the attacker's domain (and a matching
- * Origin). A loopback peer without an Authorization header must therefore use a loopback name.
- */
-export function isRebound(req: IncomingMessage): boolean {
-  // A bearer token or a session cookie is the proof, not the network: a rebound page has neither
-  // (the browser never sends our cookie to another host name).
-  if (req.headers.authorization !== undefined || admittedBy(req) === 'cookie') return false;
-  if (!isLoopback(normalizeIp(req.socket.remoteAddress ?? ''))) return false;
-  const host = hostnameOf(req.headers.host ?? '');
-  return !(host === 'localhost' || host.endsWith('.localhost') || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host));
-}

@@ -19,6 +19,7 @@ export type Decision =
   | 'body_too_large'
   | 'not_found'
   | 'bad_request'
+  | 'request_timeout'
   | 'retried'
   | 'panic';
 

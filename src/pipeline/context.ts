@@ -35,6 +35,10 @@ export class RequestContext {
   responseHeaders: OutgoingHttpHeaders | undefined = undefined;
   /** For an Upgrade (WebSocket) request: the bytes that arrived after the headers. null otherwise. */
   upgradeHead: Buffer | null = null;
+  /** The whole request body, when it was read before a backend was chosen (server.request_buffer). */
+  body: Buffer | null = null;
+  /** The first chunks of a chunked body longer than server.request_buffer; the rest still streams from req. */
+  bodyPrefix: Buffer[] | null = null;
   /** Set once the completion record was published. */
   finished = false;
 

@@ -8,3 +8,5 @@ export { RouteTable, upstreamPath, type CompiledRoute } from './routes.js';
 export { requestId, pickRequestId, newRequestId } from './request-id.js';
 export { ClientIpResolver, normalizeIp, isLoopback } from './client-ip.js';
 export { PHASES, StageRegistry, type Phase, type RequestKind, type StageEntry, type StageRegistrar } from './phases.js';
+export { isUnsafePath } from './path.js';
+export { clientKey } from './client-key.js';

@@ -11,6 +11,7 @@ import { GatewayError } from '../errors.js';
 import type { RequestContext } from '../pipeline/index.js';
 import { normalizeIp, upstreamPath } from '../pipeline/index.js';
 import { responseHeaderList, upstreamHeaders } from './headers.js';
+import { deferUntilParsed, upstreamResetting } from './upstream-reset.js';
 
 export interface ForwardOptions {
   /** Largest request body in bytes; larger → 413. */
@@ -29,6 +30,10 @@ export interface ForwardOptions {
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET_EARLY']);
 const TIMEOUT_ERRORS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
+/** Errors caused by the client's own request (undici refused a header, the body did not match its length). */
+const CLIENT_ERRORS = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH', 'UND_ERR_NOT_SUPPORTED']);
+/** The code of the error that aborts a 204/304 answer carrying a body. */
+const BODY_NOT_ALLOWED = 'MG_UPSTREAM_BODY_NOT_ALLOWED';
 
 /** Stage factory: forwards ctx to ctx.backend (chosen by the balance stage). */
 export function forward(opts: ForwardOptions) {
@@ -43,9 +48,10 @@ export function forward(opts: ForwardOptions) {
         ctx.detail = { limit: opts.bodyLimit, content_length: n };
         // The body is not read: close the connection after answering so it cannot be smuggled as a next request.
         ctx.res.shouldKeepAlive = false;
+        ctx.backend?.breaker?.release();
         throw new GatewayError('body_too_large', `Request body exceeds ${opts.bodyLimit} bytes`);
       }
-      ctx.bytesIn = n;
+      if (ctx.body === null) ctx.bytesIn = n;
       hasBody = n > 0;
     } else if (req.headers['transfer-encoding'] !== undefined) {
       hasBody = true;
@@ -58,7 +64,7 @@ export function forward(opts: ForwardOptions) {
       ctx.decision = 'upstream_saturated';
       throw new GatewayError('upstream_saturated', undefined, { headers: { 'retry-after': '1' } });
     }
-    const handler = new ForwardHandler(ctx, opts, hasBody, hasBody && len === undefined);
+    const handler = new ForwardHandler(ctx, opts, hasBody, hasBody && len === undefined && ctx.body === null);
     handler.dispatch(backend);
   };
 }
@@ -67,8 +73,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   readonly ctx: RequestContext;
   readonly opts: ForwardOptions;
   readonly hasBody: boolean;
-  /** For a body of unknown length: a counting stream that enforces the body limit. */
-  readonly body: Readable | null;
+  /** The request body: buffered whole, the client's stream, or (unknown length) a counting stream that enforces the limit. */
+  readonly body: Buffer | Readable | null;
   readonly headers: string[];
   readonly path: string;
   controller: Dispatcher.DispatchController | null = null;
@@ -78,12 +84,14 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   retried = false;
   clientGone = false;
   status = 0;
+  /** A 204/304's header list, held back until the backend's bytes after it are seen (a body there → 502). */
+  noContent: string[] | null = null;
 
   constructor(ctx: RequestContext, opts: ForwardOptions, hasBody: boolean, unknownLength: boolean) {
     this.ctx = ctx;
     this.opts = opts;
     this.hasBody = hasBody;
-    this.body = hasBody ? (unknownLength ? ctx.req.pipe(new BodyCounter(this)) : ctx.req) : null;
+    this.body = hasBody ? (ctx.body !== null ? ctx.body : unknownLength ? countedBody(this) : ctx.req) : null;
     const req = ctx.req;
     this.headers = upstreamHeaders(req.rawHeaders, {
       peerIp: normalizeIp(req.socket.remoteAddress ?? ''),
@@ -124,10 +132,21 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
     if (statusCode < 200) return; // 1xx interim responses are not relayed
+    if ((statusCode === 204 || statusCode === 304) && announcesBody(statusCode, headers)) {
+      // A body where none may be: the backend is broken or lying. Relaying an empty reply would hide it.
+      controller.abort(Object.assign(new Error(`Backend sent a body with a ${statusCode} response`), { code: BODY_NOT_ALLOWED }));
+      return;
+    }
     const ctx = this.ctx;
-    this.started = true;
     this.status = statusCode;
     const list = responseHeaderList(headers, ctx.id, ctx.extraHeaders);
+    if (statusCode === 204 || statusCode === 304) {
+      // Nothing to stream: written at the end, once the backend is known not to have sent a body anyway.
+      this.noContent = list;
+      ctx.responseHeaders = headers;
+      return;
+    }
+    this.started = true;
     const res = ctx.res;
     if (res.headersSent || res.destroyed) {
       this.clientGone = true;
@@ -156,9 +175,35 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
+    if (upstreamResetting()) {
+      // undici ends a close-delimited body at a connection reset; a proxy cannot tell that from truncation.
+      this.onResponseError(this.controller!, Object.assign(new Error('upstream connection reset before the body ended'), { code: 'ECONNRESET' }));
+      return;
+    }
+    if (this.noContent !== null && deferUntilParsed(this)) return;
+    this.complete();
+  }
+
+  /** The rest of the backend's bytes were parsed: `broken` when they held a body after the 204/304 (a parse error). */
+  verdict(broken: boolean): void {
+    if (broken) this.onResponseError(this.controller!, Object.assign(new Error(`Backend sent a body with a ${this.status} response`), { code: BODY_NOT_ALLOWED }));
+    else this.complete();
+  }
+
+  complete(): void {
     this.backend!.inFlight--;
     this.ended = true;
     const ctx = this.ctx;
+    if (this.noContent !== null && !ctx.res.headersSent && !ctx.res.destroyed) {
+      try {
+        ctx.res.writeHead(this.status, this.noContent);
+      } catch (err) {
+        ctx.decision = 'upstream_error';
+        this.backend!.breaker?.failure();
+        this.opts.fail(ctx, new GatewayError('upstream_error', 'Backend answered with a header that cannot be relayed', { cause: err }));
+        return;
+      }
+    }
     ctx.res.end();
     const breaker = this.backend!.breaker;
     if (breaker !== null) {
@@ -179,6 +224,21 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       backend.breaker?.release();
       ctx.decision = 'client_aborted';
       this.opts.done(ctx);
+      return;
+    }
+    if (!this.started && (CLIENT_ERRORS.has(code) || requestBroken(ctx))) {
+      // The client's own request failed (a header undici refuses, a body cut short): not the backend's doing.
+      backend.breaker?.release();
+      if (code === 'UND_ERR_INVALID_ARG' || code === 'UND_ERR_NOT_SUPPORTED') {
+        ctx.decision = 'bad_request';
+        ctx.res.shouldKeepAlive = false;
+        this.opts.fail(ctx, new GatewayError('bad_request', `Request cannot be forwarded: ${err.message}`));
+      } else {
+        ctx.decision = 'client_aborted';
+        ctx.res.shouldKeepAlive = false;
+        if (ctx.res.destroyed) this.opts.done(ctx);
+        else this.opts.fail(ctx, new GatewayError('bad_request', 'Request body ended before its declared length'));
+      }
       return;
     }
     const connectFailure = CONNECT_ERRORS.has(code) && !this.started;
@@ -208,6 +268,9 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     if (TIMEOUT_ERRORS.has(code)) {
       ctx.decision = 'upstream_timeout';
       this.opts.fail(ctx, new GatewayError('upstream_timeout', `Upstream did not answer in time (${code})`, { cause: err }));
+    } else if (code === BODY_NOT_ALLOWED) {
+      ctx.decision = 'upstream_error';
+      this.opts.fail(ctx, new GatewayError('upstream_error', err.message, { cause: err }));
     } else {
       ctx.decision = 'upstream_error';
       this.opts.fail(ctx, new GatewayError('upstream_error', `Upstream request failed (${code || err.name})`, { cause: err }));
@@ -217,6 +280,40 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
 
 const kHandler = Symbol('forwardHandler');
 type Tagged = { [kHandler]: ForwardHandler };
+
+/**
+ * The client failed its request body (it stalled): stop the upstream exchange, if one started,
+ * without a verdict on the backend. The caller answers the client.
+ */
+export function abandonUpstream(ctx: RequestContext): void {
+  const handler = (ctx.res as unknown as Partial<Tagged>)[kHandler];
+  if (handler === undefined || handler.ended) return;
+  handler.ended = true;
+  handler.clientGone = true;
+  handler.controller?.abort(new Error('client request body stalled'));
+  handler.backend?.breaker?.release();
+}
+
+/** A 204 or 304 announcing a body: Transfer-Encoding, or (204 only; a 304 repeats the representation's) a non-zero Content-Length. */
+function announcesBody(status: number, headers: IncomingHttpHeaders): boolean {
+  if (headers['transfer-encoding'] !== undefined) return true;
+  const len = headers['content-length'];
+  return status === 204 && len !== undefined && len !== '0';
+}
+
+/** The client's request stream broke before its body was complete (aborted upload). */
+function requestBroken(ctx: RequestContext): boolean {
+  const req = ctx.req;
+  return !req.complete && (req.destroyed || req.errored !== null);
+}
+
+/** A body of unknown length, counted as it streams; the part read ahead by the buffer stage goes first. */
+function countedBody(handler: ForwardHandler): Readable {
+  const counter = new BodyCounter(handler);
+  const prefix = handler.ctx.bodyPrefix;
+  if (prefix !== null) for (let i = 0; i < prefix.length; i++) counter.push(prefix[i]);
+  return handler.ctx.req.pipe(counter);
+}
 
 function onClientClose(this: RequestContext['res']): void {
   const handler = (this as unknown as Tagged)[kHandler];

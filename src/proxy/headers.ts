@@ -15,6 +15,7 @@ const DROP_REQUEST = new Set([
   'trailer',
   'transfer-encoding',
   'upgrade',
+  'http2-settings',
   'expect',
   'x-forwarded-for',
   'x-forwarded-host',
@@ -33,8 +34,8 @@ export interface ForwardInfo {
   requestId: string;
   proto: string;
   stripCredentials: boolean;
-  /** Keep Upgrade/Connection for a WebSocket handshake. */
-  upgrade?: boolean;
+  /** For an upgrade handshake: the accepted `Upgrade` tokens, sent with `Connection: Upgrade`. */
+  upgrade?: string;
 }
 
 /**
@@ -66,16 +67,14 @@ export function upstreamHeaders(raw: string[], info: ForwardInfo): string[] {
         xff = xff === '' ? value : `${xff}, ${value}`;
         continue;
       }
-      if (DROP_REQUEST.has(lower)) {
-        if (info.upgrade && (lower === 'upgrade' || lower === 'connection')) out.push(name, lower === 'connection' ? 'Upgrade' : value);
-        continue;
-      }
+      if (DROP_REQUEST.has(lower)) continue;
       if (info.stripCredentials && CREDENTIALS.has(lower)) continue;
       if (connectionNamed !== null && connectionNamed.has(lower)) continue;
     }
-    if (name.length === 4 && (name === 'Host' || name === 'host')) host = value;
+    if (name.length === 4 && host === '' && name.toLowerCase() === 'host') host = value;
     out.push(name, value);
   }
+  if (info.upgrade) out.push('connection', 'Upgrade', 'upgrade', info.upgrade);
   out.push('x-forwarded-for', xff === '' ? info.peerIp : `${xff}, ${info.peerIp}`);
   if (host !== '') out.push('x-forwarded-host', host);
   out.push('x-forwarded-proto', info.proto, 'x-request-id', info.requestId, 'x-gateway', 'microgate');

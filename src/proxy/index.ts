@@ -5,4 +5,6 @@
  */
 export { forward, type ForwardOptions } from './forward.js';
 export { upstreamHeaders, responseHeaderList } from './headers.js';
-export { tunnel, type TunnelOptions } from './tunnel.js';
+export { tunnel, upgradeResponse, type TunnelOptions } from './tunnel.js';
+export { acceptedUpgrades, upgradesFor, DEFAULT_UPGRADES } from './upgrade.js';
+export { bufferBody, type BodyOptions } from './body.js';

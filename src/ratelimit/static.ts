@@ -1,7 +1,7 @@
 /** The static token-bucket limiter stage and the auth-failure charge. */
 import type { RateLimitConfig } from '../config/index.js';
 import { GatewayError } from '../errors.js';
-import type { CompiledRoute, RequestContext, Stage } from '../pipeline/index.js';
+import { clientKey, type CompiledRoute, type RequestContext, type Stage } from '../pipeline/index.js';
 import type { RateLimitStore, TakeResult } from '../store/index.js';
 
 /*
@@ -93,7 +93,8 @@ export function rateLimit(opts: RateLimitOptions): RateLimit {
       policy = p;
     }
     const consumer = ctx.consumer;
-    const key = consumer === undefined ? policy.ipPrefix + ctx.clientIp : policy.consumerPrefix + consumer;
+    // An IPv6 client is its /64: one host can pick any address in it.
+    const key = consumer === undefined ? policy.ipPrefix + clientKey(ctx.clientIp) : policy.consumerPrefix + consumer;
     const result = store.take(key, policy.capacity, policy.refillPerSec);
     if (isPromise(result)) {
       const p = policy;
@@ -103,7 +104,7 @@ export function rateLimit(opts: RateLimitOptions): RateLimit {
   }
 
   function chargeAuthFailure(ctx: RequestContext): void | Promise<void> {
-    const result = store.take(global.ipPrefix + ctx.clientIp, global.capacity, global.refillPerSec);
+    const result = store.take(global.ipPrefix + clientKey(ctx.clientIp), global.capacity, global.refillPerSec);
     if (isPromise(result)) return result.then((r) => admit(ctx, global, r, false));
     admit(ctx, global, result, false);
   }

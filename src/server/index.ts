@@ -5,21 +5,33 @@
  * decides which admin paths go through the guard.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { systemClock, type Clock } from '../clock.js';
 import type { AdminConfig, ServerConfig } from '../config/index.js';
 import { errorBody, ERROR_CODES, type ErrorCode } from '../errors.js';
-import { isLoopback, newRequestId, normalizeIp } from '../pipeline/index.js';
-import type { RateLimitStore } from '../store/index.js';
+import { clientKey, isLoopback, newRequestId, normalizeIp, pickRequestId } from '../pipeline/index.js';
+import { acceptedUpgrades, DEFAULT_UPGRADES } from '../proxy/index.js';
+import type { RateLimitStore, TakeResult } from '../store/index.js';
 
 export interface ServerHandlers {
   request: (req: IncomingMessage, res: ServerResponse) => void;
   upgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+  /** The upgrade tokens (lower-case) the route of a request admits; default: websocket only. */
+  upgrades?: (req: IncomingMessage) => readonly string[];
 }
 
-/** Creates the listener with the configured timeouts; bad HTTP framing is answered 400/431 and never reaches a handler. */
+/**
+ * Creates the listener with the configured timeouts. Bad HTTP framing is answered 400/431 and never
+ * reaches a handler; so are requests that parse but must not be served (see {@link refusalOf}).
+ * An upgrade to a protocol the route does not admit is served as plain HTTP/1.1 instead.
+ */
 export function createHttpServer(config: ServerConfig, handlers: ServerHandlers): Server {
+  const maxRawHeaders = config.max_headers * 2;
+  const onRequest = handlers.request;
+  const onUpgrade = handlers.upgrade;
+  const upgrades = handlers.upgrades;
   const server = createServer(
     {
       requestTimeout: config.request_timeout,
@@ -31,12 +43,114 @@ export function createHttpServer(config: ServerConfig, handlers: ServerHandlers)
       insecureHTTPParser: false,
       requireHostHeader: true,
     },
-    handlers.request,
+    function serveRequest(req: IncomingMessage, res: ServerResponse): void {
+      const refusal = refusalOf(req, maxRawHeaders);
+      if (refusal !== null) {
+        res.shouldKeepAlive = false;
+        sendError(res, ERROR_CODES[refusal.code].status, refusal.code, refusal.message, pickRequestId(req.headers['x-request-id']));
+        return;
+      }
+      onRequest(req, res);
+    },
   );
-  server.on('upgrade', handlers.upgrade);
+  // Node drops header lines beyond this from req.headers (not rawHeaders): one more than the limit lets refusalOf see the excess.
+  server.maxHeadersCount = config.max_headers + 1;
+  server.on('upgrade', function serveUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', ignoreSocketError);
+    let refusal = refusalOf(req, maxRawHeaders);
+    const offered = acceptedUpgrades(req.headers.upgrade, upgrades === undefined ? DEFAULT_UPGRADES : upgrades(req));
+    if (offered === '') {
+      // h2c or any token the route does not list: strip it and serve the request as plain HTTP/1.1.
+      if (refusal === null) return void downgradeUpgrade(server, req, socket as Socket, head);
+    } else if (refusal === null && (req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0)) {
+      refusal = { code: 'bad_request', message: 'A protocol upgrade request carries no body' };
+    }
+    if (refusal !== null) {
+      writeRawError(socket, refusal.code, refusal.message, pickRequestId(req.headers['x-request-id']));
+      return;
+    }
+    onUpgrade(req, socket, head);
+  });
   server.on('clientError', onClientError);
-  if (config.max_connections !== undefined) server.maxConnections = config.max_connections;
+  // Beyond this many client connections (tunnels included) node closes a new one as soon as it is accepted.
+  server.maxConnections = config.max_connections;
   return server;
+}
+
+function ignoreSocketError(): void {}
+
+interface Refusal {
+  code: ErrorCode;
+  message: string;
+}
+
+const HTTP09: Refusal = { code: 'bad_request', message: 'HTTP/0.9 requests are not served' };
+const HTTP_VERSION: Refusal = { code: 'http_version_not_supported', message: 'Only HTTP/1.0 and HTTP/1.1 are served on this port' };
+const DUPLICATE_HOST: Refusal = { code: 'bad_request', message: 'More than one Host header' };
+
+/**
+ * Why a request that parsed must not be served, or null: an HTTP version other than 1.x (0.9 → 400,
+ * 2.0 and later → 505), more header fields than `server.max_headers` (431: node would silently drop
+ * the rest, Content-Length included), or a duplicate Host (400: which one the backend believes is
+ * anyone's guess). O(header count), no allocation on the way through.
+ */
+export function refusalOf(req: IncomingMessage, maxRawHeaders: number): Refusal | null {
+  if (req.httpVersionMajor !== 1) return req.httpVersionMajor === 0 ? HTTP09 : HTTP_VERSION;
+  const raw = req.rawHeaders;
+  if (raw.length > maxRawHeaders) {
+    return { code: 'header_too_large', message: `More than ${maxRawHeaders / 2} request header fields` };
+  }
+  let hosts = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 4 && (name === 'Host' || name === 'host' || name.toLowerCase() === 'host') && ++hosts > 1) return DUPLICATE_HOST;
+  }
+  return null;
+}
+
+/**
+ * Serves an upgrade request whose protocol is not admitted as the plain HTTP/1.1 request it also is:
+ * its head is rewritten without `Upgrade`, `HTTP2-Settings` and the `Connection` tokens naming them,
+ * put back in front of whatever followed it, and the socket is handed to the server again (node's
+ * documented way to inject a connection). Body framing, keep-alive, auth and limits then apply as
+ * to any request.
+ */
+export function downgradeUpgrade(server: Server, req: IncomingMessage, socket: Socket, head: Buffer): void {
+  let text = `${req.method} ${req.url} HTTP/${req.httpVersion}\r\n`;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const lower = name.toLowerCase();
+    if (lower === 'upgrade' || lower === 'http2-settings') continue;
+    let value = raw[i + 1]!;
+    if (lower === 'connection') {
+      value = value
+        .split(',')
+        .map((t) => t.trim())
+        .filter((t) => t !== '' && !/^(upgrade|http2-settings)$/i.test(t))
+        .join(', ');
+      if (value === '') continue;
+    }
+    text += `${name}: ${value}\r\n`;
+  }
+  const rewritten = Buffer.from(text + '\r\n', 'latin1');
+  socket.off('error', ignoreSocketError);
+  socket.unshift(head.length === 0 ? rewritten : Buffer.concat([rewritten, head]));
+  server.emit('connection', socket);
+}
+
+/** Writes a JSON error straight to a socket that has no response object (bad framing, upgrade refusals) and closes it. */
+function writeRawError(socket: Duplex, code: ErrorCode, message: string, requestId: string): void {
+  const { status, message: reason } = ERROR_CODES[code];
+  const body = errorBody(code, message, requestId);
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${requestId}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n${body}`,
+  );
+  socket.once('finish', destroyAfterFinish);
+}
+
+function destroyAfterFinish(this: Duplex): void {
+  this.destroy();
 }
 
 /** The parser refused a request (bad framing, oversized headers, timeout): answer once with JSON and close. */
@@ -56,11 +170,7 @@ function onClientError(err: NodeJS.ErrnoException & { bytesParsed?: number }, so
   } else if (err.code) {
     message = `Malformed HTTP request (${err.code})`;
   }
-  const status = ERROR_CODES[code].status;
-  const body = errorBody(code, message, newRequestId());
-  socket.end(
-    `HTTP/1.1 ${status} ${ERROR_CODES[code].message}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-  );
+  writeRawError(socket, code, message, newRequestId());
 }
 
 /** Writes a JSON error response (or cuts the connection if a response already started). */
@@ -141,6 +251,19 @@ export function isDashboardUi(path: string): boolean {
   return !(path === DASHBOARD_API || path.startsWith(DASHBOARD_API + '/'));
 }
 
+/**
+ * DNS rebinding: a web page whose name was re-pointed at 127.0.0.1 reaches a loopback-trusting
+ * gateway from the victim's browser, with a `Host` naming the attacker's domain (and a matching
+ * Origin). A loopback peer not admitted by a verified token or session must use a loopback name.
+ * The mere presence of an Authorization header proves nothing: the page can add any value it likes.
+ */
+export function isRebound(req: IncomingMessage): boolean {
+  const via = admitted.get(req);
+  if (via === 'token' || via === 'cookie') return false;
+  if (!isLoopback(normalizeIp(req.socket.remoteAddress ?? ''))) return false;
+  return !isLoopbackHost(req.headers.host ?? '');
+}
+
 /** `Content-Type: application/json`, with or without parameters such as charset. */
 export function isJsonRequest(req: IncomingMessage): boolean {
   const ct = req.headers['content-type'];
@@ -181,6 +304,27 @@ export interface SessionContext {
   onOutcome?: (outcome: SessionOutcome) => void;
 }
 
+/** What {@link AdminGuard.admit} needs: the session context and what to run once admitted. */
+export interface AdminContext extends SessionContext {
+  proceed: () => void;
+}
+
+function denyAdmin(res: ServerResponse, id: string): void {
+  sendError(res, 401, 'admin_unauthorized', 'Admin token required (Authorization: Bearer <admin.token>, or log in at /dashboard/)', id, ADMIN_CHALLENGE);
+}
+
+/** Runs `then` with a store answer that may or may not be a promise; a throw or rejection goes to `fail`. */
+function settle(take: () => TakeResult | Promise<TakeResult>, then: (r: TakeResult) => void, fail: () => void): void {
+  let r: TakeResult | Promise<TakeResult>;
+  try {
+    r = take();
+  } catch {
+    return fail();
+  }
+  if (typeof (r as Promise<TakeResult>).then === 'function') (r as Promise<TakeResult>).then(then, fail);
+  else then(r as TakeResult);
+}
+
 /**
  * Admin access: `Authorization: Bearer <admin.token>` (compared in constant time), a session
  * cookie from logging in with that token, or a loopback peer when `admin.allow_loopback`. The peer
@@ -207,10 +351,6 @@ export class AdminGuard {
   /** Whether anyone can prove admin rights (Bearer or login): `admin.token` is set. */
   get loginEnabled(): boolean {
     return this.#tokenHash !== null;
-  }
-
-  allows(req: IncomingMessage): boolean {
-    return this.via(req) !== null;
   }
 
   /** How `req` is admitted (token first, then session, then loopback), or null; remembered for {@link admittedBy}. */
@@ -289,6 +429,48 @@ export class AdminGuard {
     for (const v of values) this.#revoked.set(v, Number(v.slice(0, v.indexOf('.'))));
   }
 
+  /** An `Authorization` header while a token is configured: an attempt at the admin token, right or wrong. */
+  #presentsToken(req: IncomingMessage): boolean {
+    return this.#tokenHash !== null && req.headers.authorization !== undefined;
+  }
+
+  /**
+   * Guards one admin request: calls `ctx.proceed` when the token, a session or a loopback peer
+   * admits it, else answers 401. A request presenting a token is a credential attempt: while the
+   * address's sign-in bucket is empty it gets 429 whether the token is right or wrong (the bucket
+   * is looked at first, without spending it), and a wrong token spends one attempt. A failing
+   * store (fail-closed) answers 503 and never admits.
+   */
+  admit(req: IncomingMessage, res: ServerResponse, ctx: AdminContext): void {
+    if (!this.#presentsToken(req)) {
+      if (this.via(req) !== null) ctx.proceed();
+      else denyAdmin(res, ctx.requestId);
+      return;
+    }
+    const key = loginKey(ctx.clientIp);
+    // No throttle state (Redis failing with cluster.fail_closed): a token cannot be checked safely.
+    const onStoreError = (): void => sendError(res, 503, 'store_unavailable', 'Admin token check unavailable: the rate-limit store is failing', ctx.requestId);
+    const afterCharge = (r: TakeResult): void => {
+      if (r.allowed) return denyAdmin(res, ctx.requestId);
+      sendThrottled(res, r, ctx.requestId, 'failed admin attempts');
+      ctx.onOutcome?.('throttled');
+    };
+    const afterPeek = (r: TakeResult): void => {
+      if (!r.allowed) {
+        sendThrottled(res, r, ctx.requestId, 'failed admin attempts');
+        ctx.onOutcome?.('throttled');
+        return;
+      }
+      const via = this.via(req);
+      if (via === 'token') return ctx.proceed();
+      // A wrong token is an attempt even when a session or the loopback rule admits the request
+      // anyway: otherwise the answer (e.g. under a foreign Host) would tell a right token apart.
+      if (via !== null) settle(() => ctx.store.take(key, LOGIN_BURST, LOGIN_REFILL_PER_SEC), ctx.proceed, ctx.proceed);
+      else settle(() => ctx.store.take(key, LOGIN_BURST, LOGIN_REFILL_PER_SEC), afterCharge, onStoreError);
+    };
+    settle(() => ctx.store.take(key, LOGIN_BURST, LOGIN_REFILL_PER_SEC, 0), afterPeek, onStoreError);
+  }
+
   /**
    * Answers {@link SESSION_PATH}. GET: `{authenticated, via, login_enabled}`. POST `{"token"}`:
    * 204 with the session cookie, 401 for a wrong token, 429 when the client's attempts are used up.
@@ -299,7 +481,18 @@ export class AdminGuard {
     const method = req.method ?? 'GET';
     const id = ctx.requestId;
     if (method === 'GET' || method === 'HEAD') {
+      // It answers whether a bearer token is right, so it is a credential attempt like any other.
+      const bearer = this.#presentsToken(req);
+      if (bearer) {
+        const peek = await ctx.store.take(loginKey(ctx.clientIp), LOGIN_BURST, LOGIN_REFILL_PER_SEC, 0);
+        if (!peek.allowed) {
+          sendThrottled(res, peek, id, 'failed admin attempts');
+          ctx.onOutcome?.('throttled');
+          return;
+        }
+      }
       const via = this.via(req);
+      if (bearer && via !== 'token') await ctx.store.take(loginKey(ctx.clientIp), LOGIN_BURST, LOGIN_REFILL_PER_SEC);
       // A loopback peer under a foreign host name is what DNS rebinding looks like, and the API refuses it.
       const shown = via === 'loopback' && !isLoopbackHost(req.headers.host ?? '') ? null : via;
       sendJson(res, 200, { authenticated: shown !== null, via: shown, login_enabled: this.loginEnabled });
@@ -350,10 +543,9 @@ export class AdminGuard {
       return;
     }
     // Every attempt costs a token before the answer is known, so a run of guesses cannot tell a right one apart.
-    const taken = await ctx.store.take(`admin-login:${throttleKey(ctx.clientIp)}`, LOGIN_BURST, LOGIN_REFILL_PER_SEC);
+    const taken = await ctx.store.take(loginKey(ctx.clientIp), LOGIN_BURST, LOGIN_REFILL_PER_SEC);
     if (!taken.allowed) {
-      const retry = Math.max(1, Math.ceil(taken.retryAfterMs / 1000));
-      sendError(res, 429, 'rate_limited', `Too many login attempts: try again in ${retry} s`, id, { 'retry-after': String(retry) });
+      sendThrottled(res, taken, id, 'login attempts');
       ctx.onOutcome?.('throttled');
       return;
     }
@@ -403,27 +595,18 @@ function isLoopbackHost(hostHeader: string): boolean {
   return host === 'localhost' || host.endsWith('.localhost') || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
 }
 
-/** The login throttle's key: the address, or its /64 for IPv6 (one host commonly holds a whole /64). */
-/**
- * Charges a failed admin credential (a wrong bearer token) to the client's login bucket, the same
- * one sign-in attempts use. Resolves to the seconds to wait when the bucket is empty, else null.
- */
-export async function chargeAdminFailure(store: SessionContext['store'], clientIp: string): Promise<number | null> {
-  const taken = await store.take(`admin-login:${throttleKey(clientIp)}`, LOGIN_BURST, LOGIN_REFILL_PER_SEC);
-  return taken.allowed ? null : Math.max(1, Math.ceil(taken.retryAfterMs / 1000));
+/** The sign-in throttle's bucket of a client: its address, or its /64 for IPv6 (one host commonly holds a whole /64). */
+function loginKey(clientIp: string): string {
+  return `admin-login:${clientKey(clientIp)}`;
 }
 
-function throttleKey(ip: string): string {
-  if (!ip.includes(':')) return ip;
-  const addr = ip.split('%')[0]!;
-  const halves = addr.split('::');
-  const head = halves[0] ? halves[0].split(':') : [];
-  const tail = halves.length > 1 && halves[1] ? halves[1].split(':') : [];
-  const groups = halves.length > 1 ? [...head, ...new Array<string>(Math.max(0, 8 - head.length - tail.length)).fill('0'), ...tail] : head;
-  return `${groups
-    .slice(0, 4)
-    .map((g) => (Number.parseInt(g, 16) || 0).toString(16))
-    .join(':')}::/64`;
+function retryAfterS(r: TakeResult): number {
+  return Math.max(1, Math.ceil(r.retryAfterMs / 1000));
+}
+
+function sendThrottled(res: ServerResponse, r: TakeResult, id: string, what: string): void {
+  const retry = retryAfterS(r);
+  sendError(res, 429, 'rate_limited', `Too many ${what}: try again in ${retry} s`, id, { 'retry-after': String(retry) });
 }
 
 export class BodyTooLarge extends Error {}

@@ -4,6 +4,6 @@
  * timeout with a local fallback). Stores know nothing of HTTP, routes or clients: only keys.
  */
 export type { RateLimitStore, TakeResult, StoreErrorHook } from './types.js';
-export { MemoryStore, type MemoryStoreOptions } from './memory.js';
+export { MemoryStore, DEFAULT_MAX_BUCKETS, type MemoryStoreOptions } from './memory.js';
 export { RedisStore, type RedisStoreOptions } from './redis.js';
 export { createStore } from './create.js';

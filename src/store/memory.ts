@@ -1,65 +1,69 @@
 /** In-process token buckets: synchronous, bounded in memory, no timers. */
+import { createHash } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import type { RateLimitStore, TakeResult } from './types.js';
 
 const DEFAULT_IDLE_TTL_MS = 600_000;
-const DEFAULT_MAX_BUCKETS = 1_000_000;
+/**
+ * Default cap on tracked clients. A bucket costs ~100-150 bytes (measured: see
+ * test/store/memory-footprint.test.ts); the worst case at the cap, with 64-character keys and the
+ * key index at its largest, stays under 64 MB (docs/configuration.md, `ratelimit.max_buckets`).
+ */
+export const DEFAULT_MAX_BUCKETS = 250_000;
 /** Every SWEEP_EVERY takes, look at up to SWEEP_STEPS buckets at the cold end. More steps than takes keeps up with any insert rate. */
 const SWEEP_EVERY = 64;
 const SWEEP_STEPS = 128;
-/** A bucket moves to the warm end of the recency list at most this often (ms): hot keys cost no relinking. */
-const MAX_TOUCH_INTERVAL_MS = 1_000;
-/** How many recently used buckets an over-capacity insert may pass over before dropping one anyway. */
-const SECOND_CHANCES = 8;
 /** Tolerance for floating-point refill sums (a bucket at 0.9999999999999999 of 1 token has 1). */
 const EPSILON = 1e-9;
+/** Slots allocated at first; the arrays double up to `maxBuckets`. */
+const INITIAL_SLOTS = 1_024;
+/** Keys longer than this are stored as a digest, so a long consumer id cannot inflate the per-client cost. */
+const MAX_KEY_LENGTH = 64;
+const NIL = -1;
+const EPOCH_MARGIN_MS = 86_400_000;
 
 export interface MemoryStoreOptions {
   clock: Clock;
   /** A bucket untouched this long (and full again) is dropped. Default 10 min. */
   idleTtlMs?: number;
-  /** Hard cap on the number of buckets; the least recently used one goes first. Default 1,000,000. */
+  /** Hard cap on the number of buckets; the least recently used one goes first. Default 250,000. */
   maxBuckets?: number;
 }
 
-/** One bucket, also a node of the recency list (so reordering allocates nothing and never walks the Map). */
-class Bucket {
-  readonly key: string;
-  tokens: number;
-  /** When `tokens` was computed (ms). Only an allowed take moves it: a rejection changes nothing. */
-  stamp: number;
-  /** Last take of any outcome (ms). */
-  seen: number;
-  /** When the bucket last moved to the warm end of the list (ms); the list is ordered by this. */
-  touched: number;
-  /** Dropping the bucket is lossless from here on: idle for the TTL and full again. */
-  expires = 0;
-  prev: Bucket | null = null;
-  next: Bucket | null = null;
-
-  constructor(key: string, tokens: number, now: number) {
-    this.key = key;
-    this.tokens = tokens;
-    this.stamp = now;
-    this.seen = now;
-    this.touched = now;
-  }
-}
-
 /**
- * Token buckets in a Map plus a recency list (least recently used at the head, to within a second). Idle buckets are
- * dropped by a small sweep every few takes (no timer per bucket); `maxBuckets` bounds memory
- * whatever the number of distinct keys. Dropping an expired bucket is lossless: it would be full.
- * Only going over `maxBuckets` can drop a bucket early (the least recently used one).
+ * Token buckets kept column-wise in typed arrays (no object per bucket): a Map from key to slot,
+ * and per slot its tokens, the time they were computed, the last use, the time from which dropping
+ * it is lossless, and the links of a recency list (least recently used at the head). Every take
+ * moves its bucket to the warm end, so the list is exact LRU. Idle buckets are dropped by a small
+ * sweep every few takes (no timer per bucket); `maxBuckets` bounds memory whatever the number of
+ * distinct keys. Dropping an expired bucket is lossless: it would be full. Only going over
+ * `maxBuckets` can drop a bucket early (the least recently used one). Freed slots are reused.
  */
 export class MemoryStore implements RateLimitStore {
   readonly #clock: Clock;
   readonly #idleTtlMs: number;
   readonly #maxBuckets: number;
-  readonly #touchMs: number;
-  readonly #buckets = new Map<string, Bucket>();
-  #head: Bucket | null = null;
-  #tail: Bucket | null = null;
+  readonly #index = new Map<string, number>();
+  /** Slot → its key (for removal from the index). */
+  #keys: (string | undefined)[] = [];
+  #tokens: Float64Array;
+  /** When `tokens` was computed (ms). Only an allowed take moves it: a rejection changes nothing. */
+  #stamp: Float64Array;
+  /** Last take of any outcome, whole seconds since #epoch (it only paces the sweep). */
+  #seen: Uint32Array;
+  /** From this time, seconds since #epoch rounded up, dropping the bucket is lossless: idle for the TTL and full again. */
+  #expires: Uint32Array;
+  /** Origin of #seen and #expires (ms): a day before construction, so a clock stepping back stays in range. */
+  readonly #epoch: number;
+  #prev: Int32Array;
+  #next: Int32Array;
+  /** Slots allocated, and the number ever handed out (slots below it are in use or free). */
+  #slots: number;
+  #used = 0;
+  /** Head of the free-slot list (chained through #next). */
+  #free = NIL;
+  #head = NIL;
+  #tail = NIL;
   #ops = 0;
 
   constructor(opts: MemoryStoreOptions) {
@@ -70,7 +74,14 @@ export class MemoryStore implements RateLimitStore {
     this.#clock = opts.clock;
     this.#idleTtlMs = idleTtlMs;
     this.#maxBuckets = maxBuckets;
-    this.#touchMs = Math.min(MAX_TOUCH_INTERVAL_MS, idleTtlMs / 2);
+    this.#slots = Math.min(INITIAL_SLOTS, maxBuckets);
+    this.#tokens = new Float64Array(this.#slots);
+    this.#stamp = new Float64Array(this.#slots);
+    this.#seen = new Uint32Array(this.#slots);
+    this.#expires = new Uint32Array(this.#slots);
+    this.#epoch = this.#clock.now() - EPOCH_MARGIN_MS;
+    this.#prev = new Int32Array(this.#slots);
+    this.#next = new Int32Array(this.#slots);
   }
 
   /** A memory store never depends on anything else. */
@@ -80,48 +91,46 @@ export class MemoryStore implements RateLimitStore {
 
   /** Number of live buckets (for tests and metrics). */
   get size(): number {
-    return this.#buckets.size;
+    return this.#index.size;
   }
 
   async start(): Promise<void> {}
 
   async close(): Promise<void> {
-    this.#buckets.clear();
-    this.#head = this.#tail = null;
+    this.#index.clear();
+    this.#keys = [];
+    this.#used = 0;
+    this.#free = this.#head = this.#tail = NIL;
   }
 
   take(key: string, capacity: number, refillPerSec: number, cost = 1): TakeResult {
     const now = this.#clock.now();
     if ((++this.#ops & (SWEEP_EVERY - 1)) === 0) this.#sweep(now);
+    if (key.length > MAX_KEY_LENGTH) key = digestKey(key);
 
-    let b = this.#buckets.get(key);
+    let slot = this.#index.get(key);
+    if (cost === 0) return peek(slot === undefined ? capacity : this.#refilled(slot, capacity, refillPerSec, now), capacity, refillPerSec);
     let tokens: number;
-    if (b === undefined) {
-      if (this.#buckets.size >= this.#maxBuckets) this.#evictOne(now);
+    if (slot === undefined) {
+      slot = this.#allocate(key, now);
       tokens = capacity;
-      b = new Bucket(key, tokens, now);
-      this.#buckets.set(key, b);
-      this.#append(b);
     } else {
-      const elapsed = now - b.stamp;
-      // Clamp too: the capacity may have shrunk since (config reload), and the clock may step back.
-      tokens = elapsed > 0 ? Math.min(capacity, b.tokens + (elapsed * refillPerSec) / 1000) : Math.min(capacity, b.tokens);
-      b.seen = now;
-      if (now - b.touched >= this.#touchMs) {
-        b.touched = now;
-        if (b !== this.#tail) {
-          this.#unlink(b);
-          this.#append(b);
-        }
+      tokens = this.#refilled(slot, capacity, refillPerSec, now);
+      if (slot !== this.#tail) {
+        this.#unlink(slot);
+        this.#append(slot);
       }
     }
+    const sinceEpoch = now - this.#epoch;
+    this.#seen[slot] = sinceEpoch > 0 ? sinceEpoch / 1000 : 0;
 
     if (tokens + EPSILON >= cost) {
       tokens = tokens > cost ? tokens - cost : 0;
       const resetMs = Math.ceil(((capacity - tokens) * 1000) / refillPerSec);
-      b.tokens = tokens;
-      b.stamp = now;
-      b.expires = now + (resetMs > this.#idleTtlMs ? resetMs : this.#idleTtlMs);
+      this.#tokens[slot] = tokens;
+      this.#stamp[slot] = now;
+      const expires = Math.ceil((sinceEpoch + (resetMs > this.#idleTtlMs ? resetMs : this.#idleTtlMs)) / 1000);
+      this.#expires[slot] = expires > 0 ? expires : 0;
       return { allowed: true, remaining: Math.floor(tokens), retryAfterMs: 0, resetMs };
     }
     // Rejected: the stored state stays as it was (refill is a pure function of it), so nothing is
@@ -134,54 +143,111 @@ export class MemoryStore implements RateLimitStore {
     };
   }
 
+  /** The tokens of `slot` now. Clamped too: the capacity may have shrunk (config reload), and the clock may step back. */
+  #refilled(slot: number, capacity: number, refillPerSec: number, now: number): number {
+    const elapsed = now - this.#stamp[slot]!;
+    const tokens = elapsed > 0 ? this.#tokens[slot]! + (elapsed * refillPerSec) / 1000 : this.#tokens[slot]!;
+    return tokens < capacity ? tokens : capacity;
+  }
+
+  /** A slot for a new bucket (full, stamped now) at the warm end; makes room first when at the cap. */
+  #allocate(key: string, now: number): number {
+    if (this.#index.size >= this.#maxBuckets) this.#drop(this.#head);
+    let slot = this.#free;
+    if (slot !== NIL) this.#free = this.#next[slot]!;
+    else {
+      if (this.#used === this.#slots) this.#grow();
+      slot = this.#used++;
+    }
+    // A key built by concatenation is a rope (a tree of string pieces); keep one flat copy instead.
+    key = flatten(key);
+    this.#index.set(key, slot);
+    this.#keys[slot] = key;
+    this.#stamp[slot] = now;
+    this.#expires[slot] = 0;
+    this.#append(slot);
+    return slot;
+  }
+
+  /** Doubles the arrays, never past `maxBuckets` slots. */
+  #grow(): void {
+    const slots = Math.min(this.#slots * 2, this.#maxBuckets);
+    this.#tokens = grown(this.#tokens, new Float64Array(slots));
+    this.#stamp = grown(this.#stamp, new Float64Array(slots));
+    this.#seen = grown(this.#seen, new Uint32Array(slots));
+    this.#expires = grown(this.#expires, new Uint32Array(slots));
+    this.#prev = grown(this.#prev, new Int32Array(slots));
+    this.#next = grown(this.#next, new Int32Array(slots));
+    this.#slots = slots;
+  }
+
   /** Drops expired buckets at the cold end; passes over ones idle but still refilling. Bounded work. */
   #sweep(now: number): void {
     const ttl = this.#idleTtlMs;
+    const nowS = (now - this.#epoch) / 1000;
     for (let steps = 0; steps < SWEEP_STEPS; steps++) {
-      const b = this.#head;
-      // The list is in order of last move, which trails last use by under #touchMs (recycled draining
-      // buckets aside): once the head moved within the TTL, nearly everything after it did too.
-      if (b === null || b.touched + ttl > now) return;
-      if (b.expires <= now) this.#drop(b);
-      else if (b === this.#tail) return;
+      const slot = this.#head;
+      // The list is in order of last use (recycled draining buckets aside): once the head was used
+      // within the TTL, nearly everything after it was too.
+      if (slot === NIL || this.#seen[slot]! * 1000 + ttl > now - this.#epoch) return;
+      if (this.#expires[slot]! <= nowS) this.#drop(slot);
+      else if (slot === this.#tail) return;
       else {
         // Idle but not yet full (slow refill): look again when it comes round.
-        this.#unlink(b);
-        this.#append(b);
+        this.#unlink(slot);
+        this.#append(slot);
       }
     }
   }
 
-  /** Makes room: drops the least recently moved bucket, passing over a few used since they last moved. */
-  #evictOne(now: number): void {
-    for (let chances = SECOND_CHANCES; chances > 0; chances--) {
-      const b = this.#head!;
-      if (b.seen <= b.touched || b === this.#tail) break;
-      b.touched = now;
-      this.#unlink(b);
-      this.#append(b);
-    }
-    this.#drop(this.#head!);
+  #drop(slot: number): void {
+    this.#index.delete(this.#keys[slot]!);
+    this.#keys[slot] = undefined;
+    this.#unlink(slot);
+    this.#next[slot] = this.#free;
+    this.#free = slot;
   }
 
-  #drop(b: Bucket): void {
-    this.#buckets.delete(b.key);
-    this.#unlink(b);
+  #unlink(slot: number): void {
+    const prev = this.#prev[slot]!;
+    const next = this.#next[slot]!;
+    if (prev === NIL) this.#head = next;
+    else this.#next[prev] = next;
+    if (next === NIL) this.#tail = prev;
+    else this.#prev[next] = prev;
   }
 
-  #unlink(b: Bucket): void {
-    if (b.prev === null) this.#head = b.next;
-    else b.prev.next = b.next;
-    if (b.next === null) this.#tail = b.prev;
-    else b.next.prev = b.prev;
-    b.prev = b.next = null;
+  #append(slot: number): void {
+    this.#prev[slot] = this.#tail;
+    this.#next[slot] = NIL;
+    if (this.#tail === NIL) this.#head = slot;
+    else this.#next[this.#tail] = slot;
+    this.#tail = slot;
   }
+}
 
-  #append(b: Bucket): void {
-    b.prev = this.#tail;
-    b.next = null;
-    if (this.#tail === null) this.#head = b;
-    else this.#tail.next = b;
-    this.#tail = b;
-  }
+function grown<T extends Float64Array | Int32Array | Uint32Array>(old: T, bigger: T): T {
+  bigger.set(old);
+  return bigger;
+}
+
+/** The same text as one flat string, not a rope of concatenated pieces (half the memory or less). */
+function flatten(key: string): string {
+  return JSON.parse(JSON.stringify(key)) as string;
+}
+
+/** A long key's stand-in: 128 bits of its SHA-256 (collisions are out of reach), 24 characters. */
+function digestKey(key: string): string {
+  return 'h:' + createHash('sha256').update(key).digest('base64url').slice(0, 22);
+}
+
+/** A take of one token, answered without writing anything (cost 0). */
+function peek(tokens: number, capacity: number, refillPerSec: number): TakeResult {
+  const allowed = tokens + EPSILON >= 1;
+  return {
+    allowed,
+    remaining: Math.floor(tokens),
+    retryAfterMs: allowed ? 0 : Math.ceil(((1 - tokens) * 1000) / refillPerSec),
+    resetMs: Math.ceil(((capacity - tokens) * 1000) / refillPerSec),
+  };
 }

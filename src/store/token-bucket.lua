@@ -1,6 +1,6 @@
 -- MicroGate token bucket: one atomic step for one bucket.
 -- KEYS[1] = bucket key (a hash: tk = tokens, ts = time of tk in ms)
--- ARGV[1] = capacity, ARGV[2] = refill per second, ARGV[3] = cost
+-- ARGV[1] = capacity, ARGV[2] = refill per second, ARGV[3] = cost (0 = peek: answer for one token, write nothing)
 -- Returns { allowed (1|0), whole tokens left, retry-after ms (0 when allowed), ms until full }.
 -- Time comes from Redis TIME, so gateway instances with skewed clocks agree.
 -- A rejected take costs nothing and writes nothing; every write sets a TTL of the time to refill
@@ -28,6 +28,10 @@ end
 
 local allowed = 0
 local retry = 0
+if cost == 0 then -- a peek: would one token be there? Writes nothing.
+  if tokens + 1e-9 >= 1 then allowed = 1 else retry = math.ceil((1 - tokens) * 1000 / rate) end
+  return { allowed, math.floor(tokens), retry, math.ceil((capacity - tokens) * 1000 / rate) }
+end
 if tokens + 1e-9 >= cost then -- tolerate floating-point refill sums
   tokens = math.max(tokens - cost, 0)
   allowed = 1

@@ -17,6 +17,10 @@ export interface TakeResult {
  * `capacity`; an allowed take costs `cost` tokens (default 1), a rejected one costs nothing.
  * `take()` answers synchronously when it can (the memory store always does), so callers must
  * handle both a plain result and a promise.
+ *
+ * `cost = 0` is a peek: it answers as a take of one token would (`allowed`, `retryAfterMs`) and
+ * writes nothing (no bucket is created, no time is recorded). The credential-failure budget looks
+ * before it verifies a credential and charges only a failure.
  */
 export interface RateLimitStore {
   take(key: string, capacity: number, refillPerSec: number, cost?: number): TakeResult | Promise<TakeResult>;

@@ -11,7 +11,7 @@ import { describe, it } from 'node:test';
 import { send, startBackend, startGateway } from '../helpers/gateway.js';
 
 describe('weighted balancing in a running gateway', () => {
-  it('shows every backend weight, and a backend turned 50× slower (3 → 150 ms) loses most of its share', async (t) => {
+  it('shows every backend weight, and a backend turned much slower (3 → 400 ms: far above the latency noise of a loaded test machine) loses most of its share', async (t) => {
     const dir = await mkdtemp(join(tmpdir(), 'mg-weighted-gw-'));
     t.after(() => rm(dir, { recursive: true, force: true }));
     const delay = { fast: 3, slow: 3 };
@@ -57,7 +57,7 @@ weighted_lb:
     const metrics = (await send(`${gw.url}/metrics`)).text;
     assert.match(metrics, new RegExp(`gateway_backend_weight\\{backend="${slow.url}"\\} [\\d.]+`));
 
-    delay.slow = 150;
+    delay.slow = 400;
     await load(1_000); // the fast EWMA sees it
     hits.fast = hits.slow = 0;
     await load(3_000);

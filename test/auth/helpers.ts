@@ -18,6 +18,7 @@ export function authConfig(over: Partial<AuthConfig> = {}): AuthConfig {
     clock_tolerance: 30_000,
     max_token_bytes: 8192,
     strip_credentials: false,
+    failure_budget: { enabled: true, max_failures: 10, refill_rate: 0.1 },
     ...over,
   };
 }

@@ -3,7 +3,9 @@ import { IncomingMessage, ServerResponse, type IncomingHttpHeaders } from 'node:
 import { Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { SignJWT } from 'jose';
-import { auth, createAuthenticator, type Authenticator, type AuthStageOptions } from '../../src/auth/index.js';
+import { auth, createAuthenticator, FailureBudget, type Authenticator, type AuthStageOptions } from '../../src/auth/index.js';
+import { ManualClock } from '../../src/clock.js';
+import { MemoryStore } from '../../src/store/index.js';
 import { GatewayError } from '../../src/errors.js';
 import { compose, RequestContext, type CompiledRoute } from '../../src/pipeline/index.js';
 import { SECRET, authConfig } from './helpers.js';
@@ -148,5 +150,60 @@ describe('the auth stage', () => {
     assert.throws(() => auth({} as AuthStageOptions), TypeError);
     assert.throws(() => auth({ authenticator, stripCredentials: 'yes' } as unknown as AuthStageOptions), TypeError);
     assert.throws(() => auth({ authenticator, stripCredentials: true, onFailure: 42 } as unknown as AuthStageOptions), TypeError);
+  });
+});
+
+describe('the auth stage with a failure budget', () => {
+  function budgetOf(maxFailures = 2) {
+    const clock = new ManualClock();
+    const store = new MemoryStore({ clock });
+    return { clock, store, budget: new FailureBudget({ store, config: { enabled: true, max_failures: maxFailures, refill_rate: 1 } }) };
+  }
+
+  it('decides an API key synchronously with a memory store, and spends nothing on success', async () => {
+    const { store, budget } = budgetOf();
+    for (let i = 0; i < 5; i++) {
+      const out = await run({ 'x-api-key': API_KEY }, { budget });
+      assert.equal(out.returned, undefined, 'no promise on the API-key path');
+      assert.equal(out.forwarded, true);
+    }
+    assert.equal(store.size, 0, 'no budget bucket for an address that never failed');
+  });
+
+  it('refuses the right key with auth_throttled once wrong keys spent the budget, before verifying it', async () => {
+    const { clock, budget } = budgetOf(2);
+    assert.equal(code((await run({ 'x-api-key': 'wrong-wrong-1' }, { budget })).error), 'invalid_api_key');
+    assert.equal(code((await run({ 'x-api-key': 'wrong-wrong-2' }, { budget })).error), 'invalid_api_key');
+    const refused = await run({ 'x-api-key': API_KEY }, { budget });
+    assert.equal(code(refused.error), 'auth_throttled');
+    assert.equal((refused.error as GatewayError).headers?.['Retry-After'], '1');
+    assert.equal(refused.ctx.decision, 'rate_limited');
+    assert.equal(refused.ctx.detail?.budget, 'auth_failures');
+    clock.advance(1_000);
+    assert.equal((await run({ 'x-api-key': API_KEY }, { budget })).forwarded, true);
+  });
+
+  it('spends nothing for a request without credentials', async () => {
+    const { store, budget } = budgetOf(1);
+    for (let i = 0; i < 3; i++) assert.equal(code((await run({}, { budget })).error), 'missing_credentials');
+    assert.equal(store.size, 0);
+  });
+
+  it('charges the budget and still runs the failure hook', async () => {
+    const { budget } = budgetOf(1);
+    const seen: string[] = [];
+    await run({ 'x-api-key': 'wrong-wrong-1' }, { budget, onFailure: () => void seen.push('hook') });
+    assert.deepEqual(seen, ['hook']);
+    assert.equal(code((await run({ authorization: `Bearer ${await jwt()}` }, { budget })).error), 'auth_throttled');
+  });
+
+  it('works the same with a store that answers with promises (Redis)', async () => {
+    const memory = new MemoryStore({ clock: new ManualClock() });
+    const store = { take: (...args: Parameters<MemoryStore['take']>) => Promise.resolve(memory.take(...args)) };
+    const budget = new FailureBudget({ store, config: { enabled: true, max_failures: 1, refill_rate: 1 } });
+    const ok = await run({ 'x-api-key': API_KEY }, { budget });
+    assert.equal(ok.forwarded, true);
+    assert.equal(code((await run({ 'x-api-key': 'wrong-wrong-1' }, { budget })).error), 'invalid_api_key');
+    assert.equal(code((await run({ 'x-api-key': API_KEY }, { budget })).error), 'auth_throttled');
   });
 });

@@ -81,6 +81,15 @@ test('hop-by-hop headers are removed both ways and X-Forwarded-* are set', async
   assert.equal(r.headers['x-kept'], 'yes');
 });
 
+test('Upgrade and HTTP2-Settings without a Connection upgrade are never forwarded on a plain request', async (t) => {
+  const be = await startBackend(t, echoHandler);
+  const gw = await startGateway(t, `routes:\n  - path: /\n    backend: ${be.url}\n`);
+  const raw = await rawRequest(gw.port, 'GET /x HTTP/1.1\r\nHost: h\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQ\r\nConnection: close\r\n\r\n');
+  const seen = JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)).headers;
+  assert.equal(seen.upgrade, undefined);
+  assert.equal(seen['http2-settings'], undefined);
+});
+
 test('a generated request id is returned to the client and forwarded to the backend', async (t) => {
   const be = await startBackend(t, echoHandler);
   const gw = await startGateway(t, `routes:\n  - path: /\n    backend: ${be.url}\n`);

@@ -136,6 +136,20 @@ describe('MemoryStore', () => {
     assert.equal(store.degraded, false);
   });
 
+  it('answers a peek (cost 0) as a take of one token would, creating and spending nothing', () => {
+    const clock = new ManualClock();
+    const store = new MemoryStore({ clock });
+    assert.deepEqual(store.take('fresh', 3, 1, 0), { allowed: true, remaining: 3, retryAfterMs: 0, resetMs: 0 });
+    assert.equal(store.size, 0, 'a peek creates no bucket');
+    drain(store, 'spent', 3, 1);
+    clock.advance(250);
+    assert.deepEqual(store.take('spent', 3, 1, 0), { allowed: false, remaining: 0, retryAfterMs: 750, resetMs: 2750 });
+    for (let i = 0; i < 5; i++) store.take('spent', 3, 1, 0);
+    clock.advance(750);
+    assert.equal(store.take('spent', 3, 1, 0).allowed, true);
+    assert.equal(store.take('spent', 3, 1).remaining, 0, 'peeks spent nothing: exactly one token had come back');
+  });
+
   it('rejects nonsense options at construction', () => {
     assert.throws(() => new MemoryStore({ clock: new ManualClock(), maxBuckets: 0 }), RangeError);
     assert.throws(() => new MemoryStore({ clock: new ManualClock(), idleTtlMs: 0 }), RangeError);

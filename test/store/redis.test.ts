@@ -138,6 +138,20 @@ describe('RedisStore against a real redis-server', { skip }, () => {
     assert.equal((await keyTtls(server.url, 'mgtest:too-big')).size, 0);
   });
 
+  it('answers a peek (cost 0) as a take of one token would, writing nothing', async (t) => {
+    const store = newStore(t, server.url);
+    await store.start();
+    assert.deepEqual(await store.take('peek-fresh', 3, 1, 0), { allowed: true, remaining: 3, retryAfterMs: 0, resetMs: 0 });
+    assert.equal((await keyTtls(server.url, 'mgtest:peek-fresh')).size, 0, 'a peek creates no key');
+    for (let i = 0; i < 3; i++) await store.take('peek-spent', 3, 1);
+    const spent = await store.take('peek-spent', 3, 1, 0);
+    assert.equal(spent.allowed, false);
+    assert.ok(spent.retryAfterMs > 0 && spent.retryAfterMs <= 1_000, `retryAfterMs ${spent.retryAfterMs}`);
+    // Peeking many times spends nothing: a take still finds the same state.
+    for (let i = 0; i < 5; i++) await store.take('peek-two', 3, 0.001, 0);
+    assert.equal((await store.take('peek-two', 3, 0.001)).remaining, 2);
+  });
+
   it('is picked by createStore when cluster.redis_url is set, with the configured prefix; without it nothing reaches Redis', async (t) => {
     const store = createStore({ redis_url: server.url, key_prefix: 'mgtest:cfg:', timeout: 200, fail_closed: false }, undefined, new ManualClock());
     t.after(() => store.close());

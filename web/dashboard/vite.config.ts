@@ -4,7 +4,7 @@
  * Output goes to web/dashboard/dist, served by the gateway at /dashboard/, so every asset URL
  * is prefixed with /dashboard/ (the reference built with base '/', and its assets were 401).
  *
- * `vite dev` proxies /dashboard/api to a running gateway (MICROGATE_URL, default :8080).
+ * `vite dev` proxies /dashboard/api and /analytics to a running gateway (MICROGATE_URL, default :8080).
  */
 import { fileURLToPath } from 'node:url';
 import react from '@vitejs/plugin-react';
@@ -29,6 +29,7 @@ export default defineConfig({
   server: {
     proxy: {
       '/dashboard/api': { target: process.env.MICROGATE_URL ?? 'http://127.0.0.1:8080', changeOrigin: false },
+      '/analytics': { target: process.env.MICROGATE_URL ?? 'http://127.0.0.1:8080', changeOrigin: false },
     },
   },
 });

@@ -3,9 +3,15 @@
  * Components never call fetch() or EventSource themselves.
  */
 import { useEffect, useRef, useState } from 'react';
+import type { Anomaly, BackendAnalytics, RouteAnalytics, RouteHistory } from './analytics-model';
 
 /** `/dashboard/api`, derived from Vite's base ('/dashboard/'). */
 export const API_BASE = `${import.meta.env.BASE_URL}api`;
+/**
+ * The analytics API, `/analytics` beside `/dashboard/` (the reference's paths), guarded by the same
+ * admin check: loopback or the session cookie, sent as for the dashboard API.
+ */
+export const ANALYTICS_BASE = new URL('../analytics', new URL(import.meta.env.BASE_URL, 'http://x')).pathname;
 
 export type ProcessStatus = 'running' | 'stopped' | 'crashed';
 
@@ -126,13 +132,18 @@ type Method = 'GET' | 'POST' | 'DELETE';
  * `onUnauthorized` listeners, unless `login` (a wrong token is the form's business, not a lost session).
  */
 async function call<T>(path: string, init: { method?: Method; body?: unknown; login?: boolean } = {}): Promise<T> {
+  return request<T>(`${API_BASE}${path}`, init);
+}
+
+/** One call to any admin URL; `login` or `keepSession`: a 401 does not end the dashboard's session. */
+async function request<T>(url: string, init: { method?: Method; body?: unknown; login?: boolean; keepSession?: boolean } = {}): Promise<T> {
   const method = init.method ?? 'GET';
   const headers: Record<string, string> = { Accept: 'application/json' };
   // The gateway refuses mutating calls without a JSON content type (CSRF defence), even bodiless ones.
   if (method !== 'GET') headers['Content-Type'] = 'application/json';
   let res: Response;
   try {
-    res = await fetch(`${API_BASE}${path}`, {
+    res = await fetch(url, {
       method,
       headers,
       body: method === 'POST' ? JSON.stringify(init.body ?? {}) : undefined,
@@ -154,7 +165,7 @@ async function call<T>(path: string, init: { method?: Method; body?: unknown; lo
     let message = err?.message ?? (text.trim() || res.statusText || 'request failed');
     if (res.status === 401 && !err?.message) message = 'unauthorized: the dashboard API needs the admin token';
     const retry = Number(res.headers.get('retry-after'));
-    if (res.status === 401 && !init.login) reportUnauthorized();
+    if (res.status === 401 && !init.login && !init.keepSession) reportUnauthorized();
     throw new ApiError(`${message} (HTTP ${res.status})`, res.status, err?.code, err?.request_id, Number.isFinite(retry) && retry > 0 ? retry : undefined);
   }
   if (res.status === 204) return undefined as T;
@@ -181,7 +192,76 @@ export const api = {
   login: (token: string) => call<void>('/session', { method: 'POST', body: { token }, login: true }),
   /** Ends the session on the server and clears the cookie. */
   logout: () => call<void>('/session', { method: 'DELETE' }),
+  /** Re-reads the gateway's config file; the outcome also arrives as a `config` event. */
+  reload: () => call<ConfigEvent>('/reload', { method: 'POST' }),
 };
+
+/** The data of a `config` event and the answer of POST /dashboard/api/reload. */
+export type ConfigEvent =
+  | {
+      result: 'success';
+      generation: number;
+      changed: boolean;
+      routes: { added: string[]; removed: string[]; changed: string[] };
+      backends: { added: string[]; removed: string[]; changed: string[] };
+      sections: string[];
+      processes: { added: string[]; removed: string[]; changed: string[]; started: string[]; stopped: string[] };
+      restart_required: string[];
+    }
+  | { result: 'error'; reason: string; problems: { file: string; line: number; col: number; key: string; message: string; text: string }[] };
+
+/** Query string of defined values. */
+function qs(params: Record<string, string | undefined>): string {
+  const parts = Object.entries(params).filter((e): e is [string, string] => e[1] !== undefined && e[1] !== '');
+  return parts.length ? `?${parts.map(([k, v]) => `${k}=${enc(v)}`).join('&')}` : '';
+}
+
+/**
+ * Where the analytics API answers this page. `/analytics` first; the sign-in cookie is scoped to
+ * /dashboard, so a signed-in page (not loopback) is refused there with a 401 and then tries the same
+ * API under the dashboard's own API (`/dashboard/api/analytics`), where its cookie goes, if the
+ * gateway mounts it there too. Once one answers, it is used from then on.
+ */
+let analyticsBase: string | null = null;
+const ANALYTICS_ALIAS = `${API_BASE}/analytics`;
+
+async function analyticsCall<T>(path: string): Promise<T> {
+  if (analyticsBase !== null) return request<T>(`${analyticsBase}${path}`, { keepSession: true });
+  try {
+    const r = await request<T>(`${ANALYTICS_BASE}${path}`, { keepSession: true });
+    analyticsBase = ANALYTICS_BASE;
+    return r;
+  } catch (err) {
+    if (!(err instanceof ApiError) || err.status !== 401) throw err;
+    try {
+      const r = await request<T>(`${ANALYTICS_ALIAS}${path}`, { keepSession: true });
+      analyticsBase = ANALYTICS_ALIAS;
+      return r;
+    } catch {
+      throw err; // no alias either: the refusal at /analytics is the answer to show
+    }
+  }
+}
+
+/**
+ * Analytics calls. A 401 here does not end the dashboard's session (`keepSession`): the dashboard
+ * API decides that; the analytics view reports its own refusals.
+ */
+export const analyticsApi = {
+  routes: () => analyticsCall<{ routes?: RouteAnalytics[] | null }>('/routes').then((r) => (Array.isArray(r?.routes) ? r.routes.filter((x) => x && typeof x.route === 'string') : [])),
+  /** The route prefix goes as one encoded path segment (`/analytics/routes/%2Fapi%2Fv1/history`). */
+  history: (route: string, q: { from: string; to: string; step?: string }) => analyticsCall<RouteHistory>(`/routes/${enc(route)}/history${qs(q)}`),
+  anomalies: (q: { route?: string; since?: string } = {}) =>
+    analyticsCall<{ anomalies?: Anomaly[] | null; count?: number }>(`/anomalies${qs(q)}`).then((r) => (Array.isArray(r?.anomalies) ? r.anomalies : [])),
+  backends: () =>
+    analyticsCall<{ backends?: BackendAnalytics[] | null }>('/backends').then((r) => (Array.isArray(r?.backends) ? r.backends.filter((b) => b && typeof b.backend === 'string') : [])),
+};
+
+/** The gateway answers analytics calls but learning is switched off (or the API is not there at all). */
+export function isAnalyticsOff(err: unknown): boolean {
+  if (!(err instanceof ApiError)) return false;
+  return err.status === 404 || /analytics_(disabled|off)/.test(err.code ?? '');
+}
 
 export type ConnectionState = 'connecting' | 'live' | 'reconnecting';
 
@@ -193,9 +273,17 @@ export interface StreamHandlers {
   process_log?: (l: ProcessLogLine) => void;
   service?: (s: ServiceHealth) => void;
   metrics?: (m: Metrics) => void;
+  /** A new anomaly, or the end of an episode (same route, metric and timestamp, with `ended_at`). */
+  anomaly?: (a: Anomaly) => void;
+  /** A learned limit or weight changed (issue 11); the payload is only used as a refresh signal. */
+  adaptive?: (data: unknown) => void;
+  /** A breaker tripped or closed; a refresh signal for the backends. */
+  breaker?: (data: unknown) => void;
+  /** A config reload was done (`result: "success"`) or refused (`result: "error"` with the problems). */
+  config?: (data: ConfigEvent) => void;
 }
 
-const EVENT_TYPES = ['request', 'process', 'process_log', 'service', 'metrics'] as const;
+const EVENT_TYPES = ['request', 'process', 'process_log', 'service', 'metrics', 'anomaly', 'adaptive', 'breaker', 'config'] as const;
 /** After the browser gives up on a stream (e.g. a 401 or a non-SSE answer), open a new one after this. */
 const REOPEN_DELAY_MS = 3000;
 

@@ -3,8 +3,11 @@
  * the initial state, then follows the SSE stream.
  */
 import { useCallback, useEffect, useRef, useState } from 'react';
-import { api, useEventStream, type AdminVia, type ManagedProcess, type Metrics, type ProcessLogLine, type RequestLog, type ServiceHealth } from './api';
-import { Header } from './components/header';
+import type { Anomaly } from './analytics-model';
+import { api, useEventStream, type AdminVia, type ConfigEvent, type ManagedProcess, type Metrics, type ProcessLogLine, type RequestLog, type ServiceHealth } from './api';
+import { AnalyticsView } from './components/analytics-view';
+import { ConfigBanner } from './components/config-banner';
+import { Header, type View } from './components/header';
 import { LoginPanel } from './components/login-panel';
 import { MetricsPanel } from './components/metrics-panel';
 import { ProcessOutput } from './components/process-output';
@@ -49,6 +52,29 @@ function portOf(url: string): number | undefined {
   }
 }
 
+/** The view named by the URL's hash: `#analytics`, else the overview. */
+function viewFromHash(): View {
+  return window.location.hash === '#analytics' ? 'analytics' : 'overview';
+}
+
+function useView(): [View, (v: View) => void] {
+  const [view, setView] = useState<View>(viewFromHash);
+  useEffect(() => {
+    const on = () => setView(viewFromHash());
+    window.addEventListener('hashchange', on);
+    return () => window.removeEventListener('hashchange', on);
+  }, []);
+  const go = useCallback((v: View) => {
+    // The hash keeps the view across reloads and makes it linkable; the gateway never sees it.
+    const hash = v === 'analytics' ? '#analytics' : '';
+    if (window.location.hash !== hash) history.replaceState(null, '', `${window.location.pathname}${window.location.search}${hash}`);
+    setView(v);
+  }, []);
+  return [view, go];
+}
+
+type AnalyticsListener = { anomaly: (a: Anomaly) => void; adaptive: () => void };
+
 export function App() {
   const session = useSession();
   const { state } = session;
@@ -69,6 +95,12 @@ function Dashboard({ via, onLogout }: { via: AdminVia | null; onLogout: () => Pr
   const [outputId, setOutputId] = useState<string | null>(null);
   const log = useRequestLog();
   const processLogListeners = useRef(new Set<(l: ProcessLogLine) => void>());
+  const analyticsListeners = useRef(new Set<AnalyticsListener>());
+  const [resync, setResync] = useState(0);
+  const [view, setView] = useView();
+  const [configEvent, setConfigEvent] = useState<ConfigEvent | null>(null);
+  const [reloadError, setReloadError] = useState<string | null>(null);
+  const [reloading, setReloading] = useState(false);
 
   const loadProcesses = useCallback(() => {
     api.processes().then(
@@ -119,6 +151,7 @@ function Dashboard({ via, onLogout }: { via: AdminVia | null; onLogout: () => Pr
         loadProcesses();
         loadMetrics();
         loadLogs();
+        setResync((n) => n + 1);
       }
     },
     request: log.push,
@@ -133,7 +166,31 @@ function Dashboard({ via, onLogout }: { via: AdminVia | null; onLogout: () => Pr
       setMetrics({ m, at: Date.now() });
       setMetricsError(null);
     },
+    anomaly: (a) => analyticsListeners.current.forEach((l) => l.anomaly(a)),
+    adaptive: () => analyticsListeners.current.forEach((l) => l.adaptive()),
+    breaker: () => analyticsListeners.current.forEach((l) => l.adaptive()),
+    config: (e) => {
+      setConfigEvent(e);
+      setReloadError(null);
+      // Routes and processes may have changed.
+      if (e.result === 'success') loadProcesses();
+      analyticsListeners.current.forEach((l) => l.adaptive());
+    },
   });
+  const reloadConfig = useCallback(() => {
+    setReloading(true);
+    setReloadError(null);
+    // The outcome (refused files too) arrives as a `config` event; only a failed call is shown here.
+    api.reload().then(
+      (e) => setConfigEvent(e),
+      (e: unknown) => setReloadError(message(e)),
+    ).finally(() => setReloading(false));
+  }, []);
+  const dismissConfig = useCallback(() => setConfigEvent(null), []);
+  const subscribeAnalytics = useCallback((l: AnalyticsListener) => {
+    analyticsListeners.current.add(l);
+    return () => void analyticsListeners.current.delete(l);
+  }, []);
 
   const subscribeProcessLog = useCallback((fn: (l: ProcessLogLine) => void) => {
     processLogListeners.current.add(fn);
@@ -141,39 +198,50 @@ function Dashboard({ via, onLogout }: { via: AdminVia | null; onLogout: () => Pr
   }, []);
   const onProcess = useCallback((p: ManagedProcess) => setProcesses((list) => mergeProcess(list, p)), []);
   const closeDetail = useCallback(() => setSelected(null), []);
+  // Rounded to 10 s: the uptime pushed every 5 s must not re-render every chart.
+  const uptime = metrics.m?.uptime_seconds;
+  const startedAtS = typeof uptime === 'number' && Number.isFinite(uptime) ? Math.floor((metrics.at / 1000 - uptime) / 10) * 10 : null;
 
   return (
-    <div className={`app${selected ? ' with-detail' : ''}`}>
-      <Header connection={connection} metrics={metrics.m} receivedAt={metrics.at} via={via} onLogout={onLogout} />
-      <main className="layout">
-        <MetricsPanel metrics={metrics.m} receivedAt={metrics.at} error={metricsError} />
-        <div className="row-2">
-          <ServicesCard
-            processes={processes}
-            routes={routes}
-            loadError={processError}
-            onRetry={loadProcesses}
-            onProcess={onProcess}
-            onShowOutput={setOutputId}
-            outputId={outputId}
+    <div className={`app${selected && view === 'overview' ? ' with-detail' : ''}`}>
+      <Header connection={connection} metrics={metrics.m} receivedAt={metrics.at} via={via} onLogout={onLogout} view={view} onView={setView} />
+      {view === 'analytics' ? (
+        <main className="layout">
+          <AnalyticsView via={via} subscribe={subscribeAnalytics} resync={resync} startedAtS={startedAtS} />
+          <footer className="foot muted small">Rates in requests per minute · learned by the gateway from its own traffic · times in your local zone</footer>
+        </main>
+      ) : (
+        <main className="layout">
+          <ConfigBanner event={configEvent} error={configEvent?.result === 'error' ? null : reloadError} busy={reloading} onReload={reloadConfig} onDismiss={dismissConfig} />
+          <MetricsPanel metrics={metrics.m} receivedAt={metrics.at} error={metricsError} />
+          <div className="row-2">
+            <ServicesCard
+              processes={processes}
+              routes={routes}
+              loadError={processError}
+              onRetry={loadProcesses}
+              onProcess={onProcess}
+              onShowOutput={setOutputId}
+              outputId={outputId}
+            />
+            <ProcessOutput processes={processes} selectedId={outputId} onSelect={setOutputId} subscribe={subscribeProcessLog} />
+          </div>
+          <RequestLogTable
+            rows={log.rows}
+            paused={log.paused}
+            pending={log.pending}
+            onTogglePause={log.togglePause}
+            selectedKey={selected ? logKey(selected) : null}
+            onSelect={setSelected}
+            error={logError}
+            onRetry={loadLogs}
           />
-          <ProcessOutput processes={processes} selectedId={outputId} onSelect={setOutputId} subscribe={subscribeProcessLog} />
-        </div>
-        <RequestLogTable
-          rows={log.rows}
-          paused={log.paused}
-          pending={log.pending}
-          onTogglePause={log.togglePause}
-          selectedKey={selected ? logKey(selected) : null}
-          onSelect={setSelected}
-          error={logError}
-          onRetry={loadLogs}
-        />
-        <footer className="foot muted small">
-          Showing the latest {MAX_ROWS} requests · metrics refresh every 5 s · times in your local zone
-        </footer>
-      </main>
-      {selected && <RequestDetail log={selected} onClose={closeDetail} />}
+          <footer className="foot muted small">
+            Showing the latest {MAX_ROWS} requests · metrics refresh every 5 s · times in your local zone
+          </footer>
+        </main>
+      )}
+      {selected && view === 'overview' && <RequestDetail log={selected} onClose={closeDetail} />}
     </div>
   );
 }

@@ -4,6 +4,14 @@ import type { AdminVia, ConnectionState, Metrics } from '../api';
 import { formatUptime } from '../format';
 import { useNow } from '../use-now';
 
+/** The dashboard's views. */
+export type View = 'overview' | 'analytics';
+
+const VIEWS: { id: View; label: string }[] = [
+  { id: 'overview', label: 'Overview' },
+  { id: 'analytics', label: 'Traffic analytics' },
+];
+
 const LABELS: Record<ConnectionState, string> = {
   connecting: 'Connecting…',
   live: 'Live',
@@ -29,6 +37,8 @@ export function Header({
   receivedAt,
   via = null,
   onLogout,
+  view,
+  onView,
 }: {
   connection: ConnectionState;
   metrics: Metrics | null;
@@ -36,6 +46,9 @@ export function Header({
   /** How the gateway admits this page; a session ('cookie') can be ended here. */
   via?: AdminVia | null;
   onLogout?: () => Promise<void>;
+  /** The view shown, and how to switch (no tabs without it). */
+  view?: View;
+  onView?: (v: View) => void;
 }) {
   const now = useNow(1000);
   const [logoutError, setLogoutError] = useState<string | null>(null);
@@ -52,7 +65,28 @@ export function Header({
         : metrics.uptime;
   return (
     <header className="topbar">
-      <Brand />
+      <div className="topbar-left">
+        <Brand />
+        {view && onView && (
+          <nav className="tabs" aria-label="Views">
+            {VIEWS.map((v) => (
+              <a
+                key={v.id}
+                href={v.id === 'analytics' ? '#analytics' : '#'}
+                className={v.id === view ? 'tab on' : 'tab'}
+                aria-current={v.id === view ? 'page' : undefined}
+                data-testid={`nav-${v.id}`}
+                onClick={(e) => {
+                  e.preventDefault();
+                  onView(v.id);
+                }}
+              >
+                {v.label}
+              </a>
+            ))}
+          </nav>
+        )}
+      </div>
       <div className="topbar-right">
         <span className={`conn conn-${connection}`} data-testid="connection-state" data-state={connection} role="status">
           <span className="dot" aria-hidden="true" />

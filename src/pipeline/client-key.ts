@@ -1,0 +1,27 @@
+/** The key a per-client limit is kept under: the address itself, or its /64 for IPv6. */
+
+/**
+ * `203.0.113.7` → `203.0.113.7`; `2001:db8:a:b:1:2:3:4` → `2001:db8:a:b::/64`. One IPv6 host
+ * commonly holds a whole /64 and can pick any address in it, so per-address state for IPv6 would
+ * give one client 2^64 buckets. Expects a normalized address (`normalizeIp`, no `::ffff:` form);
+ * a zone index (`%eth0`) is ignored. O(1) for IPv4 (no allocation).
+ */
+export function clientKey(ip: string): string {
+  if (!ip.includes(':')) return ip;
+  const pct = ip.indexOf('%');
+  const addr = (pct === -1 ? ip : ip.slice(0, pct)).toLowerCase();
+  const gap = addr.indexOf('::');
+  let groups: string[];
+  if (gap === -1) groups = addr.split(':');
+  else {
+    const head = gap === 0 ? [] : addr.slice(0, gap).split(':');
+    const tailText = addr.slice(gap + 2);
+    const tail = tailText === '' ? [] : tailText.split(':');
+    // An embedded IPv4 tail (`::1.2.3.4`) is two groups wide.
+    const width = tail.length > 0 && tail[tail.length - 1]!.includes('.') ? tail.length + 1 : tail.length;
+    groups = head.concat(new Array<string>(Math.max(0, 8 - head.length - width)).fill('0'), tail);
+  }
+  let key = '';
+  for (let i = 0; i < 4; i++) key += (i === 0 ? '' : ':') + (Number.parseInt(groups[i] ?? '0', 16) || 0).toString(16);
+  return key + '::/64';
+}
