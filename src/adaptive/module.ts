@@ -62,10 +62,19 @@ export const adaptiveModule: ModuleSpec = {
           },
         });
       }
+      // A reload rebuilds this module: routes that stay keep their bucket, client rates and
+      // announced limit (the limiter it replaces is carried while the limit's settings are unchanged).
+      const carried = host.reuse(
+        'adaptive-route-limiter',
+        JSON.stringify({ limit: cfg.adaptive_rate_limit, redis: cfg.cluster.redis_url ?? null }),
+        () => ({ limiter: null as AdaptiveRouteLimiter | null }),
+        () => {},
+      ).value;
       limiter = new AdaptiveRouteLimiter(
         host.topology.routes.map((r) => r.prefix),
         {
           ...ac.routeLimit,
+          previous: carried.limiter,
           baselines: routeBaselines,
           clock: host.clock,
           store: redisStore ?? undefined,
@@ -77,6 +86,7 @@ export const adaptiveModule: ModuleSpec = {
           onError: onBaselineError,
         },
       );
+      carried.limiter = limiter;
       for (const r of host.topology.routes) {
         const limit = limiter.forRoute(r.prefix)!;
         stageRoutes.set(r, new RouteEntry(limit, metrics?.adaptiveRejectionCell(r.prefix, limiter.mode) ?? null));

@@ -11,6 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
+import { parseConfig } from '../../src/config/index.js';
 import type { CompletionRecord } from '../../src/events/index.js';
 import type { Gateway } from '../../src/gateway.js';
 import { send, startBackend, startGateway, until, wait } from '../helpers/gateway.js';
@@ -40,6 +41,7 @@ adaptive_rate_limit:
 
 interface Setup {
   gw: Gateway;
+  yaml: string;
   records: CompletionRecord[];
   notices: { event: string; data: any }[];
   lines: Record<string, any>[];
@@ -50,12 +52,13 @@ async function setup(t: TestContext, shadow: boolean): Promise<Setup> {
   t.after(() => rm(dir, { recursive: true, force: true }));
   const backend = await startBackend(t);
   const { logger, lines } = captureLogger('info');
-  const gw = await startGateway(t, config(backend.url, dir, shadow), { logger });
+  const yaml = config(backend.url, dir, shadow);
+  const gw = await startGateway(t, yaml, { logger });
   const records: CompletionRecord[] = [];
   t.after(gw.bus.subscribe((r) => records.push(r)));
   const notices: { event: string; data: any }[] = [];
   t.after(gw.notices.subscribe((n) => notices.push(n as { event: string; data: any })));
-  return { gw, records, notices, lines };
+  return { gw, yaml, records, notices, lines };
 }
 
 /** Steady traffic (about 1200/min) until the route's learned limit is in force. */
@@ -145,5 +148,19 @@ describe('adaptive route limit in a running gateway', () => {
       entry.verdicts.map((x: any) => [x.policy, x.verdict, x.mode]),
       [['adaptive', 'would_refuse', 'shadow']],
     );
+  });
+
+  it('keeps a route\'s bucket and client rates across a config reload: a drained route stays drained', async (t) => {
+    const { gw, yaml, notices } = await setup(t, false);
+    await learn(gw);
+    for (let i = 0; i < 40; i++) await send(`${gw.url}/api/burst`);
+    // A reload that changes something (a second route): every module with stages is rebuilt.
+    const next = yaml.replace('routes:\n', 'routes:\n  - path: /other\n    backend: http://127.0.0.1:9\n');
+    const outcome = await gw.reload(parseConfig(next, 'test.yml', {}));
+    assert.equal(outcome.result, 'success', JSON.stringify(outcome));
+    const after = [];
+    for (let i = 0; i < 5; i++) after.push((await send(`${gw.url}/api/again`)).status);
+    assert.deepEqual(after, [429, 429, 429, 429, 429], 'not a fresh (full) bucket after the reload');
+    assert.equal(notices.filter((n) => n.event === 'adaptive' && n.data.previous === null).length, 1, 'the learned limit is not announced again');
   });
 });
