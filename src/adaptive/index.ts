@@ -44,4 +44,4 @@ export {
 export { resolveAdaptiveConfig, type AdaptiveConfig } from './config.js';
 export { RedisRouteBucketStore, DEFAULT_ROUTE_SYNC_MS, type RedisRouteBucketStoreOptions } from './redis-route-bucket-store.js';
 // The wiring (imports the host, balancer and breaker; the classes above do not).
-export { adaptiveModule, clientKey, type AdaptiveService } from './module.js';
+export { adaptiveModule, type AdaptiveService } from './module.js';

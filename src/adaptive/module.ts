@@ -14,7 +14,7 @@ import { CircuitBreaker, type BreakerTrip } from '../breaker/index.js';
 import type { Verdict } from '../events/index.js';
 import type { AdaptiveReadout, Host, ModuleSpec } from '../host.js';
 import type { CounterCell } from '../metrics/cells.js';
-import type { CompiledRoute, Next, RequestContext } from '../pipeline/index.js';
+import { clientKey, type CompiledRoute, type Next, type RequestContext } from '../pipeline/index.js';
 import { BreakerTuning } from './breaker-tuning.js';
 import { resolveAdaptiveConfig } from './config.js';
 import { RedisRouteBucketStore } from './redis-route-bucket-store.js';
@@ -229,28 +229,4 @@ function backendSource(analytics: Analytics): BackendBaselineSource {
       return { latencyMs: b.latencyMeanMs, errorRate: b.errorRate, sampleSize: b.requests };
     },
   };
-}
-
-/**
- * The client of an anonymous request: its address, IPv6 by its /64 (one host can pick any address
- * in it). Same rule as the static limit's key; switch to src/pipeline's clientKey once it lands.
- */
-export function clientKey(ip: string): string {
-  if (!ip.includes(':')) return ip;
-  const pct = ip.indexOf('%');
-  const addr = (pct === -1 ? ip : ip.slice(0, pct)).toLowerCase();
-  if (addr.startsWith('::ffff:') && addr.includes('.')) return addr.slice(7);
-  const gap = addr.indexOf('::');
-  let groups: string[];
-  if (gap === -1) groups = addr.split(':');
-  else {
-    const head = gap === 0 ? [] : addr.slice(0, gap).split(':');
-    const tailText = addr.slice(gap + 2);
-    const tail = tailText === '' ? [] : tailText.split(':');
-    const width = tail.length > 0 && tail[tail.length - 1]!.includes('.') ? tail.length + 1 : tail.length;
-    groups = head.concat(new Array<string>(Math.max(0, 8 - head.length - width)).fill('0'), tail);
-  }
-  let key = '';
-  for (let i = 0; i < 4; i++) key += (i === 0 ? '' : ':') + (Number.parseInt(groups[i] ?? '0', 16) || 0).toString(16);
-  return key + '::/64';
 }
