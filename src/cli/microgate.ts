@@ -92,6 +92,13 @@ async function main(argv: string[]): Promise<number> {
     throw err;
   }
   const logger = createLogger(config.logging);
+  // --- workers (src/cluster): server.workers > 1 runs a primary and its workers instead; 1 never loads it ---
+  if (config.server.workers !== 1) {
+    const { runClusterCli } = await import('../cluster/cli.js');
+    const code = await runClusterCli({ config, logger, port, baseDir: process.cwd(), file });
+    if (code !== null) return code;
+  }
+  // --- end workers ---
   let gateway;
   try {
     gateway = createGateway(config, { logger, baseDir: process.cwd(), echoProcessOutput: true });

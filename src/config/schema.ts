@@ -333,6 +333,12 @@ const serverSchema = z.strictObject({
   /** A WebSocket (upgraded) tunnel with no bytes either way for this long is closed. */
   tunnel_idle_timeout: duration().default(600_000),
   // --- end proxy hardening ---
+  // --- workers (issue 10, every core) ---
+  /** Worker processes behind the one port (node:cluster); `auto` = the cores available. 1 = a single process (no cluster code). */
+  workers: z
+    .union([z.literal('auto'), z.number().int().min(1).max(256)], { error: 'must be a whole number from 1 to 256, or "auto"' })
+    .default(1),
+  // --- end workers ---
 });
 
 const loggingSchema = z.strictObject({

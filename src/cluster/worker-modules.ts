@@ -1,0 +1,101 @@
+/**
+ * A worker's module list: the gateway's own list (src/modules.ts) with what must exist once left
+ * to the primary. Unknown modules are kept as they are, so a module added to the list later runs
+ * in every worker unless it is named here.
+ *
+ * - `store` → the lease store (tokens leased from the primary), unless `cluster.redis_url` is set;
+ * - `health` → a follower: it probes nothing, applies the primary's verdicts and reports connect failures;
+ * - `metrics`, `processes`, `analytics`, `dashboard` → left out: the primary has them, fed by the records;
+ * - one module is added: the completion records go to the primary in batches.
+ */
+import { HealthChecker } from '../health/index.js';
+import type { ModuleSpec } from '../host.js';
+import type { Backend } from '../balancer/index.js';
+import type { LeaseStore } from './ipc-store.js';
+import type { PrimaryToWorker, WorkerToPrimary } from './messages.js';
+import { RecordBatcher } from './record-batcher.js';
+
+/** Modules that exist once, in the primary. */
+export const PRIMARY_ONLY = new Set(['metrics', 'processes', 'analytics', 'dashboard']);
+
+export interface WorkerWiring {
+  send: (msg: WorkerToPrimary) => void;
+  /** Adds a handler of the primary's messages. */
+  onMessage: (handler: (msg: PrimaryToWorker) => void) => void;
+  /** The lease store, when the limits are not in Redis. */
+  leaseStore: LeaseStore | null;
+}
+
+export function workerModules(list: readonly ModuleSpec[], wiring: WorkerWiring): ModuleSpec[] {
+  const out: ModuleSpec[] = [];
+  for (const spec of list) {
+    if (PRIMARY_ONLY.has(spec.name)) continue;
+    if (spec.name === 'store' && wiring.leaseStore !== null) out.push(leaseStoreModule(wiring.leaseStore));
+    else if (spec.name === 'health') out.push(healthFollowerModule(wiring));
+    else out.push(spec);
+  }
+  out.push(recordsModule(wiring));
+  return out;
+}
+
+function leaseStoreModule(store: LeaseStore): ModuleSpec {
+  return {
+    name: 'store',
+    build(host) {
+      host.provide('store', store);
+      return { start: () => store.start(), close: () => store.close() };
+    },
+  };
+}
+
+/** Probes nothing: backends take the primary's verdicts; a connect failure is reported to it (once a second per backend). */
+function healthFollowerModule(wiring: WorkerWiring): ModuleSpec {
+  return {
+    name: 'health',
+    build(host) {
+      // Offered for modules that read health state; never started, so it never probes.
+      const checker = new HealthChecker({ config: host.section('healthcheck'), clock: host.clock });
+      for (const b of host.topology.backends()) checker.add(b);
+      host.provide('health', checker);
+      const lastReport = new Map<string, number>();
+      const off = [
+        host.topology.onAdded((b) => checker.add(b)),
+        host.topology.onConnectFailure((b: Backend) => {
+          const now = host.clock.now();
+          if ((lastReport.get(b.url) ?? -Infinity) > now - 1000) return;
+          lastReport.set(b.url, now);
+          wiring.send({ t: 'connect-failure', url: b.url });
+        }),
+      ];
+      wiring.onMessage((msg) => {
+        if (msg.t !== 'health') return;
+        for (const [url, healthy] of msg.states) {
+          const b = host.topology.backend(url);
+          if (b !== undefined && b !== null) b.healthy = healthy;
+        }
+      });
+      return {
+        close() {
+          for (const f of off) f();
+        },
+      };
+    },
+  };
+}
+
+function recordsModule(wiring: WorkerWiring): ModuleSpec {
+  return {
+    name: 'cluster-records',
+    build(host) {
+      const batcher = new RecordBatcher({ send: wiring.send });
+      const unsubscribe = host.bus.subscribe(batcher.onCompletion);
+      return {
+        drain: () => batcher.flush(),
+        close() {
+          unsubscribe();
+          batcher.flush();
+        },
+      };
+    },
+  };
+}
