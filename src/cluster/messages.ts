@@ -43,12 +43,13 @@ export type WorkerToPrimary =
   | { t: 'records'; records: CompletionRecord[] }
   | { t: 'lease'; asks: LeaseAsk[] }
   | { t: 'settle'; items: LeaseSettle[] }
-  | { t: 'connect-failure'; url: string };
+  | { t: 'connect-failure'; url: string }
+  /** The worker listens for messages now (anything sent before would be lost): send it the health states. */
+  | { t: 'hello' };
 
 export type PrimaryToWorker =
   | { t: 'leased'; grants: LeaseGrant[] }
   | { t: 'health'; states: [url: string, healthy: boolean | null][] }
-  | { t: 'shutdown' }
   | { t: 'reload' };
 
 /** Environment variables the primary hands its workers. */

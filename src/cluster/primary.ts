@@ -94,6 +94,9 @@ export async function runPrimary(opts: PrimaryOptions): Promise<ClusterPrimary> 
       case 'settle':
         for (const s of msg.items) ledger.settle(w.id, s);
         return;
+      case 'hello':
+        trySend(w, { t: 'health', states: healthStates() });
+        return;
       case 'connect-failure': {
         const b = gateway.backends.get(msg.url);
         if (b !== undefined) gateway.health.reportConnectFailure(b);
@@ -107,7 +110,6 @@ export async function runPrimary(opts: PrimaryOptions): Promise<ClusterPrimary> 
     live.add(w);
     startedAt.set(w, Date.now());
     w.on('message', (msg: WorkerToPrimary) => onMessage(w, msg));
-    w.once('online', () => trySend(w, { t: 'health', states: healthStates() }));
     w.on('error', (err) => logger.warn({ err, worker: w.id }, 'worker channel error'));
     return w;
   };
@@ -197,7 +199,9 @@ async function stopWorkers(live: Set<Worker>, deadlineMs: number, logger: Logger
   const workers = [...live];
   if (workers.length === 0) return;
   const exits = workers.map((w) => (w.isDead() ? Promise.resolve() : new Promise<void>((resolve) => w.process.once('exit', () => resolve()))));
-  for (const w of workers) trySend(w, { t: 'shutdown' });
+  // A signal, not a message: a worker still starting has no message listener yet, but SIGTERM is
+  // either its drain (once it runs) or the default exit (before).
+  for (const w of workers) if (!w.isDead()) w.process.kill('SIGTERM');
   const timer = setTimeout(() => {
     for (const w of workers) {
       if (!w.isDead()) {

@@ -1,7 +1,7 @@
 /**
  * A cluster worker: the full request pipeline on the shared port, without what exists once (see
  * worker-modules.ts). Admin requests are relayed to the primary; completion records and lease asks
- * go to it in batches. Exits 0 after draining when the primary says so (or on SIGTERM/SIGINT).
+ * go to it in batches. Exits 0 after draining on SIGTERM/SIGINT (the primary's shutdown sends SIGTERM).
  */
 import type { Config } from '../config/index.js';
 import { createGateway, type Gateway } from '../gateway.js';
@@ -72,11 +72,11 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
       });
   };
   handlers.push((msg) => {
-    if (msg.t === 'shutdown') stop(0);
-    else if (msg.t === 'reload') reloadWorker(gw, logger);
+    if (msg.t === 'reload') reloadWorker(gw, logger);
   });
   for (const msg of inbox) dispatch(msg);
   inbox = null;
+  send({ t: 'hello' });
 
   process.on('SIGTERM', () => stop(0));
   process.on('SIGINT', () => stop(0));

@@ -1,0 +1,128 @@
+/**
+ * `server.workers: 2` through bin/microgate (run `npx tsc -p tsconfig.build.json` first): one
+ * gateway to the client — one port, the static limit exact across workers, /metrics and the
+ * dashboard's request log covering every request, one child per managed process, a killed worker
+ * replaced and counted, and a clean SIGTERM.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Agent, request } from 'undici';
+import { assertBuilt, childrenOf, freePort, isAlive, MICROGATE, Running, sleep, tempDir, TESTBACKEND, waitUntil } from '../cli/helpers.js';
+
+const CAPACITY = 200;
+
+async function startCluster(t: Parameters<typeof tempDir>[0]) {
+  assertBuilt();
+  const { write } = await tempDir(t);
+  const backendPort = await freePort();
+  const file = await write(
+    'workers.yml',
+    `server:
+  port: 0
+  host: 127.0.0.1
+  workers: 2
+  shutdown_timeout: 3s
+logging:
+  level: warn
+routes:
+  - path: /
+    backend: "http://127.0.0.1:${backendPort}"
+ratelimit:
+  enabled: true
+  max_tokens: ${CAPACITY}
+  refill_rate: 0.01
+processes:
+  - id: backend
+    command: ${JSON.stringify(TESTBACKEND)}
+    args: ["--port", "${backendPort}"]
+    port: ${backendPort}
+    route: /
+    auto_start: true
+healthcheck:
+  interval: 1s
+`,
+  );
+  const gw = new Running(t, MICROGATE, ['--config', file]);
+  const m = await gw.waitForStdout(/MicroGate listening on http:\/\/127\.0\.0\.1:(\d+) \(2 workers\)/, 30_000);
+  return { gw, url: `http://127.0.0.1:${m[1]}` };
+}
+
+function workersOf(pid: number): number[] {
+  return childrenOf(pid)
+    .filter((c) => c.cmdline.includes('bin/microgate ') && !c.cmdline.includes('testbackend'))
+    .map((c) => c.pid);
+}
+
+async function metric(url: string, name: string): Promise<number> {
+  const res = await request(`${url}/metrics`);
+  const text = await res.body.text();
+  let sum = 0;
+  for (const line of text.split('\n')) if (line.startsWith(name + '{') || line.startsWith(name + ' ')) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  return sum;
+}
+
+test('two workers behind one port act as one gateway', { timeout: 120_000 }, async (t) => {
+  const { gw, url } = await startCluster(t);
+  const workers = workersOf(gw.pid);
+  assert.equal(workers.length, 2, 'two worker processes');
+  const backends = childrenOf(gw.pid).filter((c) => c.cmdline.includes('testbackend'));
+  assert.equal(backends.length, 1, 'one child per managed process (started by the primary only)');
+
+  const SENT = 320;
+  await t.test('the static limit is exact across workers', async () => {
+    // Several connections: the cluster hands them to both workers.
+    const agent = new Agent({ connections: 8, pipelining: 1 });
+    t.after(() => agent.close());
+    const statuses = new Map<number, number>();
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        while (next < SENT) {
+          next++;
+          const res = await request(`${url}/x`, { dispatcher: agent });
+          await res.body.dump();
+          statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
+        }
+      }),
+    );
+    const ok = statuses.get(200) ?? 0;
+    assert.ok(Math.abs(ok - CAPACITY) <= CAPACITY * 0.02, `admitted ${ok} of ${SENT}, limit ${CAPACITY} (±2%): ${JSON.stringify([...statuses])}`);
+    assert.equal(ok + (statuses.get(429) ?? 0), SENT);
+  });
+
+  await t.test('/metrics counts every request of every worker', async () => {
+    await waitUntil(async () => (await metric(url, 'gateway_http_requests_total')) === SENT, 5_000, `gateway_http_requests_total = ${SENT}`);
+    assert.equal(await metric(url, 'gateway_rate_limited_total'), SENT - (await metric(url, 'gateway_http_requests_total{method="GET",route="/",status="200"}')));
+    assert.equal(await metric(url, 'gateway_workers'), 2);
+  });
+
+  await t.test('the dashboard request log holds the requests of both workers', async () => {
+    const res = await request(`${url}/dashboard/api/logs?limit=1000`, { headers: { host: 'localhost' } });
+    assert.equal(res.statusCode, 200);
+    const body = (await res.body.json()) as { logs?: unknown[]; entries?: unknown[]; total?: number };
+    const list = body.logs ?? body.entries ?? (Array.isArray(body) ? (body as unknown[]) : []);
+    assert.equal(list.length, SENT);
+  });
+
+  await t.test('a killed worker is replaced and counted', async () => {
+    process.kill(workers[0]!, 'SIGKILL');
+    await waitUntil(() => workersOf(gw.pid).length === 2 && !workersOf(gw.pid).includes(workers[0]!), 15_000, 'a new worker');
+    await waitUntil(async () => (await metric(url, 'gateway_worker_restarts_total')) === 1, 5_000, 'gateway_worker_restarts_total = 1');
+    // The survivors and the newcomer serve (the limit is spent: 429 is a served answer).
+    for (let i = 0; i < 6; i++) {
+      const res = await request(`${url}/x`, { reset: true });
+      await res.body.dump();
+      assert.equal(res.statusCode, 429);
+    }
+  });
+
+  await t.test('SIGTERM drains every worker and exits 0 with no process left', async () => {
+    const all = [...workersOf(gw.pid), ...childrenOf(gw.pid).map((c) => c.pid)];
+    gw.child.kill('SIGTERM');
+    const { code, signal } = await gw.waitForExit(30_000);
+    assert.equal(signal, null);
+    assert.equal(code, 0, gw.stderr.slice(-2000));
+    await sleep(100);
+    for (const pid of all) assert.equal(isAlive(pid), false, `process ${pid} is gone`);
+  });
+});
