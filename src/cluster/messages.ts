@@ -50,6 +50,8 @@ export type WorkerToPrimary =
 export type PrimaryToWorker =
   | { t: 'leased'; grants: LeaseGrant[] }
   | { t: 'health'; states: [url: string, healthy: boolean | null][] }
+  /** Backends joined to routes at run time in the primary (a process added from the dashboard). */
+  | { t: 'attach'; items: [route: string, url: string][] }
   | { t: 'reload' };
 
 /** Environment variables the primary hands its workers. */

@@ -54,10 +54,22 @@ export async function runPrimary(opts: PrimaryOptions): Promise<ClusterPrimary> 
     baseDir: opts.baseDir,
     echoProcessOutput: true,
     // Workers write their own access log lines; the primary would repeat them.
-    modules: MODULES.filter((m) => m.name !== 'access-log'),
+    modules: [
+      ...MODULES.filter((m) => m.name !== 'access-log'),
+      {
+        name: 'cluster-primary',
+        build: (host) => ({ close: host.topology.onAttached((b, route) => onAttached(route.prefix, b.url)) }),
+      },
+    ],
     cluster: { role: 'primary', admit: relayAdmission(secret) },
   });
   const live = new Set<Worker>();
+  /** Backends joined to routes at run time, for workers started later. */
+  const attached: [string, string][] = [];
+  function onAttached(route: string, url: string): void {
+    attached.push([route, url]);
+    broadcast({ t: 'attach', items: [[route, url]] });
+  }
   const registry = gateway.metrics.registry;
   const restarts = new Counter({ name: 'gateway_worker_restarts_total', help: 'Workers that died and were replaced', registers: [registry] });
   new Gauge({
@@ -95,6 +107,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<ClusterPrimary> 
         for (const s of msg.items) ledger.settle(w.id, s);
         return;
       case 'hello':
+        if (attached.length > 0) trySend(w, { t: 'attach', items: attached });
         trySend(w, { t: 'health', states: healthStates() });
         return;
       case 'connect-failure': {

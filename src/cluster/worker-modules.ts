@@ -68,6 +68,16 @@ function healthFollowerModule(wiring: WorkerWiring): ModuleSpec {
         }),
       ];
       wiring.onMessage((msg) => {
+        if (msg.t === 'attach') {
+          for (const [route, url] of msg.items) {
+            try {
+              host.topology.addBackend(route, url);
+            } catch (err) {
+              host.logger.warn({ route, url, err: (err as Error).message }, 'could not join a backend the primary added');
+            }
+          }
+          return;
+        }
         if (msg.t !== 'health') return;
         for (const [url, healthy] of msg.states) {
           const b = host.topology.backend(url);
