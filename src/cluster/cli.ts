@@ -62,6 +62,19 @@ export async function runClusterCli(opts: { config: Config; logger: Logger; port
   if (result === null) return null;
   if (result === 'worker') return -1;
   primary = result;
+  const p = primary;
+  process.on('uncaughtException', (err) => {
+    logger.fatal({ err }, 'uncaught exception in the cluster primary; stopping everything');
+    p.killNow();
+    logger.flush?.();
+    process.exit(1);
+  });
+  // Config reload seam: SIGHUP reloads the primary's gateway (when the build has a reload) and
+  // every worker's. Without a handler SIGHUP would end the process.
+  process.on('SIGHUP', () => {
+    logger.info('SIGHUP: reloading the configuration in the primary and every worker');
+    p.reload().catch((err: unknown) => logger.error({ err }, 'config reload failed'));
+  });
   if (stopping) {
     signals = 0;
     onSignal('SIGTERM');

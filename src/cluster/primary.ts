@@ -199,7 +199,11 @@ export async function runPrimary(opts: PrimaryOptions): Promise<ClusterPrimary> 
   return {
     async reload() {
       const reload = (gateway as unknown as { reload?: () => Promise<unknown> | unknown }).reload;
-      if (typeof reload === 'function') await reload.call(gateway);
+      if (typeof reload !== 'function') {
+        logger.warn('config reload asked, but this build has no reload: nothing changed');
+        return;
+      }
+      await reload.call(gateway);
       broadcast({ t: 'reload' });
     },
     shutdown,
