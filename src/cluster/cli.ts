@@ -6,10 +6,10 @@ import { AuthConfigError } from '../auth/index.js';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../logging/index.js';
 import cluster from 'node:cluster';
-import { resolveWorkers, runCluster, type ClusterPrimary } from './index.js';
+import { resolveWorkers, runCluster, type ClusterPrimary, type GatewayFactory } from './index.js';
 
 /** Resolves null when workers comes to 1 (run the single process), -1 to keep running, else an exit code. */
-export async function runClusterCli(opts: { config: Config; logger: Logger; port?: number; baseDir: string; file: string }): Promise<number | null> {
+export async function runClusterCli(opts: { config: Config; logger: Logger; port?: number; baseDir: string; file: string; createGateway: GatewayFactory }): Promise<number | null> {
   const { config, logger, file } = opts;
   let primary: ClusterPrimary | null = null;
   let signals = 0;

@@ -8,6 +8,7 @@ import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../logging/index.js';
+import type { GatewayFactory } from './embed.js';
 import { runPrimary, type ClusterPrimary } from './primary.js';
 import { runWorker } from './worker.js';
 
@@ -17,6 +18,7 @@ export { RecordBatcher } from './record-batcher.js';
 export { runPrimary, type ClusterPrimary, type PrimaryOptions } from './primary.js';
 export { runWorker, type WorkerOptions } from './worker.js';
 export { workerModules, PRIMARY_ONLY } from './worker-modules.js';
+export type { ClusterRole, EmbeddedGateway, EmbeddedGatewayOptions, GatewayFactory } from './embed.js';
 export type { LeaseAsk, LeaseGrant, LeaseSettle, PrimaryToWorker, WorkerToPrimary } from './messages.js';
 
 /** Worker processes for `server.workers` (`auto` = the cores this process may use). */
@@ -29,6 +31,8 @@ export interface ClusterRun {
   logger: Logger;
   port?: number;
   baseDir?: string;
+  /** The CLI's createGateway (src/cluster does not import gateway.ts). */
+  createGateway: GatewayFactory;
   /** The primary is up: print the public URL. */
   onListening?: (port: number) => void;
 }

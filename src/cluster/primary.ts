@@ -10,10 +10,10 @@ import cluster, { type Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import { Counter, Gauge } from 'prom-client';
 import type { Config } from '../config/index.js';
-import { createGateway } from '../gateway.js';
 import type { Logger } from '../logging/index.js';
 import { MODULES } from '../modules.js';
 import { relayAdmission } from './admin-relay.js';
+import type { GatewayFactory } from './embed.js';
 import { LeaseLedger } from './lease-ledger.js';
 import { ENV_ADMIN_PORT, ENV_RELAY_SECRET, type PrimaryToWorker, type WorkerToPrimary } from './messages.js';
 
@@ -24,6 +24,8 @@ export interface PrimaryOptions {
   /** The public port (--port), else server.port. */
   port?: number;
   baseDir?: string;
+  /** The CLI's createGateway. */
+  createGateway: GatewayFactory;
   /** Called once every worker listens, with the public port. */
   onListening?: (port: number) => void;
 }
@@ -49,7 +51,7 @@ export interface ClusterPrimary {
 export async function runPrimary(opts: PrimaryOptions): Promise<ClusterPrimary> {
   const { config, logger } = opts;
   const secret = randomBytes(24).toString('hex');
-  const gateway = createGateway(config, {
+  const gateway = opts.createGateway(config, {
     logger,
     baseDir: opts.baseDir,
     echoProcessOutput: true,

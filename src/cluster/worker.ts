@@ -4,10 +4,10 @@
  * go to it in batches. Exits 0 after draining on SIGTERM/SIGINT (the primary's shutdown sends SIGTERM).
  */
 import type { Config } from '../config/index.js';
-import { createGateway, type Gateway } from '../gateway.js';
 import type { Logger } from '../logging/index.js';
 import { MODULES } from '../modules.js';
 import { adminRelay } from './admin-relay.js';
+import type { EmbeddedGateway, GatewayFactory } from './embed.js';
 import { LeaseStore } from './ipc-store.js';
 import { ENV_ADMIN_PORT, ENV_RELAY_SECRET, type PrimaryToWorker, type WorkerToPrimary } from './messages.js';
 import { workerModules } from './worker-modules.js';
@@ -17,6 +17,8 @@ export interface WorkerOptions {
   logger: Logger;
   port?: number;
   baseDir?: string;
+  /** The CLI's createGateway. */
+  createGateway: GatewayFactory;
 }
 
 /** Runs this process as a worker. Resolves once it listens (the process then lives until told to stop). */
@@ -41,9 +43,9 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
   };
 
   const leaseStore = config.cluster.redis_url === undefined ? new LeaseStore({ send }) : null;
-  let gateway: Gateway | null = null;
+  let gateway: EmbeddedGateway | null = null;
   const relay = adminRelay({ port: adminPort, secret, draining: () => gateway?.draining ?? false });
-  gateway = createGateway(config, {
+  gateway = opts.createGateway(config, {
     logger,
     baseDir: opts.baseDir,
     echoProcessOutput: false,
@@ -92,7 +94,7 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
 }
 
 /** Config reload seam: runs the gateway's reload when one exists (built by the reload work). */
-function reloadWorker(gateway: Gateway, logger: Logger): void {
+function reloadWorker(gateway: EmbeddedGateway, logger: Logger): void {
   const reload = (gateway as unknown as { reload?: () => Promise<unknown> | unknown }).reload;
   if (typeof reload !== 'function') {
     logger.warn('config reload asked of a worker, but this build has no reload');
