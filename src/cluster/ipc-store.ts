@@ -4,7 +4,7 @@
  * tokens), not per request: `take()` answers synchronously while the lease lasts. Asks made in the
  * same tick travel in one message; concurrent takes of one key wait for the same ask. A refusal is
  * remembered briefly (never longer than the bucket's own retry-after), so a flood of refused
- * requests costs no IPC either. Leases older than `maxLeaseMs` are settled in one batch per sweep.
+ * requests costs no IPC either. Leases past their time are settled in one batch per sweep.
  */
 import { systemClock, timersOf, type Clock, type TimerClock, type TimerHandle } from '../clock.js';
 import type { RateLimitStore, TakeResult } from '../store/index.js';
@@ -12,8 +12,14 @@ import type { LeaseAsk, LeaseGrant, LeaseSettle, PrimaryToWorker, WorkerToPrimar
 
 /** Tokens a worker asks for at most in one lease. */
 export const MAX_LEASE = 32;
-/** A lease is handed back after this long (its unspent tokens serve the other workers). */
+/** A lease is handed back after this long (its unspent tokens serve the other workers)... */
 export const DEFAULT_MAX_LEASE_MS = 250;
+/**
+ * ...or after this long when the bucket had at least half its capacity left at the grant: no other
+ * worker is short of tokens then, and a client well under its limit (the common case) is served
+ * from its lease instead of one IPC round trip per request.
+ */
+export const DEFAULT_RELAXED_LEASE_MS = 2_000;
 /** A refusal is answered locally for at most this long. */
 export const DEFAULT_DENY_CACHE_MS = 50;
 /** An allowed peek is believed for this long. */
@@ -23,6 +29,8 @@ interface Lease {
   left: number;
   granted: number;
   at: number;
+  /** How long it may be held (see DEFAULT_RELAXED_LEASE_MS). */
+  ttl: number;
   /** The primary's bucket after the grant (for `remaining`). */
   primaryRemaining: number;
   resetMs: number;
@@ -45,6 +53,7 @@ export interface LeaseStoreOptions {
   send: (msg: WorkerToPrimary) => void;
   clock?: Clock;
   maxLeaseMs?: number;
+  relaxedLeaseMs?: number;
   denyCacheMs?: number;
 }
 
@@ -53,6 +62,7 @@ export class LeaseStore implements RateLimitStore {
   readonly #send: (msg: WorkerToPrimary) => void;
   readonly #clock: TimerClock;
   readonly #maxLeaseMs: number;
+  readonly #relaxedLeaseMs: number;
   readonly #denyCacheMs: number;
   readonly #leases = new Map<string, Lease>();
   /** key → until (ms) and the refusal to repeat. */
@@ -72,6 +82,7 @@ export class LeaseStore implements RateLimitStore {
     this.#send = opts.send;
     this.#clock = timersOf(opts.clock ?? systemClock);
     this.#maxLeaseMs = opts.maxLeaseMs ?? DEFAULT_MAX_LEASE_MS;
+    this.#relaxedLeaseMs = Math.max(this.#maxLeaseMs, opts.relaxedLeaseMs ?? DEFAULT_RELAXED_LEASE_MS);
     this.#denyCacheMs = opts.denyCacheMs ?? DEFAULT_DENY_CACHE_MS;
   }
 
@@ -174,7 +185,8 @@ export class LeaseStore implements RateLimitStore {
         prev.primaryRemaining = g.remaining;
         prev.resetMs = g.resetMs;
       } else {
-        this.#leases.set(key, { left: g.granted, granted: g.granted, at: now, primaryRemaining: g.remaining, resetMs: g.resetMs });
+        const ttl = pending !== undefined && g.remaining * 2 >= pending.capacity ? this.#relaxedLeaseMs : this.#maxLeaseMs;
+        this.#leases.set(key, { left: g.granted, granted: g.granted, at: now, ttl, primaryRemaining: g.remaining, resetMs: g.resetMs });
       }
     } else if (!g.allowed) {
       this.#denied.set(key, {
@@ -216,13 +228,13 @@ export class LeaseStore implements RateLimitStore {
     (this.#sweepTimer as { unref?: () => void }).unref?.();
   }
 
-  /** Settles leases older than maxLeaseMs (or spent) in one message; forgets stale refusals. */
+  /** Settles leases past their time (or spent) in one message; forgets stale refusals. */
   sweep(): void {
     const now = this.#clock.now();
     let items: LeaseSettle[] | null = null;
     for (const [key, l] of this.#leases) {
       if (this.#pending.has(key)) continue;
-      if (l.left === 0 || now - l.at >= this.#maxLeaseMs) {
+      if (l.left === 0 || now - l.at >= l.ttl) {
         (items ??= []).push({ key, granted: l.granted, unspent: l.left });
         this.#leases.delete(key);
       }
