@@ -7,11 +7,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Agent, request } from 'undici';
+import { RedisServer, redisSkipReason } from '../helpers/redis-server.js';
 import { assertBuilt, childrenOf, freePort, isAlive, MICROGATE, Running, sleep, tempDir, TESTBACKEND, waitUntil } from '../cli/helpers.js';
 
 const CAPACITY = 200;
 
-async function startCluster(t: Parameters<typeof tempDir>[0]) {
+async function startCluster(t: Parameters<typeof tempDir>[0], extra = '') {
   assertBuilt();
   const { write } = await tempDir(t);
   const backendPort = await freePort();
@@ -40,11 +41,32 @@ processes:
     auto_start: true
 healthcheck:
   interval: 1s
-`,
+${extra}`,
   );
   const gw = new Running(t, MICROGATE, ['--config', file]);
   const m = await gw.waitForStdout(/MicroGate listening on http:\/\/127\.0\.0\.1:(\d+) \(2 workers\)/, 30_000);
   return { gw, url: `http://127.0.0.1:${m[1]}` };
+}
+
+/** Sends `sent` requests over 8 connections (the cluster hands them to both workers); asserts the limit held within 2%. */
+async function assertLimit(t: { after: (fn: () => unknown) => void }, url: string, sent: number): Promise<void> {
+  const agent = new Agent({ connections: 8, pipelining: 1 });
+  t.after(() => agent.close());
+  const statuses = new Map<number, number>();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 8 }, async () => {
+      while (next < sent) {
+        next++;
+        const res = await request(`${url}/x`, { dispatcher: agent });
+        await res.body.dump();
+        statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
+      }
+    }),
+  );
+  const ok = statuses.get(200) ?? 0;
+  assert.ok(Math.abs(ok - CAPACITY) <= CAPACITY * 0.02, `admitted ${ok} of ${sent}, limit ${CAPACITY} (±2%): ${JSON.stringify([...statuses])}`);
+  assert.equal(ok + (statuses.get(429) ?? 0), sent);
 }
 
 function workersOf(pid: number): number[] {
@@ -70,24 +92,7 @@ test('two workers behind one port act as one gateway', { timeout: 120_000 }, asy
 
   const SENT = 320;
   await t.test('the static limit is exact across workers', async () => {
-    // Several connections: the cluster hands them to both workers.
-    const agent = new Agent({ connections: 8, pipelining: 1 });
-    t.after(() => agent.close());
-    const statuses = new Map<number, number>();
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: 8 }, async () => {
-        while (next < SENT) {
-          next++;
-          const res = await request(`${url}/x`, { dispatcher: agent });
-          await res.body.dump();
-          statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
-        }
-      }),
-    );
-    const ok = statuses.get(200) ?? 0;
-    assert.ok(Math.abs(ok - CAPACITY) <= CAPACITY * 0.02, `admitted ${ok} of ${SENT}, limit ${CAPACITY} (±2%): ${JSON.stringify([...statuses])}`);
-    assert.equal(ok + (statuses.get(429) ?? 0), SENT);
+    await assertLimit(t, url, SENT);
   });
 
   await t.test('/metrics counts every request of every worker', async () => {
@@ -125,4 +130,14 @@ test('two workers behind one port act as one gateway', { timeout: 120_000 }, asy
     await sleep(100);
     for (const pid of all) assert.equal(isAlive(pid), false, `process ${pid} is gone`);
   });
+});
+
+test('with cluster.redis_url the workers share the limit through Redis', { timeout: 120_000, skip: redisSkipReason() }, async (t) => {
+  const redis = await RedisServer.start();
+  t.after(() => redis.stop());
+  const { gw, url } = await startCluster(t, `cluster:\n  redis_url: "${redis.url}"\n  key_prefix: "mg-workers-test:"\n`);
+  await assertLimit(t, url, 260);
+  await waitUntil(async () => (await metric(url, 'gateway_http_requests_total')) === 260, 5_000, 'gateway_http_requests_total = 260');
+  gw.child.kill('SIGTERM');
+  assert.equal((await gw.waitForExit(30_000)).code, 0);
 });
