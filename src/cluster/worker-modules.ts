@@ -97,7 +97,7 @@ function recordsModule(wiring: WorkerWiring): ModuleSpec {
   return {
     name: 'cluster-records',
     build(host) {
-      const batcher = new RecordBatcher({ send: wiring.send });
+      const batcher = new RecordBatcher({ send: wiring.send, withHeaders: host.config.current.dashboard.enabled });
       const unsubscribe = host.bus.subscribe(batcher.onCompletion);
       return {
         drain: () => batcher.flush(),
