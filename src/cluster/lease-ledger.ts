@@ -12,6 +12,7 @@
  * longer than one refill of those tokens.
  */
 import type { Clock } from '../clock.js';
+import { DEFAULT_MAX_BUCKETS } from '../store/index.js';
 import type { LeaseAsk, LeaseGrant, LeaseSettle } from './messages.js';
 
 interface Bucket {
@@ -27,11 +28,14 @@ export interface LeaseLedgerOptions {
   clock: Clock;
   /** How many workers share the buckets: a grant leaves room for the others (default 1). */
   holders?: () => number;
+  /** Most buckets kept (ratelimit.max_buckets); beyond it the least recently used one with nothing on lease goes. */
+  maxBuckets?: number;
 }
 
 export class LeaseLedger {
   readonly #clock: Clock;
   readonly #holders: () => number;
+  readonly #maxBuckets: number;
   readonly #buckets = new Map<string, Bucket>();
   /** Per worker: key → tokens it holds on lease. */
   readonly #held = new Map<number, Map<string, number>>();
@@ -39,6 +43,7 @@ export class LeaseLedger {
   constructor(opts: LeaseLedgerOptions) {
     this.#clock = opts.clock;
     this.#holders = opts.holders ?? (() => 1);
+    this.#maxBuckets = opts.maxBuckets ?? DEFAULT_MAX_BUCKETS;
   }
 
   /** Buckets tracked (for tests and eviction). */
@@ -120,15 +125,29 @@ export class LeaseLedger {
   #bucket(key: string, capacity: number, refillPerSec: number, now: number): Bucket {
     let b = this.#buckets.get(key);
     if (b === undefined) {
+      if (this.#buckets.size >= this.#maxBuckets) this.#evict();
       b = { tokens: capacity, last: now, capacity, refillPerSec, leased: 0 };
       this.#buckets.set(key, b);
       return b;
     }
+    // Most recently used last (Map order), so eviction finds the least recently used first.
+    this.#buckets.delete(key);
+    this.#buckets.set(key, b);
     // Limits of a key can change with a reload: the new ones apply from now on.
     b.capacity = capacity;
     b.refillPerSec = refillPerSec;
     this.#refill(b, now);
     return b;
+  }
+
+  /** Drops the least recently used bucket with nothing on lease (a bucket on lease is never dropped). */
+  #evict(): void {
+    for (const [key, b] of this.#buckets) {
+      if (b.leased === 0) {
+        this.#buckets.delete(key);
+        return;
+      }
+    }
   }
 
   #refill(b: Bucket, now: number): void {

@@ -82,7 +82,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<ClusterPrimary> 
       this.set(live.size);
     },
   });
-  const ledger = new LeaseLedger({ clock: gateway.clock, holders: () => Math.max(1, live.size) });
+  const ledger = new LeaseLedger({ clock: gateway.clock, holders: () => Math.max(1, live.size), maxBuckets: config.ratelimit?.max_buckets });
   const sweep = setInterval(() => ledger.sweep(), 10_000);
   sweep.unref();
 

@@ -202,3 +202,21 @@ test('close hands every lease back', async () => {
   await settleAll();
   assert.equal(c.ledger.leased(KEY), 0);
 });
+
+test('the ledger keeps at most max_buckets buckets, dropping the least recently used one not on lease', () => {
+  const clock = new ManualClock(0);
+  const ledger = new LeaseLedger({ clock, maxBuckets: 3 });
+  const ask = (key: string, id: number) => ledger.grant(1, { id, key, capacity: 10, refillPerSec: 0.001, want: 1, cost: 1 });
+  ask('a', 1);
+  ledger.settle(1, { key: 'a', granted: 1, unspent: 0 });
+  ask('b', 2); // b stays on lease
+  ask('c', 3);
+  ledger.settle(1, { key: 'c', granted: 1, unspent: 0 });
+  ask('a', 4);
+  ledger.settle(1, { key: 'a', granted: 1, unspent: 0 }); // a used again: c is now the least recently used
+  ask('d', 5);
+  assert.equal(ledger.size, 3);
+  // c was dropped (starts full again), a kept its spent tokens, b is on lease.
+  assert.equal(ask('c', 6).remaining, 9);
+  assert.equal(ledger.leased('b'), 1);
+});
