@@ -190,6 +190,9 @@ export async function runPrimary(opts: PrimaryOptions): Promise<ClusterPrimary> 
     });
     started = true;
     logger.info({ workers: opts.workers, port, admin_port: gateway.port }, 'MicroGate cluster listening');
+    if (config.analytics.enabled) {
+      logger.warn('workers: analytics learns from every worker\'s traffic in the primary, but the adaptive layer (adaptive route limits, weighted balancing, self-tuning breakers) is not applied by the workers yet');
+    }
     opts.onListening?.(port);
   } catch (err) {
     stopping = true;

@@ -5,7 +5,7 @@
  *
  * - `store` → the lease store (tokens leased from the primary), unless `cluster.redis_url` is set;
  * - `health` → a follower: it probes nothing, applies the primary's verdicts and reports connect failures;
- * - `metrics`, `processes`, `analytics`, `dashboard` → left out: the primary has them, fed by the records;
+ * - `metrics`, `processes`, `analytics`, `dashboard`, `adaptive` → left out: the primary has them, fed by the records;
  * - one module is added: the completion records go to the primary in batches.
  */
 import { HealthChecker } from '../health/index.js';
@@ -15,8 +15,12 @@ import type { LeaseStore } from './ipc-store.js';
 import type { PrimaryToWorker, WorkerToPrimary } from './messages.js';
 import { RecordBatcher } from './record-batcher.js';
 
-/** Modules that exist once, in the primary. */
-export const PRIMARY_ONLY = new Set(['metrics', 'processes', 'analytics', 'dashboard']);
+/**
+ * Modules that exist once, in the primary. `adaptive` (the layer acting on analytics baselines:
+ * adaptive route limits, weighted balancing, self-tuning breakers) needs the `analytics` service,
+ * which lives in the primary; workers do not apply it yet (the primary logs so at start).
+ */
+export const PRIMARY_ONLY = new Set(['metrics', 'processes', 'analytics', 'dashboard', 'adaptive']);
 
 export interface WorkerWiring {
   send: (msg: WorkerToPrimary) => void;
