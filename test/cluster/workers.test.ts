@@ -142,3 +142,40 @@ test('with cluster.redis_url the workers share the limit through Redis', { timeo
   gw.child.kill('SIGTERM');
   assert.equal((await gw.waitForExit(30_000)).code, 0);
 });
+
+test('a process added from the dashboard serves through every worker', { timeout: 120_000 }, async (t) => {
+  assertBuilt();
+  const { write } = await tempDir(t);
+  const [dead, added] = [await freePort(), await freePort()];
+  const file = await write(
+    'added.yml',
+    `server:\n  port: 0\n  host: 127.0.0.1\n  workers: 2\nlogging:\n  level: warn\nadmin:\n  allowed_commands: [${JSON.stringify(TESTBACKEND)}]\nhealthcheck:\n  interval: 1s\nroutes:\n  - path: /b\n    backend: "http://127.0.0.1:${dead}"\n`,
+  );
+  const gw = new Running(t, MICROGATE, ['--config', file]);
+  const url = `http://127.0.0.1:${(await gw.waitForStdout(/MicroGate listening on http:\/\/127\.0\.0\.1:(\d+)/, 30_000))[1]}`;
+  const admin = { host: 'localhost', origin: 'http://localhost', 'content-type': 'application/json' };
+  const created = await request(`${url}/dashboard/api/processes`, {
+    method: 'POST',
+    headers: admin,
+    body: JSON.stringify({ id: 'added', command: TESTBACKEND, args: ['--port', String(added), '--quiet'], port: added, route: '/b' }),
+  });
+  assert.equal(created.statusCode, 201, await created.body.text());
+  const started = await request(`${url}/dashboard/api/processes/added/start`, { method: 'POST', headers: admin, body: '{}' });
+  assert.equal(started.statusCode, 200, await started.body.text());
+  // New connections each time: the cluster spreads them over both workers.
+  await waitUntil(
+    async () => {
+      const statuses: number[] = [];
+      for (let i = 0; i < 6; i++) {
+        const res = await request(`${url}/b/x`, { reset: true });
+        await res.body.dump();
+        statuses.push(res.statusCode);
+      }
+      return statuses.every((s) => s === 200);
+    },
+    15_000,
+    'every worker routes to the added backend',
+  );
+  gw.child.kill('SIGTERM');
+  assert.equal((await gw.waitForExit(30_000)).code, 0);
+});
