@@ -40,7 +40,8 @@ export interface LeaseGrant {
 }
 
 export type WorkerToPrimary =
-  | { t: 'records'; records: CompletionRecord[] }
+  /** `dropped`: records left out since the last batch because the primary did not keep up. */
+  | { t: 'records'; records: CompletionRecord[]; dropped?: number }
   | { t: 'lease'; asks: LeaseAsk[] }
   | { t: 'settle'; items: LeaseSettle[] }
   | { t: 'connect-failure'; url: string }

@@ -74,6 +74,11 @@ export async function runPrimary(opts: PrimaryOptions): Promise<ClusterPrimary> 
   }
   const registry = gateway.metrics.registry;
   const restarts = new Counter({ name: 'gateway_worker_restarts_total', help: 'Workers that died and were replaced', registers: [registry] });
+  const recordsDropped = new Counter({
+    name: 'gateway_worker_records_dropped_total',
+    help: 'Completion records a worker dropped because the primary did not keep up (not in the other metrics)',
+    registers: [registry],
+  });
   new Gauge({
     name: 'gateway_workers',
     help: 'Worker processes serving traffic',
@@ -101,6 +106,10 @@ export async function runPrimary(opts: PrimaryOptions): Promise<ClusterPrimary> 
     switch (msg.t) {
       case 'records':
         for (const r of msg.records) gateway.bus.publish(r);
+        if (msg.dropped !== undefined && msg.dropped > 0) {
+          recordsDropped.inc(msg.dropped);
+          logger.warn({ worker: w.id, dropped: msg.dropped }, 'the primary did not keep up with a worker\'s completion records: some were dropped (metrics and the request log miss them)');
+        }
         return;
       case 'lease':
         trySend(w, { t: 'leased', grants: msg.asks.map((a) => ledger.grant(w.id, a)) });

@@ -24,6 +24,8 @@ export const PRIMARY_ONLY = new Set(['metrics', 'processes', 'analytics', 'dashb
 
 export interface WorkerWiring {
   send: (msg: WorkerToPrimary) => void;
+  /** Sends and calls `sent` once the channel took the message (for the record batches' bound). */
+  sendTracked: (msg: WorkerToPrimary, sent: () => void) => void;
   /** Adds a handler of the primary's messages. */
   onMessage: (handler: (msg: PrimaryToWorker) => void) => void;
   /** The lease store, when the limits are not in Redis. */
@@ -101,7 +103,7 @@ function recordsModule(wiring: WorkerWiring): ModuleSpec {
   return {
     name: 'cluster-records',
     build(host) {
-      const batcher = new RecordBatcher({ send: wiring.send, withHeaders: host.config.current.dashboard.enabled });
+      const batcher = new RecordBatcher({ send: wiring.sendTracked, withHeaders: host.config.current.dashboard.enabled });
       const unsubscribe = host.bus.subscribe(batcher.onCompletion);
       return {
         drain: () => batcher.flush(),

@@ -41,6 +41,10 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
   const send = (msg: WorkerToPrimary): void => {
     if (process.connected) process.send!(msg);
   };
+  const sendTracked = (msg: WorkerToPrimary, sent: () => void): void => {
+    if (process.connected) process.send!(msg, undefined, undefined, sent);
+    else sent();
+  };
 
   const leaseStore = config.cluster.redis_url === undefined ? new LeaseStore({ send }) : null;
   let gateway: EmbeddedGateway | null = null;
@@ -49,7 +53,7 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
     logger,
     baseDir: opts.baseDir,
     echoProcessOutput: false,
-    modules: workerModules(MODULES, { send, onMessage: (h) => handlers.push(h), leaseStore }),
+    modules: workerModules(MODULES, { send, sendTracked, onMessage: (h) => handlers.push(h), leaseStore }),
     cluster: { role: 'worker', relayAdmin: relay.handler },
   });
   const gw = gateway;

@@ -4,12 +4,33 @@ import { ManualClock } from '../../src/clock.js';
 import { RecordBatcher, type WorkerToPrimary } from '../../src/cluster/index.js';
 import { completionRecord } from '../helpers/records.js';
 
-function batcher(opts: { maxBatch?: number; withHeaders?: boolean } = {}) {
+function batcher(opts: { maxBatch?: number; withHeaders?: boolean; maxUnsent?: number } = {}) {
   const clock = new ManualClock(0);
   const sent: WorkerToPrimary[] = [];
-  const b = new RecordBatcher({ send: (m) => sent.push(m), clock, intervalMs: 100, ...opts });
-  return { clock, sent, b };
+  const acks: (() => void)[] = [];
+  const b = new RecordBatcher({
+    send: (m, ack) => {
+      sent.push(m);
+      acks.push(ack);
+    },
+    clock,
+    intervalMs: 100,
+    ...opts,
+  });
+  return { clock, sent, b, ackAll: () => acks.splice(0).forEach((a) => a()) };
 }
+
+test('records are dropped and counted, not queued without bound, while the primary does not keep up', () => {
+  const { sent, b, ackAll } = batcher({ maxBatch: 10, maxUnsent: 2 });
+  for (let i = 0; i < 50; i++) b.onCompletion(completionRecord());
+  assert.equal(sent.length, 2, 'two batches in the channel, the rest dropped');
+  assert.equal(b.dropped, 30);
+  ackAll();
+  for (let i = 0; i < 10; i++) b.onCompletion(completionRecord());
+  assert.equal(sent.length, 3);
+  const last = sent[2]!;
+  assert.equal(last.t === 'records' && last.dropped, 30, 'the drop count rides on the next batch');
+});
 
 test('records reach the primary in one message per interval, not one per request', () => {
   const { clock, sent, b } = batcher();
