@@ -28,6 +28,7 @@ export interface EmbeddedGatewayOptions {
 export interface EmbeddedGateway {
   readonly clock: Clock;
   readonly bus: { publish(record: CompletionRecord): void };
+  readonly notices: { publish(event: string, data: unknown): void };
   readonly backends: ReadonlyMap<string, Backend>;
   readonly health: HealthChecker;
   readonly metrics: Metrics;

@@ -45,6 +45,8 @@ export type WorkerToPrimary =
   | { t: 'lease'; asks: LeaseAsk[] }
   | { t: 'settle'; items: LeaseSettle[] }
   | { t: 'connect-failure'; url: string }
+  /** An operator notice published in a worker (rare): the primary's dashboard streams it. */
+  | { t: 'notice'; event: string; data: unknown }
   /** The worker listens for messages now (anything sent before would be lost): send it the health states. */
   | { t: 'hello' };
 

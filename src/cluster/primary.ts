@@ -117,6 +117,9 @@ export async function runPrimary(opts: PrimaryOptions): Promise<ClusterPrimary> 
       case 'settle':
         for (const s of msg.items) ledger.settle(w.id, s);
         return;
+      case 'notice':
+        gateway.notices.publish(msg.event, msg.data);
+        return;
       case 'hello':
         if (attached.length > 0) trySend(w, { t: 'attach', items: attached });
         trySend(w, { t: 'health', states: healthStates() });

@@ -6,7 +6,7 @@
  * - `store` → the lease store (tokens leased from the primary), unless `cluster.redis_url` is set;
  * - `health` → a follower: it probes nothing, applies the primary's verdicts and reports connect failures;
  * - `metrics`, `processes`, `analytics`, `dashboard`, `adaptive` → left out: the primary has them, fed by the records;
- * - one module is added: the completion records go to the primary in batches.
+ * - one module is added: the completion records go to the primary in batches, notices one by one.
  */
 import { HealthChecker } from '../health/index.js';
 import type { ModuleSpec } from '../host.js';
@@ -103,12 +103,21 @@ function recordsModule(wiring: WorkerWiring): ModuleSpec {
   return {
     name: 'cluster-records',
     build(host) {
-      const batcher = new RecordBatcher({ send: wiring.sendTracked, withHeaders: host.config.current.dashboard.enabled });
+      const batcher = new RecordBatcher({ send: wiring.sendTracked, withHeaders: host.config.current.dashboard.enabled, clock: host.clock });
       const unsubscribe = host.bus.subscribe(batcher.onCompletion);
+      // Notices are rare: one message each, to the primary's dashboard stream.
+      const offNotices = host.notices.subscribe((n) => {
+        try {
+          wiring.send({ t: 'notice', event: n.event, data: n.data });
+        } catch {
+          // The primary is gone.
+        }
+      });
       return {
         drain: () => batcher.flush(),
         close() {
           unsubscribe();
+          offNotices();
           batcher.flush();
         },
       };
