@@ -39,6 +39,8 @@ export const ERROR_CODES = {
   upstream_saturated: { status: 503, message: 'Backend is saturated: too many requests waiting for it' },
   upstream_timeout: { status: 504, message: 'Gateway Timeout' },
   internal_error: { status: 500, message: 'Internal Server Error' },
+  // --- reload (issue 9) ---
+  config_invalid: { status: 422, message: 'The config file has problems; nothing changed' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

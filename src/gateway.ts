@@ -9,11 +9,12 @@ import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import type { Authenticator } from './auth/index.js';
-import { RouteTopology, StrategyRegistry, type Backend } from './balancer/index.js';
+import { AuthConfigError } from './auth/index.js';
+import { RouteTopology, StrategyRegistry, TopologyView, type Backend, type StrategyFactory } from './balancer/index.js';
 import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
 import type { Config } from './config/index.js';
-import { isAdminPath, notYetBuilt } from './config/index.js';
+import { ConfigError, formatProblem, isAdminPath, loadConfig, notYetBuilt, type ConfigProblem } from './config/index.js';
 import type { DashboardOptions } from './dashboard/index.js';
 import { GatewayError, toGatewayError } from './errors.js';
 import { CompletionBus, NO_VERDICTS, NoticeBus, redactInPlace, type CompletionRecord } from './events/index.js';
@@ -25,6 +26,8 @@ import { MODULES } from './modules.js';
 import { ClientIpResolver, compose, isUnsafePath, pickRequestId, PHASES, RequestContext, StageRegistry, type RouteTable, type StageEntry } from './pipeline/index.js';
 import type { ProcessManager } from './procman/index.js';
 import type { RateLimitStore } from './store/index.js';
+import { planReload, reloadCounter, type ReloadFailure, type ReloadOutcome, type ReloadSuccess } from './reload/index.js';
+import type { Counter } from 'prom-client';
 import { upgradeResponse, upgradesFor } from './proxy/index.js';
 import { AdminGuard, createHttpServer, isRebound, isDashboardUi, sendError, SESSION_PATH, type SessionOutcome } from './server/index.js';
 
@@ -41,28 +44,84 @@ export interface GatewayOptions {
   defaultMetrics?: boolean;
   /** Options of the dashboard (mounted when dashboard.enabled). */
   dashboard?: DashboardOptions;
+  /** The file the config was read from: `reloadFromFile()` (SIGHUP, --watch, POST /dashboard/api/reload) re-reads it. */
+  configFile?: string;
   /** The module list (default: MODULES of src/modules.ts). */
   modules?: readonly ModuleSpec[];
   /** Cluster role (src/cluster): a worker relays every admin request, unguarded, to the primary; the primary's private listener serves only what `admit` lets through, and no upgrades. */
   cluster?: { role: 'worker'; relayAdmin: AdminHandler } | { role: 'primary'; admit(req: IncomingMessage, res: ServerResponse): boolean };
 }
 
-/** The one place services are offered and found. */
+/** The one place services are offered and found (one table per generation). */
 class ServiceTable implements ServiceDirectory {
-  readonly #map = new Map<keyof Services, unknown>();
+  readonly #map = new Map<keyof Services, { service: unknown; by: string }>();
   provide<K extends keyof Services>(name: K, service: Services[K], by: string): void {
     if (this.#map.has(name)) throw new Error(`module "${by}": service "${name}" is already provided`);
-    this.#map.set(name, service);
+    this.#map.set(name, { service, by });
   }
   get<K extends keyof Services>(name: K): Services[K] | undefined {
-    return this.#map.get(name) as Services[K] | undefined;
+    return this.#map.get(name)?.service as Services[K] | undefined;
   }
   need<K extends keyof Services>(name: K): Services[K] {
     const s = this.#map.get(name);
     if (s === undefined) throw new Error(`service "${name}" is not available: no module before this one in src/modules.ts provides it`);
-    return s as Services[K];
+    return s.service as Services[K];
+  }
+  /** Takes over the services of `from` whose provider lives on (the gateway, modules kept across reloads). */
+  inherit(from: ServiceTable, keep: (by: string) => boolean): void {
+    for (const [name, entry] of from.#map) if (keep(entry.by)) this.#map.set(name, entry);
   }
 }
+
+/** A module as built: what it registered, so a reload can rebuild it or keep it. */
+interface Built {
+  readonly name: string;
+  /** Position in the module list (build, start and close order). */
+  readonly index: number;
+  readonly spec: ModuleSpec;
+  module: Module;
+  /** Lives across reloads (declares `reload`, registers no stages); else rebuilt per generation. */
+  kept: boolean;
+  stages: number;
+  readonly strategies: [string, StrategyFactory][];
+  readonly admin: [string, AdminHandler][];
+  /** Its completion-bus subscriptions: a replaced generation stops receiving records at the swap. */
+  readonly offBus: (() => void)[];
+}
+
+interface Carried {
+  readonly fingerprint: string;
+  readonly value: unknown;
+  readonly dispose: (value: unknown) => void | Promise<void>;
+}
+
+/**
+ * One config in force: its snapshot, topology, services, the modules built for it and the
+ * pipeline composed from their stages. A request runs entirely on the generation it started on.
+ */
+interface Generation {
+  readonly id: number;
+  readonly configRef: { readonly current: Config };
+  readonly topology: RouteTopology;
+  readonly services: ServiceTable;
+  readonly stages: StageRegistry;
+  readonly strategies: StrategyRegistry;
+  /** The modules built for this generation (kept modules are the gateway's, in #kept). */
+  readonly built: Built[];
+  readonly carried: Map<string, Carried>;
+  handle: (ctx: RequestContext) => void;
+  handleUpgrade: (ctx: RequestContext) => void;
+  fail: (ctx: RequestContext, err: GatewayError) => void;
+  done: (ctx: RequestContext) => void;
+  inFlight: number;
+  /** Replaced by a reload; its parts close when inFlight reaches 0. */
+  retired: boolean;
+  retireTimer: NodeJS.Timeout | null;
+}
+
+const NOT_BUILT = (): void => {
+  throw new Error('the pipeline is not built yet');
+};
 
 export class Gateway {
   readonly logger: Logger;
@@ -71,20 +130,28 @@ export class Gateway {
   /** Operator notices (anomaly, adaptive, breaker, config); the dashboard streams them. */
   readonly notices: NoticeBus;
   readonly startedAt: number;
-  /** Services the modules provide (store, metrics, health, processes, dashboard, …). */
+  /** Services the modules provide (store, metrics, health, processes, dashboard, …), of the config in force. */
   readonly services: ServiceDirectory;
 
+  /** The snapshot in force, as modules kept across reloads see it. */
   readonly #configRef: { current: Config };
+  readonly #configFile: string | null;
   readonly #options: HostOptions;
-  readonly #topology: RouteTopology;
-  readonly #services = new ServiceTable();
-  readonly #stages = new StageRegistry();
-  readonly #strategies = new StrategyRegistry();
-  /** Built modules, in list order (with their names, for logs). */
-  readonly #modules: { name: string; module: Module }[] = [];
+  /** The module list (plus modules mounted before start). */
+  readonly #specs: ModuleSpec[] = [];
+  /** Modules living across reloads. */
+  readonly #kept: Built[] = [];
+  #gen: Generation;
+  /** Replaced generations still finishing requests. */
+  #retired: Generation[] = [];
+  /** Backends a reload dropped; their pools close when no replaced generation has requests left. */
+  readonly #retiringBackends = new Map<string, Backend>();
+  #generations = 0;
+  #reloadChain: Promise<unknown> = Promise.resolve();
+  #reloadCounter: Counter<'result'> | null = null;
+  readonly #topologyView: TopologyView;
+  readonly #servicesView: ServiceDirectory;
   #server: Server | null = null;
-  #handle: (ctx: RequestContext) => void;
-  #handleUpgrade: (ctx: RequestContext) => void;
   #clientIp: ClientIpResolver;
   #readsForwardedFor: boolean;
   #admin = new Map<string, AdminHandler>();
@@ -98,39 +165,42 @@ export class Gateway {
   readonly #cluster: GatewayOptions['cluster'] | null;
   /** Upgraded (WebSocket) client sockets: the HTTP server no longer tracks them, so shutdown must. */
   #tunnels = new Set<Duplex>();
-  readonly #fail = (ctx: RequestContext, err: GatewayError): void => this.#failRequest(ctx, err);
-  readonly #done = (ctx: RequestContext): void => this.#publish(ctx);
 
   constructor(config: Config, opts: GatewayOptions = {}) {
     this.#configRef = { current: config };
+    this.#configFile = opts.configFile ?? null;
     this.#cluster = opts.cluster ?? null;
     this.clock = opts.clock ?? systemClock;
     this.logger = opts.logger ?? createLogger(config.logging);
     this.startedAt = this.clock.now();
-    this.services = this.#services;
     this.#options = { baseDir: opts.baseDir, echoProcessOutput: opts.echoProcessOutput, defaultMetrics: opts.defaultMetrics, dashboard: opts.dashboard };
     this.bus = new CompletionBus((err) => this.logger.error({ err }, 'completion listener failed'));
     this.notices = new NoticeBus((err) => this.logger.error({ err }, 'notice listener failed'));
     this.#clientIp = new ClientIpResolver(config.server.trusted_proxies);
     this.#readsForwardedFor = config.server.trusted_proxies.length > 0;
     this.#adminGuard = new AdminGuard(config.admin, { clock: this.clock });
-    this.#topology = new RouteTopology(config, this.clock, this.logger);
+    this.#topologyView = new TopologyView(() => this.#gen.topology);
+    this.#servicesView = { get: (name) => this.#gen.services.get(name), need: (name) => this.#gen.services.need(name) };
+    this.services = this.#servicesView;
+    const gen = this.#newGeneration(config, new RouteTopology(config, this.clock, this.logger));
+    this.#gen = gen;
+    gen.services.provide('reloader', { reload: () => this.reloadFromFile() }, 'gateway');
 
     try {
       for (const spec of opts.modules ?? MODULES) {
+        this.#specs.push(spec);
         if (spec.enabled !== undefined && !spec.enabled(config)) continue;
-        this.mount(spec);
+        this.#build(spec, this.#specs.length - 1, gen);
       }
-      this.#topology.bindStrategies(this.#strategies);
+      gen.topology.bindStrategies(gen.strategies);
     } catch (err) {
       // Release what the modules built so far (timers, subscriptions, pools), then fail.
-      void this.#closeModules().then(() => this.#topology.destroy());
+      void this.#closeModules().then(() => gen.topology.destroy());
       throw err;
     }
-    this.#stages.seal();
-    const onError = (ctx: RequestContext, err: unknown) => this.#failRequest(ctx, toGatewayError(err));
-    this.#handle = compose(this.#stages.stages('request'), onError);
-    this.#handleUpgrade = compose(this.#stages.stages('upgrade'), onError);
+    this.#compose(gen);
+    const metrics = gen.services.get('metrics');
+    if (metrics !== undefined) this.#reloadCounter = reloadCounter(metrics.registry);
   }
 
   /**
@@ -140,46 +210,306 @@ export class Gateway {
    */
   mount(spec: ModuleSpec): Module {
     if (this.#started) throw new Error(`module "${spec.name}": modules are mounted before the gateway starts`);
-    const host = this.#host(spec.name);
+    this.#specs.push(spec);
+    return this.#build(spec, this.#specs.length - 1, this.#gen).module;
+  }
+
+  #build(spec: ModuleSpec, index: number, gen: Generation): Built {
+    const built: Built = { name: spec.name, index, spec, module: {}, kept: false, stages: 0, strategies: [], admin: [], offBus: [] };
+    const host = this.#host(gen, built);
+    gen.built.push(built);
     const module = spec.build(host);
-    this.#modules.push({ name: spec.name, module });
+    built.module = module;
     if (module.stages !== undefined) {
       for (const phase of PHASES) {
         const entry = module.stages[phase];
         if (entry === undefined) continue;
         const list: readonly StageEntry[] = Array.isArray(entry) ? entry : [entry as StageEntry];
-        for (const stage of list) this.#stages.add(phase, stage);
+        for (const stage of list) host.stages.add(phase, stage);
       }
     }
-    if (module.admin !== undefined) for (const [path, handler] of Object.entries(module.admin)) this.addAdmin(path, handler);
-    return module;
+    if (module.admin !== undefined) for (const [path, handler] of Object.entries(module.admin)) host.mountAdmin(path, handler);
+    // Only the first generation decides which modules live across reloads.
+    if (gen.id === 0 && module.reload !== undefined && built.stages === 0) {
+      built.kept = true;
+      gen.built.splice(gen.built.indexOf(built), 1);
+      this.#kept.push(built);
+    }
+    return built;
   }
 
-  #host(name: string): Host {
+  #host(gen: Generation, built: Built): Host {
     const gateway = this;
-    const services = this.#services;
+    const name = built.name;
+    // A kept module follows whatever is in force; a rebuilt one stays with its generation.
+    const configRef: ConfigRef = {
+      get current() {
+        return built.kept ? gateway.#configRef.current : gen.configRef.current;
+      },
+    };
+    const services: ServiceDirectory = {
+      get: (key) => (built.kept ? this.#gen.services : gen.services).get(key),
+      need: (key) => (built.kept ? this.#gen.services : gen.services).need(key),
+    };
+    const topology = new TopologyView(() => (built.kept ? this.#gen.topology : gen.topology));
     return {
       name,
-      config: this.#configRef as ConfigRef,
-      section: (key) => this.#configRef.current[key],
+      config: configRef,
+      section: (key) => configRef.current[key],
       clock: this.clock,
       logger: this.logger,
       startedAt: this.startedAt,
       lifecycle: () => (this.#draining ? 'draining' : this.#server?.listening ? 'ready' : 'starting'),
       options: this.#options,
-      bus: this.bus,
+      bus: {
+        subscribe: (listener) => {
+          const off = this.bus.subscribe(listener);
+          built.offBus.push(off);
+          return off;
+        },
+      },
       notices: this.notices,
       get store(): RateLimitStore {
         return services.need('store');
       },
-      topology: this.#topology,
-      responder: { fail: this.#fail, done: this.#done },
-      stages: this.#stages,
-      strategies: this.#strategies,
+      topology,
+      responder: { fail: gen.fail, done: gen.done },
+      stages: {
+        add: (phase, stage) => {
+          built.stages++;
+          gen.stages.add(phase, stage);
+        },
+      },
+      strategies: {
+        register: (key, factory) => {
+          built.strategies.push([key, factory]);
+          gen.strategies.register(key, factory);
+        },
+      },
       services,
-      provide: (key, service) => services.provide(key, service, name),
-      mountAdmin: (path, handler) => gateway.addAdmin(path, handler),
+      provide: (key, service) => gen.services.provide(key, service, name),
+      mountAdmin: (path, handler) => {
+        built.admin.push([path, handler]);
+        // A generation being tried by a reload mounts its handlers when it is put in force.
+        if (gen === this.#gen) gateway.addAdmin(path, handler);
+      },
+      reuse: <T>(key: string, fingerprint: string, create: () => T, dispose: (value: T) => void | Promise<void>) => {
+        const prev = this.#gen === gen ? undefined : this.#gen.carried.get(key);
+        if (prev !== undefined && prev.fingerprint === fingerprint) {
+          gen.carried.set(key, prev);
+          return { value: prev.value as T, fresh: false };
+        }
+        const value = create();
+        gen.carried.set(key, { fingerprint, value, dispose: dispose as (v: unknown) => void | Promise<void> });
+        return { value, fresh: true };
+      },
     };
+  }
+
+  #newGeneration(config: Config, topology: RouteTopology): Generation {
+    const gen: Generation = {
+      id: this.#generations,
+      configRef: { current: config },
+      topology,
+      services: new ServiceTable(),
+      stages: new StageRegistry(),
+      strategies: new StrategyRegistry(),
+      built: [],
+      carried: new Map(),
+      handle: NOT_BUILT,
+      handleUpgrade: NOT_BUILT,
+      fail: (ctx, err) => {
+        if (ctx.finished) return;
+        this.#writeError(ctx, err);
+        gen.done(ctx);
+      },
+      done: (ctx) => {
+        if (ctx.finished) return;
+        this.#publish(ctx);
+        if (--gen.inFlight === 0 && gen.retired) this.#retiredDrained(gen);
+      },
+      inFlight: 0,
+      retired: false,
+      retireTimer: null,
+    };
+    return gen;
+  }
+
+  /** Seals the generation's stage registry and composes its request and upgrade pipelines. */
+  #compose(gen: Generation): void {
+    gen.stages.seal();
+    const onError = (ctx: RequestContext, err: unknown) => gen.fail(ctx, toGatewayError(err));
+    gen.handle = compose(gen.stages.stages('request'), onError);
+    gen.handleUpgrade = compose(gen.stages.stages('upgrade'), onError);
+  }
+
+  /** Every built module in list order: kept ones and those of the given generations. */
+  #ordered(...gens: Generation[]): Built[] {
+    return [...this.#kept, ...gens.flatMap((g) => g.built)].sort((a, b) => a.index - b.index);
+  }
+
+  /**
+   * Re-reads the config file the gateway was created with (`configFile`) and reloads it. Never
+   * rejects: an invalid file answers `result: "error"` with every problem and changes nothing.
+   */
+  reloadFromFile(): Promise<ReloadOutcome> {
+    const file = this.#configFile;
+    return this.#enqueue(async () => {
+      if (file === null) return this.#failure(null, 'failed', [{ file: '', line: 0, col: 0, key: '', message: 'no config file to reload: the gateway was created from a snapshot' }]);
+      let next: Config;
+      try {
+        next = await loadConfig(file);
+      } catch (err) {
+        if (err instanceof ConfigError) return this.#failure(file, 'invalid', err.problems);
+        return this.#failure(file, 'failed', [{ file, line: 0, col: 0, key: '', message: (err as Error).message }]);
+      }
+      return this.#reload(next, file);
+    });
+  }
+
+  /** Puts a validated snapshot in force (see reloadFromFile). Reloads run one at a time. */
+  reload(next: Config): Promise<ReloadOutcome> {
+    return this.#enqueue(() => this.#reload(next, null));
+  }
+
+  #enqueue(run: () => Promise<ReloadOutcome>): Promise<ReloadOutcome> {
+    const result = this.#reloadChain.then(run, run);
+    this.#reloadChain = result.catch(() => {});
+    return result;
+  }
+
+  async #reload(next: Config, file: string | null): Promise<ReloadOutcome> {
+    const problem = (key: string, message: string): ConfigProblem => ({ file: file ?? '', line: 0, col: 0, key, message });
+    if (this.#draining || !this.#started) return this.#failure(file, 'busy', [problem('', this.#draining ? 'the gateway is shutting down' : 'the gateway is not started')]);
+    const cur = this.#gen;
+    const plan = planReload(cur.configRef.current, next);
+    const config = plan.effective;
+    this.#generations++;
+    const gen = this.#newGeneration(config, new RouteTopology(config, this.clock, this.logger, { previous: cur.topology, retiring: this.#retiringBackends }));
+    const keptNames = new Set(this.#kept.map((b) => b.name));
+    gen.services.inherit(cur.services, (by) => by === 'gateway' || keptNames.has(by));
+    for (const b of this.#kept) for (const [key, factory] of b.strategies) gen.strategies.register(key, factory);
+    // Build the new generation beside the one in force; nothing it does is visible until the swap.
+    try {
+      for (const [index, spec] of this.#specs.entries()) {
+        if (keptNames.has(spec.name)) continue;
+        if (spec.enabled !== undefined && !spec.enabled(config)) continue;
+        this.#build(spec, index, gen);
+      }
+      gen.topology.bindStrategies(gen.strategies);
+      this.#compose(gen);
+      for (const b of gen.built) await b.module.start?.();
+      if (this.#draining) throw new Error('the gateway is shutting down');
+    } catch (err) {
+      this.#generations--;
+      await this.#discard(gen);
+      if (err instanceof AuthConfigError) return this.#failure(file, 'invalid', [problem('auth', err.message)]);
+      if (err instanceof ConfigError) return this.#failure(file, 'invalid', err.problems);
+      this.logger.error({ err }, 'config reload: the new configuration could not be built');
+      return this.#failure(file, this.#draining ? 'busy' : 'failed', [problem('', (err as Error).message)]);
+    }
+
+    // The swap: synchronous, so it happens between requests.
+    const diff = gen.topology.commit();
+    for (const b of gen.topology.byUrl.values()) if (this.#retiringBackends.get(b.url) === b) this.#retiringBackends.delete(b.url);
+    for (const b of diff.dropped) this.#retiringBackends.set(b.url, b);
+    for (const b of cur.built) for (const off of b.offBus.splice(0)) off();
+    this.#gen = gen;
+    this.#configRef.current = config;
+    if (JSON.stringify(config.server.trusted_proxies) !== JSON.stringify(cur.configRef.current.server.trusted_proxies)) {
+      this.#clientIp = new ClientIpResolver(config.server.trusted_proxies);
+      this.#readsForwardedFor = config.server.trusted_proxies.length > 0;
+    }
+    for (const b of gen.built) for (const [path, handler] of b.admin) this.addAdmin(path, handler);
+    cur.retired = true;
+    this.#retired.push(cur);
+    if (cur.inFlight === 0) this.#retiredDrained(cur);
+    else {
+      // A request that never completes must not pin the old generation for ever.
+      cur.retireTimer = setTimeout(() => this.#retiredDrained(cur), cur.configRef.current.server.shutdown_timeout);
+      cur.retireTimer.unref();
+    }
+    // Parts that live across reloads adapt (processes start and stop, analytics series, …).
+    for (const b of this.#kept) {
+      try {
+        await b.module.reload!(config);
+      } catch (err) {
+        this.logger.error({ err, module: b.name }, 'config reload: a module could not apply the new configuration');
+      }
+    }
+
+    const outcome: ReloadSuccess = {
+      result: 'success',
+      file,
+      generation: gen.id,
+      changed: false,
+      routes: diff.routes,
+      backends: diff.backends,
+      sections: plan.sections,
+      processes: plan.processes,
+      restart_required: plan.restartRequired,
+    };
+    const lists = [diff.routes.added, diff.routes.removed, diff.routes.changed, diff.backends.added, diff.backends.removed, diff.backends.changed, plan.sections];
+    outcome.changed = lists.some((l) => l.length > 0) || Object.values(plan.processes).some((l) => l.length > 0);
+    this.#reloadCounter?.inc({ result: 'success' });
+    this.logger[plan.restartRequired.length > 0 ? 'warn' : 'info'](
+      { file, generation: gen.id, routes: diff.routes, backends: diff.backends, sections: plan.sections, processes: plan.processes, restart_required: plan.restartRequired },
+      plan.restartRequired.length > 0 ? `config reloaded; needs a restart to apply: ${plan.restartRequired.join(', ')}` : 'config reloaded',
+    );
+    this.notices.publish('config', outcome);
+    return outcome;
+  }
+
+  #failure(file: string | null, reason: ReloadFailure['reason'], problems: readonly ConfigProblem[]): ReloadFailure {
+    const outcome: ReloadFailure = { result: 'error', file, reason, problems: problems.map((p) => ({ ...p, text: formatProblem(p) })) };
+    this.#reloadCounter?.inc({ result: 'failure' });
+    this.logger.error({ file, reason, problems: outcome.problems.map((p) => p.text) }, `config reload failed; nothing changed:\n${outcome.problems.map((p) => p.text).join('\n')}`);
+    this.notices.publish('config', outcome);
+    return outcome;
+  }
+
+  /** A generation that was never put in force: close what it built and created. */
+  async #discard(gen: Generation): Promise<void> {
+    await this.#closeBuilt(gen.built);
+    for (const c of gen.carried.values()) if (![...this.#gen.carried.values()].includes(c)) await this.#dispose(c);
+    await gen.topology.discard();
+  }
+
+  /** A replaced generation finished its last request: close its modules, and what nothing in force uses. */
+  #retiredDrained(gen: Generation): void {
+    const i = this.#retired.indexOf(gen);
+    if (i === -1) return;
+    this.#retired.splice(i, 1);
+    if (gen.retireTimer !== null) clearTimeout(gen.retireTimer);
+    const live = new Set([this.#gen, ...this.#retired].flatMap((g) => [...g.carried.values()]));
+    const carried = [...gen.carried.values()].filter((c) => !live.has(c));
+    const backends = this.#retired.length === 0 ? [...this.#retiringBackends.values()] : [];
+    if (this.#retired.length === 0) this.#retiringBackends.clear();
+    void (async () => {
+      await this.#closeBuilt(gen.built);
+      for (const c of carried) await this.#dispose(c);
+      // No replaced generation has requests left: no request can be on a dropped backend's pool.
+      await Promise.all(backends.map((b) => b.destroy().catch(() => {})));
+    })();
+  }
+
+  async #dispose(c: Carried): Promise<void> {
+    try {
+      await c.dispose(c.value);
+    } catch (err) {
+      this.logger.warn({ err }, 'disposing a reused value failed');
+    }
+  }
+
+  async #closeBuilt(list: readonly Built[]): Promise<void> {
+    for (const { name, module, offBus } of [...list].reverse()) {
+      for (const off of offBus.splice(0)) off();
+      try {
+        await module.close?.();
+      } catch (err) {
+        this.logger.warn({ err, module: name }, 'module close failed');
+      }
+    }
   }
 
   /** The config snapshot in force. */
@@ -189,32 +519,37 @@ export class Gateway {
 
   /** The route table. */
   get routes(): RouteTable {
-    return this.#topology.table;
+    return this.#gen.topology.table;
   }
 
   /** Backends by URL. */
   get backends(): ReadonlyMap<string, Backend> {
-    return this.#topology.byUrl;
+    return this.#gen.topology.byUrl;
   }
 
   get store(): RateLimitStore {
-    return this.#services.need('store');
+    return this.services.need('store');
   }
 
   get metrics(): Metrics {
-    return this.#services.need('metrics');
+    return this.services.need('metrics');
   }
 
   get health(): HealthChecker {
-    return this.#services.need('health');
+    return this.services.need('health');
   }
 
   get processes(): ProcessManager {
-    return this.#services.need('processes');
+    return this.services.need('processes');
   }
 
   get authenticator(): Authenticator | null {
-    return this.#services.get('authenticator') ?? null;
+    return this.services.get('authenticator') ?? null;
+  }
+
+  /** Reloads that took effect since start (0: the config the gateway started with). */
+  get generation(): number {
+    return this.#gen.id;
   }
 
   /** Registers an admin handler for an exact path or, with a trailing "/", a subtree. */
@@ -249,7 +584,7 @@ export class Gateway {
     if (this.#started) throw new Error('the gateway was already started');
     this.#started = true;
     for (const note of notYetBuilt(this.config)) this.logger.warn(note);
-    for (const { module } of this.#modules) await module.start?.();
+    for (const { module } of this.#ordered(this.#gen)) await module.start?.();
     if (this.#draining) return; // closed while starting (e.g. a signal during auto-start)
     const server = createHttpServer(this.config.server, {
       request: (req, res) => this.#onRequest(req, res),
@@ -266,7 +601,7 @@ export class Gateway {
       });
     });
     server.on('error', (err) => this.logger.error({ err }, 'server error'));
-    this.logger.info({ port: this.port, routes: this.#topology.routes.map((r) => r.prefix) }, 'MicroGate listening');
+    this.logger.info({ port: this.port, routes: this.#gen.topology.routes.map((r) => r.prefix) }, 'MicroGate listening');
   }
 
   /**
@@ -294,7 +629,9 @@ export class Gateway {
       await this.#drainModules();
     }
     await this.#closeModules();
-    await this.#topology.destroy();
+    await this.#gen.topology.destroy();
+    await Promise.all([...this.#retiringBackends.values()].map((b) => b.destroy().catch(() => {})));
+    this.#retiringBackends.clear();
     this.logger.info('gateway stopped');
     this.logger.flush?.();
   }
@@ -302,7 +639,7 @@ export class Gateway {
   async #drainModules(): Promise<void> {
     const steps: [string, () => Promise<void> | void][] = [...this.#closers].reverse().map((c) => ['closer', c]);
     this.#closers = [];
-    for (const { name, module } of [...this.#modules].reverse()) if (module.drain) steps.push([name, () => module.drain!()]);
+    for (const { name, module } of this.#ordered(this.#gen, ...this.#retired).reverse()) if (module.drain) steps.push([name, () => module.drain!()]);
     for (const [name, step] of steps) {
       try {
         await step();
@@ -315,13 +652,11 @@ export class Gateway {
   async #closeModules(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
-    for (const { name, module } of [...this.#modules].reverse()) {
-      try {
-        await module.close?.();
-      } catch (err) {
-        this.logger.warn({ err, module: name }, 'module close failed');
-      }
-    }
+    const gens = [this.#gen, ...this.#retired];
+    for (const g of this.#retired) if (g.retireTimer !== null) clearTimeout(g.retireTimer);
+    this.#retired = [];
+    await this.#closeBuilt(this.#ordered(...gens));
+    for (const c of new Set(gens.flatMap((g) => [...g.carried.values()]))) await this.#dispose(c);
   }
 
   #waitForDrain(ms: number): Promise<void> {
@@ -352,14 +687,17 @@ export class Gateway {
     ctx.path = path;
     ctx.query = q === -1 ? '' : url.slice(q + 1);
     ctx.clientIp = this.#clientIp.resolve(req.socket.remoteAddress, this.#readsForwardedFor ? req.headers['x-forwarded-for'] : undefined);
+    // The request runs on the generation in force now, to its end, whatever a reload swaps meanwhile.
+    const gen = this.#gen;
+    gen.inFlight++;
     this.#inFlight++;
     if (url.charCodeAt(0) !== 47 /* / */ || isUnsafePath(path)) {
       ctx.id = requestIdOf(req);
       ctx.decision = 'bad_request';
-      this.#failRequest(ctx, new GatewayError('bad_request', 'Request target must be an absolute path without "." or ".." segments or backslashes'));
+      gen.fail(ctx, new GatewayError('bad_request', 'Request target must be an absolute path without "." or ".." segments or backslashes'));
       return;
     }
-    this.#handle(ctx);
+    gen.handle(ctx);
   }
 
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -375,13 +713,15 @@ export class Gateway {
     ctx.query = q === -1 ? '' : url.slice(q + 1);
     ctx.upgradeHead = head;
     ctx.clientIp = this.#clientIp.resolve(req.socket.remoteAddress, this.#readsForwardedFor ? req.headers['x-forwarded-for'] : undefined);
+    const gen = this.#gen;
+    gen.inFlight++;
     this.#inFlight++;
     if (this.#draining || url.charCodeAt(0) !== 47 || isUnsafePath(path) || isAdminPath(path)) {
       ctx.id = requestIdOf(req);
-      this.#failRequest(ctx, new GatewayError(this.#draining ? 'shutting_down' : 'bad_request'));
+      gen.fail(ctx, new GatewayError(this.#draining ? 'shutting_down' : 'bad_request'));
       return;
     }
-    this.#handleUpgrade(ctx);
+    gen.handleUpgrade(ctx);
   }
 
   #onAdmin(req: IncomingMessage, res: ServerResponse, path: string): void {
@@ -456,9 +796,8 @@ export class Gateway {
     }
   }
 
-  /** Writes the JSON error response for ctx (unless one started) and publishes the record. */
-  #failRequest(ctx: RequestContext, err: GatewayError): void {
-    if (ctx.finished) return;
+  /** Writes the JSON error response for ctx (unless one started); the generation's `fail` publishes the record. */
+  #writeError(ctx: RequestContext, err: GatewayError): void {
     if (err.code === 'internal_error') this.logger.error({ err: err.cause ?? err, request_id: ctx.id }, 'internal error');
     ctx.errorCode = err.code;
     if (ctx.id === '') ctx.id = requestIdOf(ctx.req);
@@ -471,12 +810,10 @@ export class Gateway {
     } else if (!res.writableEnded) {
       res.destroy();
     }
-    this.#publish(ctx);
   }
 
-  /** Publishes the one completion record of ctx. */
+  /** Publishes the one completion record of ctx (the generation's `done` checked it is the first). */
   #publish(ctx: RequestContext): void {
-    if (ctx.finished) return;
     ctx.finished = true;
     const res = ctx.res;
     const record: CompletionRecord = {

@@ -23,6 +23,7 @@ import type { Phase, RequestContext, StageEntry, StageRegistrar } from './pipeli
 import type { ProcessManager } from './procman/index.js';
 import type { RateLimit } from './ratelimit/index.js';
 import type { RateLimitStore } from './store/index.js';
+import type { Reloader } from './reload/index.js';
 
 /** An admin endpoint: answers requests under a path the gateway owns (access control is done before it). */
 export type AdminHandler = (req: IncomingMessage, res: ServerResponse, path: string) => void;
@@ -64,6 +65,8 @@ export interface Services {
   dashboard: Dashboard;
   analytics: Analytics;
   adaptive: AdaptiveReadout;
+  /** Re-reads the config file (offered by the gateway itself). */
+  reloader: Reloader;
 }
 
 /** What the adaptive layer enforces, read back for /analytics/* and the dashboard (null = not applicable). */
@@ -129,6 +132,13 @@ export interface Host {
   provide<K extends keyof Services>(name: K, service: Services[K]): void;
   /** Mounts an admin handler at an exact path or, with a trailing "/", a subtree (or return `admin`). */
   mountAdmin(path: string, handler: AdminHandler): void;
+  /**
+   * A value that survives reloads while its `fingerprint` (e.g. the JSON of the section it is built
+   * from) is unchanged: the first build creates it; a module rebuilt by a reload gets the same
+   * value back (`fresh: false`). The gateway disposes of it once no generation in force or still
+   * finishing requests uses it, so the module's own `close` must not.
+   */
+  reuse<T>(key: string, fingerprint: string, create: () => T, dispose: (value: T) => void | Promise<void>): { value: T; fresh: boolean };
 }
 
 /** What a module returns. Every member is optional. */
@@ -150,7 +160,14 @@ export interface Module {
   stages?: Partial<Record<Phase, StageEntry | readonly StageEntry[]>>;
   /** Admin handlers by path, mounted as if through `host.mountAdmin`. */
   admin?: Readonly<Record<string, AdminHandler>>;
-  /** Declared for hot reload (a later issue): take the new snapshot, carry state over by identity. Not called yet. */
+  /**
+   * Hot reload. A module that declares `reload` and contributes no stages lives for the gateway's
+   * whole life: it is built once, its host follows the config, topology and services in force,
+   * and `reload(next)` is called (in list order) right after a reload put `next` in force. Every
+   * other module is rebuilt from a new host for each reload (beside the old one, which keeps
+   * serving the requests it started), then the pipeline is swapped between requests and the old
+   * instance closed once its requests finished.
+   */
   reload?(next: Config): void | Promise<void>;
 }
 

@@ -12,7 +12,8 @@ import { GatewayError } from './errors.js';
 import { strategyFeedback, type Backend } from './balancer/index.js';
 import { mountDashboard } from './dashboard/index.js';
 import { healthEndpoint, HealthChecker, livenessEndpoint, readinessEndpoint } from './health/index.js';
-import type { Module, ModuleSpec } from './host.js';
+import type { Config, ProcessConfig } from './config/index.js';
+import type { Host, Module, ModuleSpec } from './host.js';
 import { accessLog } from './logging/index.js';
 import { createMetrics } from './metrics/index.js';
 import { requestId, type CompiledRoute, type Next, type RequestContext, type RouteTable } from './pipeline/index.js';
@@ -33,7 +34,8 @@ export const storeModule: ModuleSpec = {
       },
     });
     host.provide('store', store);
-    return { start: () => store.start(), close: () => store.close() };
+    // Kept across reloads: every consumer's bucket stays where it is (cluster settings need a restart).
+    return { start: () => store.start(), close: () => store.close(), reload() {} };
   },
 };
 
@@ -52,6 +54,8 @@ export const metricsModule: ModuleSpec = {
     const unsubscribe = host.bus.subscribe(metrics.onCompletion);
     return {
       admin: { '/metrics': (req, res) => void metrics.handle(req, res) },
+      // Kept across reloads: series of new routes and backends are created on first use.
+      reload() {},
       close() {
         unsubscribe();
         metrics.close();
@@ -88,7 +92,8 @@ export const authModule: ModuleSpec = {
   enabled: (config) => config.auth !== undefined && config.auth !== null,
   build(host) {
     const cfg = host.section('auth')!;
-    const authenticator = createAuthenticator(cfg, { clock: host.clock });
+    // A reload that leaves the auth section as it is keeps the authenticator (verified tokens, JWKS keys).
+    const { value: authenticator, fresh } = host.reuse('authenticator', JSON.stringify(cfg), () => createAuthenticator(cfg, { clock: host.clock }), (a) => a.close());
     host.provide('authenticator', authenticator);
     const rl = host.services.get('rateLimit');
     return {
@@ -101,8 +106,7 @@ export const authModule: ModuleSpec = {
           budget: cfg.failure_budget.enabled ? new FailureBudget({ store: host.store, config: cfg.failure_budget }) : undefined,
         }),
       },
-      start: () => authenticator.start(),
-      close: () => authenticator.close(),
+      start: () => (fresh ? authenticator.start() : undefined),
     };
   },
 };
@@ -122,6 +126,8 @@ export const healthModule: ModuleSpec = {
       // A backend added at run time is checked at once and joins the rotation when healthy.
       host.topology.onAttached((b) => checker.watchStartup([b.url])),
       host.topology.onConnectFailure((b) => checker.reportConnectFailure(b)),
+      // A reload dropped it (a backend it adds is `added`): stop probing it.
+      host.topology.onRemoved((b) => checker.remove(b)),
     ];
     host.provide('health', checker);
     return {
@@ -140,6 +146,8 @@ export const healthModule: ModuleSpec = {
         '/health/ready': readinessEndpoint({ phase: host.lifecycle }),
       },
       start: () => checker.start(),
+      // Kept across reloads: backends come and go through the topology events above.
+      reload() {},
       close() {
         for (const f of off) f();
         checker.close();
@@ -159,6 +167,7 @@ export const processesModule: ModuleSpec = {
     return {
       async start() {
         const processConfigs = host.section('processes');
+        reloadedProcesses.set(processes, processConfigs);
         for (const p of processConfigs) processes.add(p);
         // Backends of a process that just started are probed right away, so they serve within moments.
         if (health !== undefined) {
@@ -173,10 +182,52 @@ export const processesModule: ModuleSpec = {
           await startAutoProcesses({ manager: processes, processes: processConfigs, probe: health, backendsOf: (port) => host.topology.backendsOfPort(port), clock: host.clock, logger: host.logger });
         }
       },
+      reload: (next) => reloadProcesses(host, processes, next),
       close: () => processes.stopAll(),
     };
   },
 };
+
+/**
+ * A reload's processes: those gone from the file stop and are removed, new ones are added (and
+ * started when `auto_start`), changed ones are stopped and replaced. Processes added from the
+ * dashboard are not in the file and are left alone.
+ */
+async function reloadProcesses(host: Host, processes: ProcessManager, next: Config): Promise<void> {
+  const before = new Map(reloadedProcesses.get(processes)?.map((p) => [p.id, p]) ?? []);
+  reloadedProcesses.set(processes, next.processes);
+  const after = new Map(next.processes.map((p) => [p.id, p]));
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  const starting = [...after.values()].filter((p) => p.auto_start && !same(before.get(p.id), p));
+  // Their routes are in force already: keep them out of rotation until the new process answers a probe.
+  for (const p of starting) if (p.port !== undefined) for (const b of host.topology.backendsOfPort(p.port)) if (b.healthy === null) b.healthy = false;
+  const stopping: Promise<unknown>[] = [];
+  for (const [id, old] of before) {
+    if (same(old, after.get(id))) continue;
+    const remove = () => processes.remove(id);
+    stopping.push(processes.get(id)?.status === 'running' ? processes.stop(id).then(remove, remove) : Promise.resolve(remove()));
+  }
+  await Promise.all(stopping);
+  for (const [id, p] of after) {
+    if (same(before.get(id), p)) continue;
+    if (processes.has(id)) {
+      host.logger.warn({ process: id }, 'config reload: a process with this id is still registered; not replaced');
+      continue;
+    }
+    processes.add(p);
+  }
+  // Started together and probed, like at start-up (bounded by each start_timeout).
+  const health = host.services.get('health');
+  const toStart = starting.filter((p) => processes.get(p.id)?.status !== 'running');
+  if (health === undefined) {
+    for (const p of toStart) await processes.start(p.id).catch((err: Error) => host.logger.error({ process: p.id, err: err.message }, 'could not start process after reload'));
+  } else {
+    await startAutoProcesses({ manager: processes, processes: toStart, probe: health, backendsOf: (port) => host.topology.backendsOfPort(port), clock: host.clock, logger: host.logger });
+  }
+  host.logger.info({ processes: [...after.keys()] }, 'processes reloaded');
+}
+/** The processes of the file last applied, per manager. */
+const reloadedProcesses = new WeakMap<ProcessManager, readonly ProcessConfig[]>();
 
 /** Picks the backend (`balance` phase) and feeds each route's strategy the outcome of every response. */
 /**
@@ -226,8 +277,8 @@ export const accessLogModule: ModuleSpec = {
   name: 'access-log',
   enabled: (config) => config.logging.access_log,
   build(host): Module {
-    if (!host.logger.isLevelEnabled('info')) return {};
-    return { close: host.bus.subscribe(accessLog(host.logger)) };
+    if (!host.logger.isLevelEnabled('info')) return { reload() {} };
+    return { close: host.bus.subscribe(accessLog(host.logger)), reload() {} };
   },
 };
 
@@ -248,11 +299,13 @@ export const dashboardModule: ModuleSpec = {
         health: host.services.need('health'),
         processes: host.services.need('processes'),
         mountAdmin: (path, handler) => host.mountAdmin(path, handler),
+        reload: () => host.services.need('reloader').reload(),
       },
       host.options.dashboard,
     );
     host.provide('dashboard', dashboard);
-    return { drain: () => dashboard.close(), close: () => dashboard.close() };
+    // Kept across reloads: the request log and the SSE clients stay; reload results arrive as `config` notices.
+    return { drain: () => dashboard.close(), close: () => dashboard.close(), reload() {} };
   },
 };
 

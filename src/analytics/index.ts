@@ -103,6 +103,8 @@ export interface Analytics {
   handle: AnalyticsHandler;
   /** Adds a backend series at run time (e.g. a backend added from the dashboard). */
   addBackend(url: string): void;
+  /** Adds a route series at run time (a route a config reload added); idempotent. Series of removed routes stay until restart. */
+  addRoute(prefix: string): void;
   /** Baseline of a route prefix (or "unmatched"); undefined before the first analysis. */
   routeBaseline(route: string): SeriesBaseline | undefined;
   backendBaseline(url: string): SeriesBaseline | undefined;
@@ -181,6 +183,16 @@ export function createAnalytics(opts: AnalyticsOptions): Analytics {
     backendList.push(url);
   }
   for (const b of opts.backends) addBackend(b);
+
+  function addRoute(prefix: string): void {
+    if (routeIndex.has(prefix) || prefix === UNMATCHED) return;
+    const i = store.addSeries('r:' + prefix);
+    merged?.addSeries('r:' + prefix);
+    routeIndex.set(prefix, i);
+    routeNames.push(prefix);
+    routeSeries.push(i);
+    knownRoutes.add(prefix);
+  }
 
   const cluster = opts.cluster
     ? new ClusterLink({
@@ -486,6 +498,7 @@ export function createAnalytics(opts: AnalyticsOptions): Analytics {
     record,
     handle,
     addBackend,
+    addRoute,
     routeBaseline: (r) => seriesBaseline('r:' + r),
     backendBaseline: (u) => seriesBaseline('b:' + u),
     anomalies: (filter = {}) => analyzer.recent(filter.sinceMs ?? 0, filter.route),

@@ -52,6 +52,10 @@ export const analyticsModule: ModuleSpec = {
         ...(config.dashboard.enabled ? { [DASHBOARD_ANALYTICS]: (req, res, path) => analytics.handle(req, res, path.slice(DASHBOARD_API_PREFIX.length)) } : {}),
       },
       start: () => analytics.start(),
+      // Kept across reloads (learned series stay); routes a reload adds get their own series.
+      reload(next) {
+        for (const r of next.routes) analytics.addRoute(normalizePrefix(r.path));
+      },
       async close() {
         if (closed) return;
         closed = true;

@@ -6,8 +6,8 @@
  * snapshot is refused as a whole.
  */
 import { createHash } from 'node:crypto';
-import { open, readFile, rename, unlink, mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { open, readFile, rename, unlink, mkdir, stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import type { Anomaly } from './analyzer.js';
 import type { Interval } from './coverage.js';
 import { HIST_BINS, HIST_MIN_MS, HIST_RATIO } from './histogram.js';
@@ -192,10 +192,40 @@ export async function readSnapshotFile(file: string): Promise<Buffer | null> {
 }
 
 /** Makes sure `dir` exists and a file can be written in it; throws an Error naming the path if not. */
+/**
+ * `mkdir -p` one level at a time. Node 20's `mkdir(dir, { recursive: true })` never settles for a
+ * path in a file system that answers ENOENT to a new directory (e.g. under /proc): it reads that
+ * as "parent missing" and loops. Here each missing level is created once, and the first refusal
+ * is the error.
+ */
+async function makeDirs(dir: string): Promise<void> {
+  const missing: string[] = [];
+  let at = resolve(dir);
+  for (;;) {
+    try {
+      await stat(at);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      missing.push(at);
+      const parent = dirname(at);
+      if (parent === at) break;
+      at = parent;
+    }
+  }
+  for (let i = missing.length - 1; i >= 0; i--) {
+    try {
+      await mkdir(missing[i]!);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+}
+
 export async function ensureWritableDir(dir: string): Promise<void> {
   const probe = `${dir}/.microgate-write-test-${process.pid}`;
   try {
-    await mkdir(dir, { recursive: true });
+    await makeDirs(dir);
     const fh = await open(probe, 'w', 0o600);
     await fh.close();
     await unlink(probe);

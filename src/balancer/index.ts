@@ -16,7 +16,7 @@ export {
   type StrategyRegistrar,
 } from './strategies/index.js';
 export { outcomeOf, strategyFeedback } from './feedback.js';
-export { RouteTopology, isLocalHost, type Topology } from './topology.js';
+export { RouteTopology, TopologyEvents, TopologyView, isLocalHost, type Topology, type TopologyCarry, type TopologyDiff } from './topology.js';
 
 /** What the proxy needs of a route's strategy (kept for the proxy's retry: `route.selector.pick(exclude)`). */
 export type { Strategy as Selector } from './strategies/index.js';

@@ -1,17 +1,21 @@
 /**
  * `microgate` command line: run the gateway in the foreground, or `check` a config file.
- *   microgate [--config FILE] [--port N]      (also MICROGATE_CONFIG; default ./config.yml)
+ *   microgate [--config FILE] [--port N] [--watch]   (also MICROGATE_CONFIG; default ./config.yml)
+ *   SIGHUP (or, with --watch, a change to FILE) reloads the config without a restart.
  *   microgate check FILE
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, watch } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { AuthConfigError } from '../auth/index.js';
 import { ConfigError, loadConfig, summarize } from '../config/index.js';
 import { createGateway } from '../gateway.js';
-import { createLogger } from '../logging/index.js';
+import { createLogger, type Logger } from '../logging/index.js';
 
 const USAGE = `Usage:
-  microgate [--config FILE] [--port N]   run the gateway (config also from MICROGATE_CONFIG; default ./config.yml)
+  microgate [--config FILE] [--port N] [--watch]
+                                         run the gateway (config also from MICROGATE_CONFIG; default ./config.yml);
+                                         SIGHUP reloads the config, --watch also reloads when the file changes
   microgate check FILE                   validate a config file and summarize what it will do
   microgate --version | --help`;
 
@@ -29,6 +33,7 @@ async function main(argv: string[]): Promise<number> {
       options: {
         config: { type: 'string', short: 'c' },
         port: { type: 'string', short: 'p' },
+        watch: { type: 'boolean', short: 'w' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'v' },
       },
@@ -101,7 +106,7 @@ async function main(argv: string[]): Promise<number> {
   // --- end workers ---
   let gateway;
   try {
-    gateway = createGateway(config, { logger, baseDir: process.cwd(), echoProcessOutput: true });
+    gateway = createGateway(config, { logger, baseDir: process.cwd(), echoProcessOutput: true, configFile: file });
   } catch (err) {
     if (err instanceof AuthConfigError) {
       process.stderr.write(`${file}: ${err.message}\nmicrogate: ${file} has 1 problem(s); not starting\n`);
@@ -134,6 +139,14 @@ async function main(argv: string[]): Promise<number> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // Reload (issue 9): SIGHUP and --watch re-read the file; the gateway logs the outcome.
+  const reload = (why: string) => {
+    if (gateway.draining) return;
+    logger.info({ file, trigger: why }, 'reloading config');
+    void gateway.reloadFromFile();
+  };
+  process.on('SIGHUP', () => reload('SIGHUP'));
+  if (values.watch) watchConfig(file, () => reload('file changed'), logger);
   process.on('uncaughtException', (err) => {
     logger.fatal({ err }, 'uncaught exception; stopping');
     gateway.processes.killAllNow();
@@ -150,6 +163,29 @@ async function main(argv: string[]): Promise<number> {
   if (gateway.draining) return -1; // a signal came during start-up: its shutdown exits
   process.stdout.write(`MicroGate listening on ${gateway.url.replace('127.0.0.1', config.server.host === '0.0.0.0' ? 'localhost' : config.server.host)}\n`);
   return -1; // keep running
+}
+
+/**
+ * Calls `onChange` once a burst of changes to `file` settled (250 ms). Watches the directory, not
+ * the file: editors and config managers replace a file by renaming a new one over it.
+ */
+function watchConfig(file: string, onChange: () => void, logger: Logger): void {
+  const name = basename(file);
+  let timer: NodeJS.Timeout | null = null;
+  try {
+    const watcher = watch(dirname(resolve(file)), (_event, changed) => {
+      if (changed !== null && changed !== name) return;
+      if (timer !== null) clearTimeout(timer);
+      timer = setTimeout(() => {
+        timer = null;
+        onChange();
+      }, 250);
+    });
+    watcher.unref();
+    watcher.on('error', (err) => logger.warn({ err: err.message, file }, 'config watch failed; SIGHUP still reloads'));
+  } catch (err) {
+    logger.warn({ err: (err as Error).message, file }, 'cannot watch the config file; SIGHUP still reloads');
+  }
 }
 
 main(process.argv.slice(2)).then(

@@ -44,7 +44,7 @@ export interface ApiDeps {
   live: LiveMetrics;
   broker: SseBroker;
   /** Commands a process added through the API may run. */
-  allowedCommands: ReadonlySet<string>;
+  allowedCommands: { has(command: string): boolean };
 }
 
 /** Running and every backend on its port passed its health check. */
@@ -221,6 +221,22 @@ export function dashboardApi(deps: ApiDeps) {
   }
 
   /**
+   * POST /dashboard/api/reload: re-reads the config file. 200 with what changed; an invalid file
+   * changes nothing and answers 422 with every problem (`file:line:col key: message` in `text`);
+   * a valid file whose parts could not be built answers 500, a gateway shutting down 503.
+   */
+  async function reload(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if ((await readJson(req, res, true)) === undefined) return;
+    if (host.reload === undefined) return fail(res, 404, 'not_found', 'this gateway was not started from a config file: nothing to reload');
+    const outcome = await host.reload();
+    if (outcome.result === 'success') return sendJson(res, 200, outcome);
+    const status = outcome.reason === 'invalid' ? 422 : outcome.reason === 'busy' ? 503 : 500;
+    const code = outcome.reason === 'invalid' ? 'config_invalid' : outcome.reason === 'busy' ? 'shutting_down' : 'internal_error';
+    const message = `config reload failed, nothing changed: ${outcome.problems.length} problem(s)`;
+    sendJson(res, status, { error: { code, message, request_id: res.getHeader('x-request-id') ?? null }, ...outcome });
+  }
+
+  /**
    * Reads a JSON body. Answers the error itself and resolves undefined on failure. An empty body
    * is allowed when `emptyOk` (action calls carry no data).
    */
@@ -313,6 +329,11 @@ export function dashboardApi(deps: ApiDeps) {
         if (seg.length > 2) break;
         if (!read) return methodNotAllowed(req, res, READ);
         return seg.length === 1 ? logs(res, query) : logById(res, seg[1]!);
+      case 'reload':
+        if (seg.length !== 1) break;
+        if (method !== 'POST') return methodNotAllowed(req, res, 'POST');
+        if (mutationRefused(req, res)) return;
+        return reload(req, res);
       case 'metrics':
         if (seg.length !== 1) break;
         if (!read) return methodNotAllowed(req, res, READ);

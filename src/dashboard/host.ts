@@ -9,6 +9,7 @@ import type { HealthChecker } from '../health/index.js';
 import type { AdminHandler, CompletionSource, ConfigRef } from '../host.js';
 import type { Logger } from '../logging/index.js';
 import type { ProcessManager } from '../procman/index.js';
+import type { ReloadOutcome } from '../reload/index.js';
 
 /** The process manager as the dashboard drives it. */
 export type ProcessControl = Pick<ProcessManager, 'list' | 'get' | 'has' | 'add' | 'remove' | 'logs' | 'start' | 'stop' | 'restart' | 'on' | 'off'>;
@@ -27,4 +28,6 @@ export interface DashboardHost {
   readonly health: Pick<HealthChecker, 'snapshot' | 'onChange'>;
   readonly processes: ProcessControl;
   mountAdmin(path: string, handler: AdminHandler): void;
+  /** Re-reads the config file (POST /dashboard/api/reload); absent when the embedder offers no reload. */
+  reload?(): Promise<ReloadOutcome>;
 }

@@ -66,7 +66,8 @@ export function mountDashboard(host: DashboardHost, opts: DashboardOptions = {})
     maxClients: MAX_STREAMS,
     logger,
   });
-  const allowedCommands = new Set<string>([...config.processes.map((p) => p.command), ...config.admin.allowed_commands]);
+  // Read from the config in force: a reload that adds a process allows its command.
+  const allowedCommands = { has: (command: string) => host.config.current.processes.some((p) => p.command === command) || host.config.current.admin.allowed_commands.includes(command) };
 
   // Per request: two O(1) stores and an O(1) publish. Serialising happens later, once per event.
   const unsubscribeBus = host.bus.subscribe(function dashboardRecord(record: CompletionRecord): void {

@@ -61,6 +61,11 @@ export class HealthChecker {
     this.#tracked.set(backend.url, { backend, successes: 0, failures: 0, lastCheck: 0, lastError: null, probing: false, fastUntil: 0, startup: false });
   }
 
+  /** Stops probing a backend (a reload dropped it); a probe in flight finishes unrecorded. */
+  remove(backend: Backend): void {
+    if (this.#tracked.get(backend.url)?.backend === backend) this.#tracked.delete(backend.url);
+  }
+
   get backends(): Backend[] {
     return [...this.#tracked.values()].map((t) => t.backend);
   }

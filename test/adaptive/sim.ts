@@ -1,16 +1,6 @@
 /** Simulated-time helpers for the adaptive scenario tests: a seeded PRNG and an event queue. */
 
-/** mulberry32: small, fast, seeded; good enough for traffic simulation. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom } from '../helpers/random.js';
 
 /** Exponential inter-arrival time (ms) for a Poisson process of `perMin` events per minute. */
 export function nextGapMs(random: () => number, perMin: number): number {

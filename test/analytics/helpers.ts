@@ -1,21 +1,13 @@
 /** Shared helpers for the analytics tests (not a test file itself): a seeded PRNG, Poisson traffic, an analytics instance on a manual clock. */
 import { ManualClock } from '../../src/clock.js';
+import { seededRandom } from '../helpers/random.js';
 import { parseConfig, type AnalyticsConfig } from '../../src/config/index.js';
 import { createAnalytics, type Analytics, type AnalyticsOptions } from '../../src/analytics/index.js';
 import { completionRecord } from '../helpers/records.js';
 import type { CompletionRecord } from '../../src/events/index.js';
 
-/** mulberry32: a small deterministic PRNG. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A small deterministic PRNG (mulberry32). */
+export const rng = seededRandom;
 
 /** A Poisson variate (Knuth for small λ, a rounded normal for large). */
 export function poisson(rand: () => number, lambda: number): number {

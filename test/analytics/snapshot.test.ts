@@ -128,6 +128,22 @@ describe('snapshots', () => {
     await h.analytics.close();
   });
 
+  it('fails start-up (does not hang) when data_dir is in a file system that refuses new directories, such as /proc', { skip: process.platform !== 'linux' }, async () => {
+    // Node 20's recursive mkdir loops forever here (ENOENT from /proc reads as "parent missing").
+    const dataDir = '/proc/microgate-no-such-dir/data';
+    const h = harness({ dataDir, persist: true });
+    const verdict = await Promise.race([
+      h.analytics.start().then(
+        () => 'started',
+        (err: Error) => err.message,
+      ),
+      new Promise<string>((resolve) => setTimeout(() => resolve('hung'), 5_000).unref()),
+    ]);
+    assert.notEqual(verdict, 'hung');
+    assert.ok(verdict.includes(dataDir) && /data_dir/.test(verdict), verdict);
+    await h.analytics.close();
+  });
+
   it('writes a snapshot on demand (the timer does it every minute), atomically replacing the last one', async (t) => {
     const dir = await tempDir(t);
     const h = persisting(dir);

@@ -1,4 +1,6 @@
 /** Shared by the browser tests: Debian's Chromium driven by playwright-core, and a page watcher. */
+import type { ChildProcess } from 'node:child_process';
+import { createServer as createNetServer, type AddressInfo, type Server as NetServer } from 'node:net';
 import { existsSync } from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
 
@@ -52,4 +54,32 @@ export async function until<T>(what: string, fn: () => T | Promise<T>, timeoutMs
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/** `count` distinct free loopback ports, all held while choosing so none repeats. */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers: NetServer[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const s = createNetServer();
+      await new Promise<void>((resolve, reject) => {
+        s.once('error', reject);
+        s.listen(0, '127.0.0.1', () => resolve());
+      });
+      servers.push(s);
+    }
+    return servers.map((s) => (s.address() as AddressInfo).port);
+  } finally {
+    await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+  }
+}
+
+/** SIGTERM a child process and wait for it to exit (SIGKILL after 10 s). */
+export async function stopChild(child: ChildProcess | null | undefined): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exit = new Promise<void>((r) => child.once('exit', () => r()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  await exit;
+  clearTimeout(timer);
 }

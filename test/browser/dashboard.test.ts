@@ -8,13 +8,12 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { chromiumSkipReason, launchChromium, until, watchPage } from './browser.js';
+import { chromiumSkipReason, freePorts, launchChromium, stopChild, until, watchPage } from './browser.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 /** The gateway entry point; MICROGATE_TEST_GATEWAY runs another script with the same CLI (debugging). */
@@ -24,23 +23,6 @@ const ARTIFACTS = join(ROOT, 'test-artifacts');
 
 const skip = chromiumSkipReason();
 
-/** `count` distinct free loopback ports, all held while choosing so none repeats. */
-async function freePorts(count: number): Promise<number[]> {
-  const servers: Server[] = [];
-  try {
-    for (let i = 0; i < count; i++) {
-      const s = createServer();
-      await new Promise<void>((resolve, reject) => {
-        s.once('error', reject);
-        s.listen(0, '127.0.0.1', () => resolve());
-      });
-      servers.push(s);
-    }
-    return servers.map((s) => (s.address() as AddressInfo).port);
-  } finally {
-    await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
-  }
-}
 
 function alive(pid: number): boolean {
   try {
@@ -164,13 +146,7 @@ processes:
   after(async () => {
     await context?.close().catch(() => {});
     await browser?.close().catch(() => {});
-    if (gateway && gateway.exitCode === null && gateway.signalCode === null) {
-      const exit = new Promise<void>((r) => gateway!.once('exit', () => r()));
-      gateway.kill('SIGTERM');
-      const timer = setTimeout(() => gateway!.kill('SIGKILL'), 10_000);
-      await exit;
-      clearTimeout(timer);
-    }
+    await stopChild(gateway);
     // The gateway stops its children on SIGTERM; make sure, so a failed run leaves no orphan.
     for (const pid of seenPids) if (alive(pid)) process.kill(pid, 'SIGKILL');
     if (dir) await rm(dir, { recursive: true, force: true });

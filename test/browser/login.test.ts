@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { chromiumSkipReason, launchChromium, until, watchPage } from './browser.js';
+import { chromiumSkipReason, launchChromium, stopChild, until, watchPage } from './browser.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const GATEWAY_BIN = process.env.MICROGATE_TEST_GATEWAY ?? join(ROOT, 'bin', 'microgate');
@@ -68,15 +68,7 @@ describe('dashboard sign-in in Chromium', { skip, timeout: 120_000 }, () => {
     await Promise.race([until('the gateway to listen', () => gatewayOutput.includes('listening on'), 20_000), exited]);
   }
 
-  async function stopGatewayProcess(): Promise<void> {
-    const child = gateway;
-    if (!child || child.exitCode !== null || child.signalCode !== null) return;
-    const exit = new Promise<void>((r) => child.once('exit', () => r()));
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await exit;
-    clearTimeout(timer);
-  }
+  const stopGatewayProcess = (): Promise<void> => stopChild(gateway);
 
   before(async () => {
     assert.ok(existsSync(join(ROOT, 'dist', 'cli', 'microgate.js')), 'gateway not built: run `npm run build`');

@@ -192,7 +192,23 @@ export const api = {
   login: (token: string) => call<void>('/session', { method: 'POST', body: { token }, login: true }),
   /** Ends the session on the server and clears the cookie. */
   logout: () => call<void>('/session', { method: 'DELETE' }),
+  /** Re-reads the gateway's config file; the outcome also arrives as a `config` event. */
+  reload: () => call<ConfigEvent>('/reload', { method: 'POST' }),
 };
+
+/** The data of a `config` event and the answer of POST /dashboard/api/reload. */
+export type ConfigEvent =
+  | {
+      result: 'success';
+      generation: number;
+      changed: boolean;
+      routes: { added: string[]; removed: string[]; changed: string[] };
+      backends: { added: string[]; removed: string[]; changed: string[] };
+      sections: string[];
+      processes: { added: string[]; removed: string[]; changed: string[]; started: string[]; stopped: string[] };
+      restart_required: string[];
+    }
+  | { result: 'error'; reason: string; problems: { file: string; line: number; col: number; key: string; message: string; text: string }[] };
 
 /** Query string of defined values. */
 function qs(params: Record<string, string | undefined>): string {
@@ -263,8 +279,8 @@ export interface StreamHandlers {
   adaptive?: (data: unknown) => void;
   /** A breaker tripped or closed; a refresh signal for the backends. */
   breaker?: (data: unknown) => void;
-  /** The configuration was reloaded; a refresh signal. */
-  config?: (data: unknown) => void;
+  /** A config reload was done (`result: "success"`) or refused (`result: "error"` with the problems). */
+  config?: (data: ConfigEvent) => void;
 }
 
 const EVENT_TYPES = ['request', 'process', 'process_log', 'service', 'metrics', 'anomaly', 'adaptive', 'breaker', 'config'] as const;

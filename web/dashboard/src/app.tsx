@@ -4,8 +4,9 @@
  */
 import { useCallback, useEffect, useRef, useState } from 'react';
 import type { Anomaly } from './analytics-model';
-import { api, useEventStream, type AdminVia, type ManagedProcess, type Metrics, type ProcessLogLine, type RequestLog, type ServiceHealth } from './api';
+import { api, useEventStream, type AdminVia, type ConfigEvent, type ManagedProcess, type Metrics, type ProcessLogLine, type RequestLog, type ServiceHealth } from './api';
 import { AnalyticsView } from './components/analytics-view';
+import { ConfigBanner } from './components/config-banner';
 import { Header, type View } from './components/header';
 import { LoginPanel } from './components/login-panel';
 import { MetricsPanel } from './components/metrics-panel';
@@ -97,6 +98,9 @@ function Dashboard({ via, onLogout }: { via: AdminVia | null; onLogout: () => Pr
   const analyticsListeners = useRef(new Set<AnalyticsListener>());
   const [resync, setResync] = useState(0);
   const [view, setView] = useView();
+  const [configEvent, setConfigEvent] = useState<ConfigEvent | null>(null);
+  const [reloadError, setReloadError] = useState<string | null>(null);
+  const [reloading, setReloading] = useState(false);
 
   const loadProcesses = useCallback(() => {
     api.processes().then(
@@ -165,8 +169,24 @@ function Dashboard({ via, onLogout }: { via: AdminVia | null; onLogout: () => Pr
     anomaly: (a) => analyticsListeners.current.forEach((l) => l.anomaly(a)),
     adaptive: () => analyticsListeners.current.forEach((l) => l.adaptive()),
     breaker: () => analyticsListeners.current.forEach((l) => l.adaptive()),
-    config: () => analyticsListeners.current.forEach((l) => l.adaptive()),
+    config: (e) => {
+      setConfigEvent(e);
+      setReloadError(null);
+      // Routes and processes may have changed.
+      if (e.result === 'success') loadProcesses();
+      analyticsListeners.current.forEach((l) => l.adaptive());
+    },
   });
+  const reloadConfig = useCallback(() => {
+    setReloading(true);
+    setReloadError(null);
+    // The outcome (refused files too) arrives as a `config` event; only a failed call is shown here.
+    api.reload().then(
+      (e) => setConfigEvent(e),
+      (e: unknown) => setReloadError(message(e)),
+    ).finally(() => setReloading(false));
+  }, []);
+  const dismissConfig = useCallback(() => setConfigEvent(null), []);
   const subscribeAnalytics = useCallback((l: AnalyticsListener) => {
     analyticsListeners.current.add(l);
     return () => void analyticsListeners.current.delete(l);
@@ -192,6 +212,7 @@ function Dashboard({ via, onLogout }: { via: AdminVia | null; onLogout: () => Pr
         </main>
       ) : (
         <main className="layout">
+          <ConfigBanner event={configEvent} error={configEvent?.result === 'error' ? null : reloadError} busy={reloading} onReload={reloadConfig} onDismiss={dismissConfig} />
           <MetricsPanel metrics={metrics.m} receivedAt={metrics.at} error={metricsError} />
           <div className="row-2">
             <ServicesCard
