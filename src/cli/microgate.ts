@@ -100,7 +100,8 @@ async function main(argv: string[]): Promise<number> {
   // --- workers (src/cluster): server.workers > 1 runs a primary and its workers instead; 1 never loads it ---
   if (config.server.workers !== 1) {
     const { runClusterCli } = await import('../cluster/cli.js');
-    const code = await runClusterCli({ config, logger, port, baseDir: process.cwd(), file, createGateway });
+    const watchFile = values.watch ? (reload: () => void) => watchConfig(file, reload, logger) : undefined;
+    const code = await runClusterCli({ config, logger, port, baseDir: process.cwd(), file, createGateway, watchFile });
     if (code !== null) return code;
   }
   // --- end workers ---

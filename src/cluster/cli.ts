@@ -9,7 +9,16 @@ import cluster from 'node:cluster';
 import { resolveWorkers, runCluster, type ClusterPrimary, type GatewayFactory } from './index.js';
 
 /** Resolves null when workers comes to 1 (run the single process), -1 to keep running, else an exit code. */
-export async function runClusterCli(opts: { config: Config; logger: Logger; port?: number; baseDir: string; file: string; createGateway: GatewayFactory }): Promise<number | null> {
+export async function runClusterCli(opts: {
+  config: Config;
+  logger: Logger;
+  port?: number;
+  baseDir: string;
+  file: string;
+  createGateway: GatewayFactory;
+  /** --watch: calls `reload` when the file changed (the primary reloads, then every worker). */
+  watchFile?: (reload: () => void) => void;
+}): Promise<number | null> {
   const { config, logger, file } = opts;
   let primary: ClusterPrimary | null = null;
   let signals = 0;
@@ -45,6 +54,7 @@ export async function runClusterCli(opts: { config: Config; logger: Logger; port
   try {
     result = await runCluster({
       ...opts,
+      configFile: file,
       onListening: (port) => {
         const host = config.server.host === '0.0.0.0' ? 'localhost' : config.server.host;
         process.stdout.write(`MicroGate listening on http://${host}:${port} (${resolveWorkers(config.server.workers)} workers)\n`);
@@ -69,12 +79,14 @@ export async function runClusterCli(opts: { config: Config; logger: Logger; port
     logger.flush?.();
     process.exit(1);
   });
-  // Config reload seam: SIGHUP reloads the primary's gateway (when the build has a reload) and
-  // every worker's. Without a handler SIGHUP would end the process.
-  process.on('SIGHUP', () => {
-    logger.info('SIGHUP: reloading the configuration in the primary and every worker');
-    p.reload().catch((err: unknown) => logger.error({ err }, 'config reload failed'));
-  });
+  // Reload: SIGHUP (and --watch) re-read the file in the primary; when it takes effect every worker
+  // reads it too. The gateways log the outcome.
+  const reload = (why: string): void => {
+    logger.info({ why }, 'config reload requested');
+    void p.reload();
+  };
+  process.on('SIGHUP', () => reload('SIGHUP'));
+  opts.watchFile?.(() => reload('file changed'));
   if (stopping) {
     signals = 0;
     onSignal('SIGTERM');

@@ -18,6 +18,8 @@ export type ClusterRole = { role: 'worker'; relayAdmin: AdminHandler } | { role:
 
 export interface EmbeddedGatewayOptions {
   logger: Logger;
+  /** The file `reloadFromFile()` re-reads. */
+  configFile?: string;
   baseDir?: string;
   echoProcessOutput?: boolean;
   modules?: readonly ModuleSpec[];
@@ -36,6 +38,8 @@ export interface EmbeddedGateway {
   readonly port: number;
   readonly draining: boolean;
   start(opts?: { port?: number; host?: string }): Promise<void>;
+  /** Re-reads the config file and puts it in force (never rejects; the outcome is logged). */
+  reloadFromFile(): Promise<{ result: string }>;
   close(): Promise<void>;
   onClose(closer: () => Promise<void> | void): void;
 }

@@ -31,6 +31,8 @@ export interface ClusterRun {
   logger: Logger;
   port?: number;
   baseDir?: string;
+  /** The config file (reloads re-read it). */
+  configFile?: string;
   /** The CLI's createGateway (src/cluster does not import gateway.ts). */
   createGateway: GatewayFactory;
   /** The primary is up: print the public URL. */

@@ -24,6 +24,8 @@ export interface PrimaryOptions {
   /** The public port (--port), else server.port. */
   port?: number;
   baseDir?: string;
+  /** The config file (a reload re-reads it). */
+  configFile?: string;
   /** The CLI's createGateway. */
   createGateway: GatewayFactory;
   /** Called once every worker listens, with the public port. */
@@ -36,7 +38,7 @@ const MAX_BACKOFF_MS = 5_000;
 
 /** What the primary offers the CLI. */
 export interface ClusterPrimary {
-  /** Config reload seam: reloads the primary's gateway (when a reload exists) and tells every worker to reload. */
+  /** Reloads the config file in the primary; when it takes effect, every worker reloads it too. */
   reload(): Promise<void>;
   /** Drains every worker, then stops the primary's gateway. Idempotent. */
   shutdown(): Promise<void>;
@@ -51,20 +53,6 @@ export interface ClusterPrimary {
 export async function runPrimary(opts: PrimaryOptions): Promise<ClusterPrimary> {
   const { config, logger } = opts;
   const secret = randomBytes(24).toString('hex');
-  const gateway = opts.createGateway(config, {
-    logger,
-    baseDir: opts.baseDir,
-    echoProcessOutput: true,
-    // Workers write their own access log lines; the primary would repeat them.
-    modules: [
-      ...MODULES.filter((m) => m.name !== 'access-log'),
-      {
-        name: 'cluster-primary',
-        build: (host) => ({ close: host.topology.onAttached((b, route) => onAttached(route.prefix, b.url)) }),
-      },
-    ],
-    cluster: { role: 'primary', admit: relayAdmission(secret) },
-  });
   const live = new Set<Worker>();
   /** Backends joined to routes at run time, for workers started later. */
   const attached: [string, string][] = [];
@@ -72,6 +60,35 @@ export async function runPrimary(opts: PrimaryOptions): Promise<ClusterPrimary> 
     attached.push([route, url]);
     broadcast({ t: 'attach', items: [[route, url]] });
   }
+  const broadcast = (msg: PrimaryToWorker): void => {
+    for (const w of live) trySend(w, msg);
+  };
+  const gateway = opts.createGateway(config, {
+    logger,
+    configFile: opts.configFile,
+    baseDir: opts.baseDir,
+    echoProcessOutput: true,
+    // Workers write their own access log lines; the primary would repeat them.
+    modules: [
+      ...MODULES.filter((m) => m.name !== 'access-log'),
+      {
+        // Kept across reloads (it has a reload hook): one set of subscriptions for the primary's life.
+        name: 'cluster-primary',
+        build(host) {
+          const off = [
+            host.topology.onAttached((b, route) => onAttached(route.prefix, b.url)),
+            host.services.need('health').onChange((b, healthy) => broadcast({ t: 'health', states: [[b.url, healthy]] })),
+          ];
+          return {
+            close: () => off.forEach((f) => f()),
+            // A reload took effect here (SIGHUP, --watch, the dashboard's button): the workers read the same file.
+            reload: () => broadcast({ t: 'reload' }),
+          };
+        },
+      },
+    ],
+    cluster: { role: 'primary', admit: relayAdmission(secret) },
+  });
   const registry = gateway.metrics.registry;
   const restarts = new Counter({ name: 'gateway_worker_restarts_total', help: 'Workers that died and were replaced', registers: [registry] });
   const recordsDropped = new Counter({
@@ -97,9 +114,6 @@ export async function runPrimary(opts: PrimaryOptions): Promise<ClusterPrimary> 
   const restartTimers = new Set<NodeJS.Timeout>();
   const startedAt = new Map<Worker, number>();
 
-  const broadcast = (msg: PrimaryToWorker): void => {
-    for (const w of live) trySend(w, msg);
-  };
   const healthStates = (): [string, boolean | null][] => [...gateway.backends.values()].map((b) => [b.url, b.healthy]);
 
   const onMessage = (w: Worker, msg: WorkerToPrimary): void => {
@@ -180,7 +194,6 @@ export async function runPrimary(opts: PrimaryOptions): Promise<ClusterPrimary> 
   try {
     // Managed processes and their first health probes, before any worker takes traffic.
     await gateway.start({ port: 0, host: '127.0.0.1' });
-    gateway.health.onChange((b, healthy) => broadcast({ t: 'health', states: [[b.url, healthy]] }));
     cluster.setupPrimary({ exec: process.argv[1], args: process.argv.slice(2), execArgv: process.execArgv });
     const port = await new Promise<number>((resolve, reject) => {
       let listening = 0;
@@ -215,13 +228,8 @@ export async function runPrimary(opts: PrimaryOptions): Promise<ClusterPrimary> 
 
   return {
     async reload() {
-      const reload = (gateway as unknown as { reload?: () => Promise<unknown> | unknown }).reload;
-      if (typeof reload !== 'function') {
-        logger.warn('config reload asked, but this build has no reload: nothing changed');
-        return;
-      }
-      await reload.call(gateway);
-      broadcast({ t: 'reload' });
+      // On success the cluster-primary module's reload hook tells the workers.
+      await gateway.reloadFromFile();
     },
     shutdown,
     killNow,

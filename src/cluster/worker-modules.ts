@@ -49,7 +49,8 @@ function leaseStoreModule(store: LeaseStore): ModuleSpec {
     name: 'store',
     build(host) {
       host.provide('store', store);
-      return { start: () => store.start(), close: () => store.close() };
+      // Kept across reloads, like the store it replaces: leases and buckets stay where they are.
+      return { start: () => store.start(), close: () => store.close(), reload() {} };
     },
   };
 }
@@ -94,6 +95,8 @@ function healthFollowerModule(wiring: WorkerWiring): ModuleSpec {
         close() {
           for (const f of off) f();
         },
+        // Kept across reloads: it reads the topology in force; backends come and go through its events.
+        reload() {},
       };
     },
   };
@@ -115,6 +118,8 @@ function recordsModule(wiring: WorkerWiring): ModuleSpec {
       });
       return {
         drain: () => batcher.flush(),
+        // Kept across reloads: one batcher, one subscription.
+        reload() {},
         close() {
           unsubscribe();
           offNotices();

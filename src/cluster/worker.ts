@@ -17,6 +17,8 @@ export interface WorkerOptions {
   logger: Logger;
   port?: number;
   baseDir?: string;
+  /** The config file (a reload re-reads it). */
+  configFile?: string;
   /** The CLI's createGateway. */
   createGateway: GatewayFactory;
 }
@@ -51,6 +53,7 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
   const relay = adminRelay({ port: adminPort, secret, draining: () => gateway?.draining ?? false });
   gateway = opts.createGateway(config, {
     logger,
+    configFile: opts.configFile,
     baseDir: opts.baseDir,
     echoProcessOutput: false,
     modules: workerModules(MODULES, { send, sendTracked, onMessage: (h) => handlers.push(h), leaseStore }),
@@ -78,12 +81,17 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
       });
   };
   handlers.push((msg) => {
-    if (msg.t === 'reload') reloadWorker(gw, logger);
+    if (msg.t === 'reload') {
+      // The primary reloaded: read the same file, then ask for the health states of what it now has.
+      void gw.reloadFromFile().then(() => send({ t: 'hello' }));
+    }
   });
   for (const msg of inbox) dispatch(msg);
   inbox = null;
   send({ t: 'hello' });
 
+  // The primary coordinates reloads; a hang-up of the terminal's process group must not end a worker.
+  process.on('SIGHUP', () => {});
   process.on('SIGTERM', () => stop(0));
   process.on('SIGINT', () => stop(0));
   // The primary is gone: nobody can replace or drain us, so leave too.
@@ -95,14 +103,4 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
   });
 
   await gw.start({ port: opts.port });
-}
-
-/** Config reload seam: runs the gateway's reload when one exists (built by the reload work). */
-function reloadWorker(gateway: EmbeddedGateway, logger: Logger): void {
-  const reload = (gateway as unknown as { reload?: () => Promise<unknown> | unknown }).reload;
-  if (typeof reload !== 'function') {
-    logger.warn('config reload asked of a worker, but this build has no reload');
-    return;
-  }
-  Promise.resolve(reload.call(gateway)).catch((err: unknown) => logger.error({ err }, 'worker config reload failed'));
 }

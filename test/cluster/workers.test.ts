@@ -179,3 +179,30 @@ test('a process added from the dashboard serves through every worker', { timeout
   gw.child.kill('SIGTERM');
   assert.equal((await gw.waitForExit(30_000)).code, 0);
 });
+
+test('SIGHUP reloads the file in the primary and in every worker', { timeout: 120_000 }, async (t) => {
+  assertBuilt();
+  const { write } = await tempDir(t);
+  const backend = await freePort();
+  const yaml = (routes: string) =>
+    `server:\n  port: 0\n  host: 127.0.0.1\n  workers: 2\nlogging:\n  level: warn\nhealthcheck:\n  interval: 1s\nprocesses:\n  - id: be\n    command: ${JSON.stringify(TESTBACKEND)}\n    args: ["--port", "${backend}", "--quiet"]\n    port: ${backend}\n    route: /a\n    auto_start: true\nroutes:\n${routes}`;
+  const file = await write('reload.yml', yaml(`  - path: /a\n    backend: "http://127.0.0.1:${backend}"\n`));
+  const gw = new Running(t, MICROGATE, ['--config', file]);
+  const url = `http://127.0.0.1:${(await gw.waitForStdout(/MicroGate listening on http:\/\/127\.0\.0\.1:(\d+)/, 30_000))[1]}`;
+  const statuses = async (path: string): Promise<number[]> => {
+    const out: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const res = await request(`${url}${path}`, { reset: true });
+      await res.body.dump();
+      out.push(res.statusCode);
+    }
+    return out;
+  };
+  assert.ok((await statuses('/b/x')).every((s) => s === 404), 'no /b route yet');
+  await write('reload.yml', yaml(`  - path: /a\n    backend: "http://127.0.0.1:${backend}"\n  - path: /b\n    backend: "http://127.0.0.1:${backend}"\n`));
+  gw.child.kill('SIGHUP');
+  await waitUntil(async () => (await statuses('/b/x')).every((s) => s === 200), 15_000, 'every worker serves the reloaded route');
+  assert.equal(childrenOf(gw.pid).filter((c) => c.cmdline.includes('testbackend')).length, 1, 'still one child per managed process');
+  gw.child.kill('SIGTERM');
+  assert.equal((await gw.waitForExit(30_000)).code, 0);
+});
