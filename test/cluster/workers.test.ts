@@ -1,8 +1,9 @@
 /**
  * `server.workers: 2` through bin/microgate (run `npx tsc -p tsconfig.build.json` first): one
- * gateway to the client — one port, the static limit exact across workers, /metrics and the
- * dashboard's request log covering every request, one child per managed process, a killed worker
- * replaced and counted, and a clean SIGTERM.
+ * gateway to the client — one port, the static limit exact across workers (leased from the primary,
+ * or through Redis), /metrics and the dashboard's request log covering every request, one child per
+ * managed process, a killed worker replaced and counted, a clean SIGTERM, a process added from the
+ * dashboard and a SIGHUP reload reaching every worker.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
