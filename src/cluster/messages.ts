@@ -45,6 +45,8 @@ export type WorkerToPrimary =
   | { t: 'lease'; asks: LeaseAsk[] }
   | { t: 'settle'; items: LeaseSettle[] }
   | { t: 'connect-failure'; url: string }
+  /** Failed cluster-store (Redis) operations of the last second, by operation: the primary counts them. */
+  | { t: 'store-errors'; counts: [op: string, n: number][] }
   /** An operator notice published in a worker (rare): the primary's dashboard streams it. */
   | { t: 'notice'; event: string; data: unknown }
   /** The worker listens for messages now (anything sent before would be lost): send it the health states. */

@@ -131,6 +131,9 @@ export async function runPrimary(opts: PrimaryOptions): Promise<ClusterPrimary> 
       case 'settle':
         for (const s of msg.items) ledger.settle(w.id, s);
         return;
+      case 'store-errors':
+        for (const [op, n] of msg.counts) for (let i = 0; i < n; i++) gateway.metrics.storeError('redis', op);
+        return;
       case 'notice':
         gateway.notices.publish(msg.event, msg.data);
         return;

@@ -8,8 +8,9 @@
  * - `metrics`, `processes`, `analytics`, `dashboard`, `adaptive` → left out: the primary has them, fed by the records;
  * - one module is added: the completion records go to the primary in batches, notices one by one.
  */
+import { timersOf, type TimerHandle } from '../clock.js';
 import { HealthChecker } from '../health/index.js';
-import type { ModuleSpec } from '../host.js';
+import type { Host, ModuleSpec, ServiceDirectory, Services } from '../host.js';
 import type { Backend } from '../balancer/index.js';
 import type { LeaseStore } from './ipc-store.js';
 import type { PrimaryToWorker, WorkerToPrimary } from './messages.js';
@@ -36,7 +37,7 @@ export function workerModules(list: readonly ModuleSpec[], wiring: WorkerWiring)
   const out: ModuleSpec[] = [];
   for (const spec of list) {
     if (PRIMARY_ONLY.has(spec.name)) continue;
-    if (spec.name === 'store' && wiring.leaseStore !== null) out.push(leaseStoreModule(wiring.leaseStore));
+    if (spec.name === 'store') out.push(wiring.leaseStore !== null ? leaseStoreModule(wiring.leaseStore) : storeErrorsForwarded(spec, wiring));
     else if (spec.name === 'health') out.push(healthFollowerModule(wiring));
     else out.push(spec);
   }
@@ -51,6 +52,51 @@ function leaseStoreModule(store: LeaseStore): ModuleSpec {
       host.provide('store', store);
       // Kept across reloads, like the store it replaces: leases and buckets stay where they are.
       return { start: () => store.start(), close: () => store.close(), reload() {} };
+    },
+  };
+}
+
+/**
+ * The gateway's own store module (Redis), built with a `metrics` service that only counts failed
+ * operations and sends the counts to the primary once a second (its /metrics has
+ * gateway_store_errors_total): never one message per failing request.
+ */
+function storeErrorsForwarded(spec: ModuleSpec, wiring: WorkerWiring): ModuleSpec {
+  return {
+    name: spec.name,
+    enabled: spec.enabled,
+    build(host) {
+      const counts = new Map<string, number>();
+      const timers = timersOf(host.clock);
+      let timer: TimerHandle | null = null;
+      const flush = (): void => {
+        if (timer !== null) timers.clearTimeout(timer);
+        timer = null;
+        if (counts.size === 0) return;
+        wiring.send({ t: 'store-errors', counts: [...counts] });
+        counts.clear();
+      };
+      const counter = {
+        storeError(_store: string, op: string): void {
+          counts.set(op, (counts.get(op) ?? 0) + 1);
+          if (timer === null) {
+            timer = timers.setTimeout(flush, 1000);
+            (timer as { unref?: () => void }).unref?.();
+          }
+        },
+      };
+      const services: ServiceDirectory = {
+        get: (name) => (name === 'metrics' ? (counter as unknown as Services['metrics']) : host.services.get(name)) as never,
+        need: (name) => (name === 'metrics' ? (counter as unknown as Services['metrics']) : host.services.need(name)) as never,
+      };
+      const inner = spec.build(Object.create(host, { services: { value: services } }) as Host);
+      return {
+        ...inner,
+        async close() {
+          await inner.close?.();
+          flush();
+        },
+      };
     },
   };
 }

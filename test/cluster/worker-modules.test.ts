@@ -7,7 +7,8 @@ import { test } from 'node:test';
 import { ManualClock } from '../../src/clock.js';
 import { LeaseStore, workerModules, type PrimaryToWorker, type WorkerToPrimary } from '../../src/cluster/index.js';
 import { MODULES } from '../../src/modules.js';
-import { startGateway } from '../helpers/gateway.js';
+import { deadPort, startGateway } from '../helpers/gateway.js';
+import { waitUntil } from '../cli/helpers.js';
 import { completionRecord } from '../helpers/records.js';
 
 const YAML = `server:\n  port: 0\n  host: 127.0.0.1\nroutes:\n  - path: /a\n    backend: "http://127.0.0.1:9"\n  - path: /b\n    backend: "http://127.0.0.1:10"\nratelimit:\n  enabled: true\n  max_tokens: 5\n  refill_rate: 1\n`;
@@ -53,4 +54,18 @@ test('a worker sends its records in batches and its notices to the primary', asy
   const batches = sent.filter((m) => m.t === 'records');
   assert.equal(batches.length, 1);
   assert.deepEqual(batches[0]!.t === 'records' && batches[0]!.records.map((r) => r.id), ['one', 'two']);
+});
+
+test('with Redis, a worker\'s store errors are counted by the primary, once a second, not per request', { timeout: 30_000 }, async (t) => {
+  const sent: WorkerToPrimary[] = [];
+  const send = (m: WorkerToPrimary): void => void sent.push(m);
+  const modules = workerModules(MODULES, { send, sendTracked: (m, done) => (sent.push(m), done()), onMessage: () => {}, leaseStore: null });
+  const gw = await startGateway(t, YAML + `cluster:\n  redis_url: "redis://127.0.0.1:${await deadPort()}"\n  timeout: 50ms\n`, { modules });
+  assert.equal(gw.store instanceof LeaseStore, false, 'limits go through Redis: no leases');
+  for (let i = 0; i < 20; i++) await gw.store.take('ip:1', 5, 1);
+  await waitUntil(() => sent.some((m) => m.t === 'store-errors'), 10_000, 'store errors reach the primary');
+  const messages = sent.filter((m) => m.t === 'store-errors');
+  const total = messages.reduce((n, m) => n + (m.t === 'store-errors' ? m.counts.reduce((k, [, c]) => k + c, 0) : 0), 0);
+  assert.ok(total >= 1);
+  assert.ok(messages.length <= 3, `batched (${messages.length} messages)`);
 });
