@@ -48,6 +48,8 @@ export interface GatewayOptions {
   configFile?: string;
   /** The module list (default: MODULES of src/modules.ts). */
   modules?: readonly ModuleSpec[];
+  /** Cluster role (src/cluster): a worker relays every admin request, unguarded, to the primary; the primary's private listener serves only what `admit` lets through, and no upgrades. */
+  cluster?: { role: 'worker'; relayAdmin: AdminHandler } | { role: 'primary'; admit(req: IncomingMessage, res: ServerResponse): boolean };
 }
 
 /** The one place services are offered and found (one table per generation). */
@@ -160,12 +162,14 @@ export class Gateway {
   #started = false;
   #closers: (() => Promise<void> | void)[] = [];
   #drainWaiters: (() => void)[] = [];
+  readonly #cluster: GatewayOptions['cluster'] | null;
   /** Upgraded (WebSocket) client sockets: the HTTP server no longer tracks them, so shutdown must. */
   #tunnels = new Set<Duplex>();
 
   constructor(config: Config, opts: GatewayOptions = {}) {
     this.#configRef = { current: config };
     this.#configFile = opts.configFile ?? null;
+    this.#cluster = opts.cluster ?? null;
     this.clock = opts.clock ?? systemClock;
     this.logger = opts.logger ?? createLogger(config.logging);
     this.startedAt = this.clock.now();
@@ -671,6 +675,7 @@ export class Gateway {
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
     if (this.#draining) res.shouldKeepAlive = false;
+    if (this.#cluster?.role === 'primary' && !this.#cluster.admit(req, res)) return;
     const url = req.url ?? '/';
     const q = url.indexOf('?');
     const path = q === -1 ? url : url.slice(0, q);
@@ -696,6 +701,7 @@ export class Gateway {
   }
 
   #onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (this.#cluster?.role === 'primary') return void socket.destroy();
     this.#tunnels.add(socket);
     socket.once('close', () => this.#tunnels.delete(socket));
     const res = upgradeResponse(req, socket);
@@ -719,6 +725,7 @@ export class Gateway {
   }
 
   #onAdmin(req: IncomingMessage, res: ServerResponse, path: string): void {
+    if (this.#cluster?.role === 'worker') return this.#cluster.relayAdmin(req, res, path);
     const id = requestIdOf(req);
     res.setHeader('x-request-id', id);
     const dashboard = this.#admin.has('/dashboard/');

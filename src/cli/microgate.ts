@@ -97,6 +97,14 @@ async function main(argv: string[]): Promise<number> {
     throw err;
   }
   const logger = createLogger(config.logging);
+  // --- workers (src/cluster): server.workers > 1 runs a primary and its workers instead; 1 never loads it ---
+  if (config.server.workers !== 1) {
+    const { runClusterCli } = await import('../cluster/cli.js');
+    const watchFile = values.watch ? (reload: () => void) => watchConfig(file, reload, logger) : undefined;
+    const code = await runClusterCli({ config, logger, port, baseDir: process.cwd(), file, createGateway, watchFile });
+    if (code !== null) return code;
+  }
+  // --- end workers ---
   let gateway;
   try {
     gateway = createGateway(config, { logger, baseDir: process.cwd(), echoProcessOutput: true, configFile: file });

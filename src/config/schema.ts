@@ -300,6 +300,9 @@ const clusterSchema = z.strictObject({
   fail_closed: z.boolean().default(false),
 });
 
+/** What server.workers accepts (issue 10). */
+const WORKERS_RULE = 'must be a whole number from 1 to 256, or "auto"';
+
 const serverSchema = z.strictObject({
   port: port.default(8080),
   host: z
@@ -333,6 +336,12 @@ const serverSchema = z.strictObject({
   /** A WebSocket (upgraded) tunnel with no bytes either way for this long is closed. */
   tunnel_idle_timeout: duration().default(600_000),
   // --- end proxy hardening ---
+  // --- workers (issue 10, every core) ---
+  /** Worker processes behind the one port (node:cluster); `auto` = the cores available. 1 = a single process (no cluster code). */
+  workers: z
+    .union([z.literal('auto'), z.number().int(WORKERS_RULE).min(1, WORKERS_RULE).max(256, WORKERS_RULE)], { error: WORKERS_RULE })
+    .default(1),
+  // --- end workers ---
 });
 
 const loggingSchema = z.strictObject({

@@ -1,0 +1,268 @@
+/**
+ * The cluster primary: owns what must exist once and never serves proxy traffic. It runs a gateway
+ * of its own on a private loopback port (managed processes, health checks, metrics, dashboard,
+ * analytics, the admin guard) that workers relay admin requests to, forks `workers` workers on the
+ * public port, feeds its completion bus from their record batches, pushes health verdicts to them,
+ * owns the rate-limit buckets they lease tokens from, replaces a worker that dies (counted in
+ * `gateway_worker_restarts_total`) and, on SIGTERM/SIGINT, drains every worker before it stops.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import { randomBytes } from 'node:crypto';
+import { Counter, Gauge } from 'prom-client';
+import type { Config } from '../config/index.js';
+import type { Logger } from '../logging/index.js';
+import { MODULES } from '../modules.js';
+import { relayAdmission } from './admin-relay.js';
+import type { GatewayFactory } from './embed.js';
+import { LeaseLedger } from './lease-ledger.js';
+import { ENV_ADMIN_PORT, ENV_RELAY_SECRET, type PrimaryToWorker, type WorkerToPrimary } from './messages.js';
+
+export interface PrimaryOptions {
+  config: Config;
+  logger: Logger;
+  workers: number;
+  /** The public port (--port), else server.port. */
+  port?: number;
+  baseDir?: string;
+  /** The config file (a reload re-reads it). */
+  configFile?: string;
+  /** The CLI's createGateway. */
+  createGateway: GatewayFactory;
+  /** Called once every worker listens, with the public port. */
+  onListening?: (port: number) => void;
+}
+
+/** A worker that dies within this long of its start counts as a quick death (restart backoff). */
+const QUICK_DEATH_MS = 5_000;
+const MAX_BACKOFF_MS = 5_000;
+
+/** What the primary offers the CLI. */
+export interface ClusterPrimary {
+  /** Reloads the config file in the primary; when it takes effect, every worker reloads it too. */
+  reload(): Promise<void>;
+  /** Drains every worker, then stops the primary's gateway. Idempotent. */
+  shutdown(): Promise<void>;
+  /** Stops at once: SIGKILL to workers, managed processes killed. */
+  killNow(): void;
+}
+
+/**
+ * Starts the primary. Resolves once every worker listens; rejects (after cleaning up) when a worker
+ * cannot start (e.g. the port is taken).
+ */
+export async function runPrimary(opts: PrimaryOptions): Promise<ClusterPrimary> {
+  const { config, logger } = opts;
+  const secret = randomBytes(24).toString('hex');
+  const live = new Set<Worker>();
+  /** Backends joined to routes at run time, for workers started later. */
+  const attached: [string, string][] = [];
+  function onAttached(route: string, url: string): void {
+    attached.push([route, url]);
+    broadcast({ t: 'attach', items: [[route, url]] });
+  }
+  const broadcast = (msg: PrimaryToWorker): void => {
+    for (const w of live) trySend(w, msg);
+  };
+  const gateway = opts.createGateway(config, {
+    logger,
+    configFile: opts.configFile,
+    baseDir: opts.baseDir,
+    echoProcessOutput: true,
+    // Workers write their own access log lines; the primary would repeat them.
+    modules: [
+      ...MODULES.filter((m) => m.name !== 'access-log'),
+      {
+        // Kept across reloads (it has a reload hook): one set of subscriptions for the primary's life.
+        name: 'cluster-primary',
+        build(host) {
+          const off = [
+            host.topology.onAttached((b, route) => onAttached(route.prefix, b.url)),
+            host.services.need('health').onChange((b, healthy) => broadcast({ t: 'health', states: [[b.url, healthy]] })),
+          ];
+          return {
+            close: () => off.forEach((f) => f()),
+            // A reload took effect here (SIGHUP, --watch, the dashboard's button): the workers read the same file.
+            reload: () => broadcast({ t: 'reload' }),
+          };
+        },
+      },
+    ],
+    cluster: { role: 'primary', admit: relayAdmission(secret) },
+  });
+  const registry = gateway.metrics.registry;
+  const restarts = new Counter({ name: 'gateway_worker_restarts_total', help: 'Workers that died and were replaced', registers: [registry] });
+  const recordsDropped = new Counter({
+    name: 'gateway_worker_records_dropped_total',
+    help: 'Completion records a worker dropped because the primary did not keep up (not in the other metrics)',
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'gateway_workers',
+    help: 'Worker processes serving traffic',
+    registers: [registry],
+    collect() {
+      this.set(live.size);
+    },
+  });
+  const ledger = new LeaseLedger({ clock: gateway.clock, holders: () => Math.max(1, live.size), maxBuckets: config.ratelimit?.max_buckets });
+  const sweep = setInterval(() => ledger.sweep(), 10_000);
+  sweep.unref();
+
+  let stopping = false;
+  let started = false;
+  let quickDeaths = 0;
+  const restartTimers = new Set<NodeJS.Timeout>();
+  const startedAt = new Map<Worker, number>();
+
+  const healthStates = (): [string, boolean | null][] => [...gateway.backends.values()].map((b) => [b.url, b.healthy]);
+
+  const onMessage = (w: Worker, msg: WorkerToPrimary): void => {
+    switch (msg.t) {
+      case 'records':
+        for (const r of msg.records) gateway.bus.publish(r);
+        if (msg.dropped !== undefined && msg.dropped > 0) {
+          recordsDropped.inc(msg.dropped);
+          logger.warn({ worker: w.id, dropped: msg.dropped }, 'the primary did not keep up with a worker\'s completion records: some were dropped (metrics and the request log miss them)');
+        }
+        return;
+      case 'lease':
+        trySend(w, { t: 'leased', grants: msg.asks.map((a) => ledger.grant(w.id, a)) });
+        return;
+      case 'settle':
+        for (const s of msg.items) ledger.settle(w.id, s);
+        return;
+      case 'store-errors':
+        for (const [op, n] of msg.counts) for (let i = 0; i < n; i++) gateway.metrics.storeError('redis', op);
+        return;
+      case 'notice':
+        gateway.notices.publish(msg.event, msg.data);
+        return;
+      case 'hello':
+        if (attached.length > 0) trySend(w, { t: 'attach', items: attached });
+        trySend(w, { t: 'health', states: healthStates() });
+        return;
+      case 'connect-failure': {
+        const b = gateway.backends.get(msg.url);
+        if (b !== undefined) gateway.health.reportConnectFailure(b);
+        return;
+      }
+    }
+  };
+
+  const fork = (): Worker => {
+    const w = cluster.fork({ [ENV_ADMIN_PORT]: String(gateway.port), [ENV_RELAY_SECRET]: secret });
+    live.add(w);
+    startedAt.set(w, Date.now());
+    w.on('message', (msg: WorkerToPrimary) => onMessage(w, msg));
+    w.on('error', (err) => logger.warn({ err, worker: w.id }, 'worker channel error'));
+    return w;
+  };
+
+  cluster.on('exit', (w, code, signal) => {
+    live.delete(w);
+    ledger.forget(w.id);
+    const began = startedAt.get(w) ?? 0;
+    startedAt.delete(w);
+    if (stopping || !started) return;
+    restarts.inc();
+    quickDeaths = Date.now() - began < QUICK_DEATH_MS ? quickDeaths + 1 : 0;
+    const delay = quickDeaths === 0 ? 0 : Math.min(MAX_BACKOFF_MS, 100 * 2 ** (quickDeaths - 1));
+    logger.error({ worker: w.id, pid: w.process.pid, code, signal, restart_in_ms: delay }, 'worker died: starting another (its in-flight requests are lost)');
+    const timer = setTimeout(() => {
+      restartTimers.delete(timer);
+      if (!stopping) fork();
+    }, delay);
+    restartTimers.add(timer);
+  });
+
+  let shutdownPromise: Promise<void> | null = null;
+  const shutdown = (): Promise<void> => {
+    shutdownPromise ??= (async () => {
+      stopping = true;
+      for (const t of restartTimers) clearTimeout(t);
+      restartTimers.clear();
+      clearInterval(sweep);
+      const deadline = config.server.drain_delay + config.server.shutdown_timeout + 5_000;
+      await stopWorkers(live, deadline, logger);
+      await gateway.close();
+    })();
+    return shutdownPromise;
+  };
+  const killNow = (): void => {
+    stopping = true;
+    for (const w of live) w.process.kill('SIGKILL');
+    gateway.processes.killAllNow();
+  };
+
+  try {
+    // Managed processes and their first health probes, before any worker takes traffic.
+    await gateway.start({ port: 0, host: '127.0.0.1' });
+    cluster.setupPrimary({ exec: process.argv[1], args: process.argv.slice(2), execArgv: process.execArgv });
+    const port = await new Promise<number>((resolve, reject) => {
+      let listening = 0;
+      let publicPort = 0;
+      const onListening = (_w: Worker, address: { port: number }): void => {
+        publicPort = address.port;
+        if (++listening === opts.workers) done(null);
+      };
+      const onExit = (w: Worker, code: number | null): void => done(new Error(`worker ${w.id} exited (code ${code}) before listening`));
+      const done = (err: Error | null): void => {
+        cluster.off('listening', onListening);
+        cluster.off('exit', onExit);
+        if (err === null) resolve(publicPort);
+        else reject(err);
+      };
+      cluster.on('listening', onListening);
+      cluster.on('exit', onExit);
+      for (let i = 0; i < opts.workers; i++) fork();
+    });
+    started = true;
+    logger.info({ workers: opts.workers, port, admin_port: gateway.port }, 'MicroGate cluster listening');
+    if (config.analytics.enabled) {
+      logger.warn('workers: analytics learns from every worker\'s traffic in the primary, but the adaptive layer (adaptive route limits, weighted balancing, self-tuning breakers) is not applied by the workers yet');
+    }
+    opts.onListening?.(port);
+  } catch (err) {
+    stopping = true;
+    await stopWorkers(live, 5_000, logger);
+    await gateway.close().catch(() => {});
+    throw err;
+  }
+
+  return {
+    async reload() {
+      // On success the cluster-primary module's reload hook tells the workers.
+      await gateway.reloadFromFile();
+    },
+    shutdown,
+    killNow,
+  };
+}
+
+/** Tells every worker to drain and waits for their exits; SIGKILL after `deadlineMs`. */
+async function stopWorkers(live: Set<Worker>, deadlineMs: number, logger: Logger): Promise<void> {
+  const workers = [...live];
+  if (workers.length === 0) return;
+  const exits = workers.map((w) => (w.isDead() ? Promise.resolve() : new Promise<void>((resolve) => w.process.once('exit', () => resolve()))));
+  // A signal, not a message: a worker still starting has no message listener yet, but SIGTERM is
+  // either its drain (once it runs) or the default exit (before).
+  for (const w of workers) if (!w.isDead()) w.process.kill('SIGTERM');
+  const timer = setTimeout(() => {
+    for (const w of workers) {
+      if (!w.isDead()) {
+        logger.warn({ worker: w.id, pid: w.process.pid }, 'worker did not drain in time: killing it');
+        w.process.kill('SIGKILL');
+      }
+    }
+  }, deadlineMs);
+  await Promise.all(exits);
+  clearTimeout(timer);
+}
+
+function trySend(w: Worker, msg: PrimaryToWorker): void {
+  try {
+    if (w.isConnected()) w.send(msg);
+  } catch {
+    // The worker is going away; its exit is handled.
+  }
+}
