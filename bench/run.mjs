@@ -10,7 +10,8 @@
  * Environment: BENCH_ROUNDS (3), BENCH_SECONDS (4), BENCH_CONNECTIONS (50), BENCH_WARMUP (1),
  * BENCH_LATENCY_SECONDS (1; 0 = skip the one-connection latency run), BENCH_TARGETS (comma list
  * of ids, see lib/targets.mjs; optional rows such as fwd-object, fwd-dispatch, mg-workers run only
- * when named), BENCH_DISTURB_PCT (20), BENCH_DISTURBED_RETRIES (2), BENCH_NO_PIN=1,
+ * when named), BENCH_DISTURB_PCT (20), BENCH_DISTURBED_RETRIES (2), BENCH_RATE (0 = unlimited; else a
+ * fixed offered load in req/s for the measured run), BENCH_NO_PIN=1,
  * BENCH_LOADGEN_CPU (0), BENCH_TARGET_CPU (1), BENCH_BACKEND_CPU (0), BENCH_START_TIMEOUT (15000 ms),
  * BENCH_FRESH (1: new backend and target processes every round; 0: one process each for the whole run).
  *
@@ -62,6 +63,9 @@ const S = {
   // BENCH_DISTURBED_RETRIES times and kept out of the medians.
   disturbPct: intEnv('BENCH_DISTURB_PCT', 20, 1, 1000),
   disturbedRetries: intEnv('BENCH_DISTURBED_RETRIES', 2, 0, 10),
+  // A fixed offered load for the measured run (0 = as fast as the target answers). At a fixed rate
+  // CPU per request is compared at equal load: useful for before/after checks on a busy machine.
+  rate: intEnv('BENCH_RATE', 0, 0, 10_000_000),
 };
 const wanted = (process.env.BENCH_TARGETS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
 for (const id of wanted) {
@@ -306,7 +310,7 @@ async function measure(state, ctx, round) {
     });
     const calBefore = { loadgen: calibrate(), target: probe ? await probe.measure() : NaN };
     const before = await sample();
-    const r = await runLoad({ url: `${state.url}/`, connections: S.connections, duration: S.seconds, headers: state.headers });
+    const r = await runLoad({ url: `${state.url}/`, connections: S.connections, duration: S.seconds, headers: state.headers, rate: S.rate });
     const after = await sample();
     const calAfter = { loadgen: calibrate(), target: probe ? await probe.measure() : NaN };
     const single = S.latencySeconds > 0 ? await runLoad({ url: `${state.url}/`, connections: 1, duration: S.latencySeconds, headers: state.headers }) : null;
@@ -529,7 +533,7 @@ async function main() {
   log(`MicroGate benchmark — ${meta.date}`);
   log(`node ${meta.node}; ${meta.cpuModel}; ${meta.cores} cores; load average ${meta.loadavgStart}`);
   log(`pinning: ${meta.pinning}`);
-  log(`${S.rounds} round(s) × ${selected.length} target(s) × (${S.warmup} s warm-up + ${S.seconds} s at ${S.connections} connections + ${S.latencySeconds} s at 1 connection)${S.fresh ? ', new processes every round' : ''}`);
+  log(`${S.rounds} round(s) × ${selected.length} target(s) × (${S.warmup} s warm-up + ${S.seconds} s at ${S.connections} connections${S.rate > 0 ? ` (${S.rate} req/s offered)` : ''} + ${S.latencySeconds} s at 1 connection)${S.fresh ? ', new processes every round' : ''}`);
 
   tmpDir = mkdtempSync(join(os.tmpdir(), 'microgate-bench-'));
   if (PIN.on) probe = new CoreProbe(S.targetCpu);

@@ -33,7 +33,7 @@ export function markdown({ meta, rows, summary }) {
     `- date: ${meta.date}`,
     `- node: ${meta.node}; CPU: ${meta.cpuModel}; cores: ${meta.cores} (load average at start ${meta.loadavgStart}, at end ${meta.loadavgEnd})`,
     `- pinning: ${meta.pinning}`,
-    `- load: autocannon ${meta.connections} connections, pipelining 1, ${meta.seconds} s per run after ${meta.warmup} s warm-up, ${meta.rounds} interleaved round(s)${meta.fresh ? ' (new backend and target processes each round)' : ''}, medians shown; ${meta.latencySeconds > 0 ? `p50 @1 conn from a ${meta.latencySeconds} s run with one connection` : 'no one-connection latency run'}`,
+    `- load: autocannon ${meta.connections} connections${meta.rate > 0 ? ` at a fixed ${meta.rate} req/s` : ''}, pipelining 1, ${meta.seconds} s per run after ${meta.warmup} s warm-up, ${meta.rounds} interleaved round(s)${meta.fresh ? ' (new backend and target processes each round)' : ''}, medians shown; ${meta.latencySeconds > 0 ? `p50 @1 conn from a ${meta.latencySeconds} s run with one connection` : 'no one-connection latency run'}`,
     `- backend: bin/microgate-testbackend --quiet (JSON "Hello from backend"); CPU = utime+stime of the target process from /proc/<pid>/stat (the backend's for "direct"), ÷ responses completed; RSS = VmRSS before the warm-up and after the runs`,
     `- disturbance check: a fixed CPU loop timed before and after each run on the target's and the load generator's core; runs where it moved by more than ${meta.disturbPct}% are rerun and left out of medians and ratios ("clean runs" = runs in the medians / runs measured)`,
     '',
