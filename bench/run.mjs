@@ -416,7 +416,12 @@ function summarize(states) {
     if (m.otherLoadgenCorePct >= 10) s.notes.push(`other processes used ${m.otherLoadgenCorePct.toFixed(0)}% of the load generator's core ${S.loadgenCpu}`);
   }
   const direct = byId.direct?.median;
-  const fwd = byId.forwarder?.median;
+  // The floor: the cheapest (CPU/request) forwarder variant with an undisturbed run; `forwarder`
+  // unless fwd-object / fwd-dispatch were run too and came out cheaper.
+  const floorRows = states.filter((s) => s.target.floor && s.median && !s.median.disturbedOnly);
+  const floor = floorRows.length === 0 ? null : floorRows.reduce((a, s) => (s.median.cpuUsPerReq < a.median.cpuUsPerReq ? s : a));
+  if (floor && floorRows.length > 1) floor.notes.unshift('the floor: cheapest forwarder variant in this run');
+  const fwd = floor?.median;
   for (const s of states) {
     if (!s.median) continue;
     // No ratio from disturbed rounds: both rows need at least one undisturbed run.
@@ -431,7 +436,7 @@ function summarize(states) {
   const clean = (id) => (byId[id]?.median && !byId[id].median.disturbedOnly ? byId[id].median : null);
   const mgp = clean('mg-proxy');
   const fst = clean('fastify');
-  const fwdC = clean('forwarder');
+  const fwdC = fwd ?? null;
   const budget = (x, max) => (x <= max ? `within the ${max}× target` : `ABOVE the ${max}× target`);
   if (mgp && fwdC) {
     const r = mgp.cpuUsPerReq / fwdC.cpuUsPerReq;
