@@ -10,7 +10,7 @@
  * Environment: BENCH_ROUNDS (3), BENCH_SECONDS (4), BENCH_CONNECTIONS (50), BENCH_WARMUP (1),
  * BENCH_LATENCY_SECONDS (1; 0 = skip the one-connection latency run), BENCH_TARGETS (comma list
  * of ids, see lib/targets.mjs; optional rows such as fwd-object, fwd-dispatch, mg-workers run only
- * when named), BENCH_DISTURB_PCT (20), BENCH_DISTURBED_RETRIES (2), BENCH_RATE (0 = unlimited; else a
+ * when named), BENCH_DISTURB_PCT (20), BENCH_DISTURB_CORE_PCT (15), BENCH_DISTURBED_RETRIES (2), BENCH_RATE (0 = unlimited; else a
  * fixed offered load in req/s for the measured run), BENCH_NO_PIN=1,
  * BENCH_LOADGEN_CPU (0), BENCH_TARGET_CPU (1), BENCH_BACKEND_CPU (0), BENCH_START_TIMEOUT (15000 ms),
  * BENCH_FRESH (1: new backend and target processes every round; 0: one process each for the whole run).
@@ -63,6 +63,8 @@ const S = {
   // BENCH_DISTURBED_RETRIES times and kept out of the medians.
   disturbPct: intEnv('BENCH_DISTURB_PCT', 20, 1, 1000),
   disturbedRetries: intEnv('BENCH_DISTURBED_RETRIES', 2, 0, 10),
+  // … or when other processes used more than this % of the target's core during the run.
+  disturbCorePct: intEnv('BENCH_DISTURB_CORE_PCT', 15, 1, 100),
   // A fixed offered load for the measured run (0 = as fast as the target answers). At a fixed rate
   // CPU per request is compared at equal load: useful for before/after checks on a busy machine.
   rate: intEnv('BENCH_RATE', 0, 0, 10_000_000),
@@ -82,6 +84,8 @@ let tmpDir = null;
 let shuttingDown = false;
 /** Times the calibration loop on the target's core (null when not pinned: the loop runs in this process only). */
 let probe = null;
+/** The quickest calibration loop seen on each core during this bench (ms): the quiet reference. */
+const QUIETEST = { loadgen: Infinity, target: Infinity };
 
 const log = (msg) => process.stderr.write(`${msg}\n`);
 
@@ -317,6 +321,10 @@ async function measure(state, ctx, round) {
     const rssAfter = rssOf(pid);
     const moved = (a, b) => (Math.abs(a - b) / Math.min(a, b)) * 100;
     const calMovedPct = Math.max(moved(calBefore.loadgen, calAfter.loadgen), Number.isFinite(calBefore.target) ? moved(calBefore.target, calAfter.target) : 0);
+    // A neighbour present both before and after does not move the loop: compare with the quietest loop seen on each core too.
+    for (const k of ['loadgen', 'target']) for (const v of [calBefore[k], calAfter[k]]) if (Number.isFinite(v)) QUIETEST[k] = Math.min(QUIETEST[k], v);
+    const slow = (k) => (Number.isFinite(calBefore[k]) ? ((Math.max(calBefore[k], calAfter[k]) - QUIETEST[k]) / QUIETEST[k]) * 100 : 0);
+    const calSlowPct = Math.max(slow('loadgen'), slow('target'));
     const wallS = r.wallMs / 1000;
     const cpuTicks = after.cpu - before.cpu;
     const usPerTick = 1e6 / CLK;
@@ -349,8 +357,18 @@ async function measure(state, ctx, round) {
       calBefore,
       calAfter,
       calMovedPct,
-      disturbed: calMovedPct > S.disturbPct,
+      calSlowPct,
     };
+    // Disturbed: the loop moved between before and after, or ran slower than the quietest seen, or
+    // other processes took a share of the target's core during the run itself (/proc/stat).
+    const reasons = [];
+    if (calMovedPct > S.disturbPct) reasons.push(`calibration loop moved ${calMovedPct.toFixed(0)}%`);
+    if (calSlowPct > S.disturbPct) reasons.push(`calibration loop ${calSlowPct.toFixed(0)}% slower than the quietest`);
+    if (run.otherLoadPct > S.disturbCorePct) reasons.push(`other processes used ${run.otherLoadPct.toFixed(0)}% of the target's core`);
+    Object.assign(run, {
+      disturbedBy: reasons.join(', '),
+      disturbed: reasons.length > 0,
+    });
     if (state.child.exited) {
       // Died under load: this run's numbers describe a dead process, not the target. Kept out of the medians.
       state.flags.push(`DIED in round ${round} (${deathReason(state.child)}); that run is discarded (${r.errors + r.timeouts} errors)`);
@@ -362,7 +380,7 @@ async function measure(state, ctx, round) {
       `  [round ${round}/${S.rounds}] ${state.target.id.padEnd(12)} ${Math.round(run.rps).toString().padStart(6)} req/s  p50 ${run.p50.toFixed(2)} ms  p99 ${run.p99.toFixed(2)} ms  ` +
         `${run.cpuUsPerReq.toFixed(1)} µs/req (${run.cpuPct.toFixed(0)}% CPU)  RSS ${run.rssStartMb.toFixed(0)}→${run.rssAfterMb.toFixed(0)} MB` +
         `${run.errors + run.timeouts + run.non2xx > 0 ? `  errors ${run.errors + run.timeouts}, non-2xx ${run.non2xx}` : ''}` +
-        `${run.disturbed ? `  DISTURBED (calibration loop moved ${run.calMovedPct.toFixed(0)}% > ${S.disturbPct}%): not in the medians` : ''}`,
+        `${run.disturbed ? `  DISTURBED (${run.disturbedBy}): not in the medians` : ''}`,
     );
     return run;
   } finally {
@@ -402,7 +420,7 @@ function summarize(states) {
       rpsMin: Math.min(...used.map((r) => r.rps)),
       rpsMax: Math.max(...used.map((r) => r.rps)),
     };
-    if (clean.length === 0) s.flags.push(`every run disturbed (calibration loop moved > ${S.disturbPct}%): numbers shown, no ratio`);
+    if (clean.length === 0) s.flags.push('every run disturbed: numbers shown, no ratio');
     else if (clean.length < s.runs.length) s.notes.push(`${s.runs.length - clean.length} disturbed run(s) left out`);
     const m = s.median;
     if (m.errors > 0) s.flags.push(`${m.errors} errors/timeouts`);
@@ -471,7 +489,10 @@ function summarize(states) {
   if (wrk && mgp) lines.push(`server.workers: 2 (not pinned; load generator and backend share the same 2 cores): ${Math.round(wrk.rps)} req/s vs ${Math.round(mgp.rps)} req/s for one pinned process (${(wrk.rps / mgp.rps).toFixed(2)}×), ${us(wrk.cpuUsPerReq)} CPU/request summed over the process tree.`);
   const disturbed = states.reduce((a, s) => a + s.runs.filter((r) => r.disturbed).length, 0);
   const total = states.reduce((a, s) => a + s.runs.length, 0);
-  lines.push(`Disturbance check: a fixed CPU loop timed before and after every run on both cores; ${disturbed} of ${total} runs moved by more than ${S.disturbPct}% and are left out of the medians and ratios (each was rerun, at most ${S.disturbedRetries} times).`);
+  lines.push(
+    `Disturbance check: a fixed CPU loop timed before and after every run on both cores, and the target core's time used by other processes during the run; ` +
+      `${disturbed} of ${total} runs were disturbed (loop moved or slower than the quietest by more than ${S.disturbPct}%, or others took more than ${S.disturbCorePct}% of the target's core) and are left out of the medians and ratios (each was rerun, at most ${S.disturbedRetries} times).`,
+  );
   // Policies a row should include but that were not visibly on: said next to every number that depends on them.
   const missing = (id) => {
     const parts = (byId[id]?.flags ?? []).filter((f) => f.startsWith('MISSING ')).map((f) => f.slice(8).split(':')[0]);

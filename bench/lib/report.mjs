@@ -35,7 +35,7 @@ export function markdown({ meta, rows, summary }) {
     `- pinning: ${meta.pinning}`,
     `- load: autocannon ${meta.connections} connections${meta.rate > 0 ? ` at a fixed ${meta.rate} req/s` : ''}, pipelining 1, ${meta.seconds} s per run after ${meta.warmup} s warm-up, ${meta.rounds} interleaved round(s)${meta.fresh ? ' (new backend and target processes each round)' : ''}, medians shown; ${meta.latencySeconds > 0 ? `p50 @1 conn from a ${meta.latencySeconds} s run with one connection` : 'no one-connection latency run'}`,
     `- backend: bin/microgate-testbackend --quiet (JSON "Hello from backend"); CPU = utime+stime of the target process from /proc/<pid>/stat (the backend's for "direct"), ÷ responses completed; RSS = VmRSS before the warm-up and after the runs`,
-    `- disturbance check: a fixed CPU loop timed before and after each run on the target's and the load generator's core; runs where it moved by more than ${meta.disturbPct}% are rerun and left out of medians and ratios ("clean runs" = runs in the medians / runs measured)`,
+    `- disturbance check: a fixed CPU loop timed before and after each run on the target's and the load generator's core; a run where it moved by more than ${meta.disturbPct}%, or ran more than ${meta.disturbPct}% slower than the quietest loop seen, or where other processes took more than ${meta.disturbCorePct}% of the target's core, is rerun and left out of medians and ratios ("clean runs" = runs in the medians / runs measured); other work on the load generator's core is reported in the notes, not filtered`,
     '',
     table(rows),
     '',

@@ -17,10 +17,11 @@ export const API_KEY = 'bench-key-0123456789';
  */
 export const TARGETS = [
   { id: 'direct', label: 'direct (backend)', kind: 'direct' },
-  // The floor (`floor: true`): ratios are taken against the cheapest of these that ran (bench/README.md, "The floor").
-  { id: 'forwarder', label: 'floor: node:http + undici Pool.stream, fresh header lists', kind: 'script', script: 'bench/minimal-forwarder.mjs', args: ['--variant', 'stream'], floor: true },
+  // The floor (`floor: true`): ratios are taken against the cheapest of these that ran (bench/README.md,
+  // "The floor"). `forwarder` is the variant that was cheapest in the 2026-11-28 runs (dispatch).
+  { id: 'forwarder', label: 'floor: node:http + undici Pool.dispatch (handler class), fresh header lists', kind: 'script', script: 'bench/minimal-forwarder.mjs', args: ['--variant', 'dispatch'], floor: true },
+  { id: 'fwd-stream', label: 'forwarder variant: Pool.stream, fresh header lists', kind: 'script', script: 'bench/minimal-forwarder.mjs', args: ['--variant', 'stream'], floor: true, optional: true },
   { id: 'fwd-object', label: 'forwarder variant: Pool.stream, fresh header object', kind: 'script', script: 'bench/minimal-forwarder.mjs', args: ['--variant', 'stream-object'], floor: true, optional: true },
-  { id: 'fwd-dispatch', label: 'forwarder variant: Pool.dispatch + handler class', kind: 'script', script: 'bench/minimal-forwarder.mjs', args: ['--variant', 'dispatch'], floor: true, optional: true },
   { id: 'fastify', label: 'fastify + @fastify/http-proxy', kind: 'script', script: 'bench/fastify-proxy.mjs' },
   // Defaults: access log (level info, stdout → /dev/null) and metrics on; dashboard off (mg-dash measures it).
   { id: 'mg-proxy', label: 'MicroGate proxy only (defaults: access log, metrics)', kind: 'microgate', auth: null },
