@@ -9,7 +9,7 @@
  *
  * Environment: BENCH_ROUNDS (3), BENCH_SECONDS (4), BENCH_CONNECTIONS (50), BENCH_WARMUP (1),
  * BENCH_LATENCY_SECONDS (1; 0 = skip the one-connection latency run), BENCH_TARGETS (comma list
- * of ids, see lib/targets.mjs; optional rows such as fwd-object, fwd-dispatch, mg-workers run only
+ * of ids, see lib/targets.mjs; optional rows such as fwd-stream, fwd-object, mg-workers run only
  * when named), BENCH_DISTURB_PCT (20), BENCH_DISTURB_CORE_PCT (15), BENCH_DISTURBED_RETRIES (2), BENCH_RATE (0 = unlimited; else a
  * fixed offered load in req/s for the measured run), BENCH_NO_PIN=1,
  * BENCH_LOADGEN_CPU (0), BENCH_TARGET_CPU (1), BENCH_BACKEND_CPU (0), BENCH_START_TIMEOUT (15000 ms),
@@ -435,7 +435,7 @@ function summarize(states) {
   }
   const direct = byId.direct?.median;
   // The floor: the cheapest (CPU/request) forwarder variant with an undisturbed run; `forwarder`
-  // unless fwd-object / fwd-dispatch were run too and came out cheaper.
+  // unless fwd-stream / fwd-object were run too and came out cheaper.
   const floorRows = states.filter((s) => s.target.floor && s.median && !s.median.disturbedOnly);
   const floor = floorRows.length === 0 ? null : floorRows.reduce((a, s) => (s.median.cpuUsPerReq < a.median.cpuUsPerReq ? s : a));
   if (floor && floorRows.length > 1) floor.notes.unshift('the floor: cheapest forwarder variant in this run');
