@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { systemClock, type Clock } from '../clock.js';
 import { RedisLink, type RedisClient } from '../store/index.js';
-import type { RouteBucketStore, RouteTake } from './route-bucket-store.js';
+import { peekBucket, RouteBucket, takeFromBucket, type RouteBucketStore, type RouteTake } from './route-bucket-store.js';
 
 let scriptSource: string | undefined;
 function loadScript(): string {
@@ -21,7 +21,6 @@ function loadScript(): string {
 
 /** Default sync period (ms): the bound on how stale an instance's view of the shared bucket is. */
 export const DEFAULT_ROUTE_SYNC_MS = 100;
-const EPSILON = 1e-9;
 
 export interface RedisRouteBucketStoreOptions {
   url: string;
@@ -35,17 +34,15 @@ export interface RedisRouteBucketStoreOptions {
   onError?: (op: string, err: unknown) => void;
 }
 
-class Mirror {
-  tokens: number;
-  stamp: number;
+/** The local bucket of a route, and what the next sync reports. */
+class Mirror extends RouteBucket {
   /** Admitted locally since the last sync was sent. */
   consumed = 0;
   rate: number;
   capacity: number;
   floor: number;
   constructor(tokens: number, stamp: number, rate: number, capacity: number, floor: number) {
-    this.tokens = tokens;
-    this.stamp = stamp;
+    super(tokens, stamp);
     this.rate = rate;
     this.capacity = capacity;
     this.floor = floor;
@@ -111,29 +108,14 @@ export class RedisRouteBucketStore implements RouteBucketStore {
     m.rate = ratePerSec;
     m.capacity = capacity;
     if (floor < m.floor) m.floor = floor;
-    const elapsed = now - m.stamp;
-    let tokens = m.tokens;
-    if (elapsed > 0) tokens += (elapsed * ratePerSec) / 1000;
-    if (tokens > capacity) tokens = capacity;
-    const out = this.#result;
-    if (tokens + EPSILON >= floor + cost) {
-      m.tokens = tokens - cost;
-      if (elapsed > 0) m.stamp = now;
-      m.consumed += cost;
-      out.allowed = true;
-      out.tokens = m.tokens;
-    } else {
-      out.allowed = false;
-      out.tokens = tokens;
-    }
+    const out = takeFromBucket(m, cost, ratePerSec, capacity, floor, now, this.#result);
+    if (out.allowed) m.consumed += cost;
     return out;
   }
 
   peek(key: string, ratePerSec: number, capacity: number, now: number): number | null {
     const m = this.#mirrors.get(key);
-    if (m === undefined) return null;
-    const elapsed = now - m.stamp;
-    return Math.min(capacity, m.tokens + (elapsed > 0 ? (elapsed * ratePerSec) / 1000 : 0));
+    return m === undefined ? null : peekBucket(m, ratePerSec, capacity, now);
   }
 
   /** Reports every route's local admissions and takes the shared bucket's tokens back (the timer calls it). */
