@@ -3,6 +3,7 @@ import { useEffect, useRef } from 'react';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { formatClock } from '../format';
+import { AXIS_FONT, AXIS_STROKE, followWidth, GRID_STROKE, isolatedPoints } from './chart-kit';
 
 export interface TimeSeriesChartProps {
   /** x values, unix seconds. */
@@ -16,20 +17,6 @@ export interface TimeSeriesChartProps {
   testId?: string;
 }
 
-const AXIS_FONT = '10px system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
-const AXIS_STROKE = '#7d8794';
-const GRID_STROKE = 'rgba(255,255,255,0.06)';
-
-/** Indices of values whose neighbours are both missing. */
-function isolatedPoints(u: uPlot, seriesIdx: number): number[] {
-  const ys = u.data[seriesIdx] ?? [];
-  const out: number[] = [];
-  for (let i = 0; i < ys.length; i++) {
-    if (ys[i] == null) continue;
-    if ((i === 0 || ys[i - 1] == null) && (i === ys.length - 1 || ys[i + 1] == null)) out.push(i);
-  }
-  return out;
-}
 
 export function TimeSeriesChart({ x, y, color, height = 92, format, testId }: TimeSeriesChartProps) {
   const boxRef = useRef<HTMLDivElement>(null);
@@ -101,13 +88,9 @@ export function TimeSeriesChart({ x, y, color, height = 92, format, testId }: Ti
     };
     const plot = new uPlot(opts, dataRef.current, box);
     plotRef.current = plot;
-    const ro = new ResizeObserver(() => {
-      const w = box.clientWidth;
-      if (w > 0 && Math.abs(w - plot.width) > 1) plot.setSize({ width: w, height });
-    });
-    ro.observe(box);
+    const stopFollowing = followWidth(plot, box, height);
     return () => {
-      ro.disconnect();
+      stopFollowing();
       plot.destroy();
       plotRef.current = null;
     };
