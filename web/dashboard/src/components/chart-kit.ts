@@ -1,4 +1,4 @@
-/** What the dashboard's uPlot charts share: axis styling, isolated-point dots, clipping, width following. */
+/** What the dashboard's uPlot charts share: axis styling, isolated-point dots, clipping, width following, the cursor. */
 import type uPlot from 'uplot';
 
 export const AXIS_FONT = '10px system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
@@ -35,4 +35,19 @@ export function followWidth(plot: uPlot, box: HTMLElement, height: number): () =
   });
   ro.observe(box);
   return () => ro.disconnect();
+}
+
+/** The cursor of every chart: hover only (no drag-zoom), small points. A fresh object each time: uPlot writes into its options. */
+export function hoverCursor(): uPlot.Cursor {
+  return { drag: { x: false, y: false, setScale: false }, points: { size: 5 } };
+}
+
+/** The time axis under a chart: tick marks, no grid lines. */
+export function timeAxis(space: uPlot.Axis['space'], values: uPlot.Axis['values']): uPlot.Axis {
+  return { stroke: AXIS_STROKE, font: AXIS_FONT, size: 22, space, grid: { show: false }, ticks: { stroke: GRID_STROKE, size: 3 }, values };
+}
+
+/** The value axis of a chart (`size` px wide): grid lines, no tick marks. */
+export function valueAxis(size: number, space: number, values: uPlot.Axis['values']): uPlot.Axis {
+  return { stroke: AXIS_STROKE, font: AXIS_FONT, size, space, grid: { stroke: GRID_STROKE, width: 1 }, ticks: { show: false }, values };
 }

@@ -8,7 +8,7 @@ import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { formatPct, formatRate, type Baseline, type Episode, type MetricKind, type RateSeries } from '../analytics-model';
 import { formatClock, formatLatency } from '../format';
-import { AXIS_FONT, AXIS_STROKE, clipToPlot, followWidth, GRID_STROKE, isolatedPoints } from './chart-kit';
+import { clipToPlot, followWidth, hoverCursor, isolatedPoints, timeAxis, valueAxis } from './chart-kit';
 
 export interface LimitLine {
   /** Requests per minute. */
@@ -171,30 +171,17 @@ export function RouteTrafficChart({ series, fromS, toS, baseline, limits, episod
       width: Math.max(160, box.clientWidth),
       height,
       legend: { show: false },
-      cursor: { drag: { x: false, y: false, setScale: false }, points: { size: 5 } },
+      cursor: hoverCursor(),
       scales: {
         x: { time: true, range: () => [props.current.fromS, props.current.toS] },
         y: { range: () => [0, yScale(props.current.series, props.current.baseline, props.current.limits).max] },
       },
       axes: [
-        {
-          stroke: AXIS_STROKE,
-          font: AXIS_FONT,
-          size: 22,
-          space: (_u, _i, min, max) => (max - min > 36 * 3600 ? 84 : max - min <= 15 * 60 ? 66 : 56),
-          grid: { show: false },
-          ticks: { stroke: GRID_STROKE, size: 3 },
-          values: (_u, splits, _i, _space, _incr) => splits.map((s) => tickLabel(s, props.current.toS - props.current.fromS)),
-        },
-        {
-          stroke: AXIS_STROKE,
-          font: AXIS_FONT,
-          size: 58,
-          space: 26,
-          grid: { stroke: GRID_STROKE, width: 1 },
-          ticks: { show: false },
-          values: (_u, splits) => splits.map((s) => formatRate(s)),
-        },
+        timeAxis(
+          (_u, _i, min, max) => (max - min > 36 * 3600 ? 84 : max - min <= 15 * 60 ? 66 : 56),
+          (_u, splits) => splits.map((s) => tickLabel(s, props.current.toS - props.current.fromS)),
+        ),
+        valueAxis(58, 26, (_u, splits) => splits.map((s) => formatRate(s))),
       ],
       series: [
         {},

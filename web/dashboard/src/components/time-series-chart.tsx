@@ -3,7 +3,7 @@ import { useEffect, useRef } from 'react';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { formatClock } from '../format';
-import { AXIS_FONT, AXIS_STROKE, followWidth, GRID_STROKE, isolatedPoints } from './chart-kit';
+import { followWidth, hoverCursor, isolatedPoints, timeAxis, valueAxis } from './chart-kit';
 
 export interface TimeSeriesChartProps {
   /** x values, unix seconds. */
@@ -34,30 +34,14 @@ export function TimeSeriesChart({ x, y, color, height = 92, format, testId }: Ti
       width: Math.max(120, box.clientWidth),
       height,
       legend: { show: false },
-      cursor: { drag: { x: false, y: false, setScale: false }, points: { size: 5 } },
+      cursor: hoverCursor(),
       scales: {
         x: { time: true },
         y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.15 : 1] },
       },
       axes: [
-        {
-          stroke: AXIS_STROKE,
-          font: AXIS_FONT,
-          size: 22,
-          space: 40,
-          grid: { show: false },
-          ticks: { stroke: GRID_STROKE, size: 3 },
-          values: (_u, splits) => splits.map((s) => formatClock(s * 1000).slice(0, 5)),
-        },
-        {
-          stroke: AXIS_STROKE,
-          font: AXIS_FONT,
-          size: 44,
-          space: 24,
-          grid: { stroke: GRID_STROKE, width: 1 },
-          ticks: { show: false },
-          values: (_u, splits) => splits.map((s) => formatRef.current(s)),
-        },
+        timeAxis(40, (_u, splits) => splits.map((s) => formatClock(s * 1000).slice(0, 5))),
+        valueAxis(44, 24, (_u, splits) => splits.map((s) => formatRef.current(s))),
       ],
       series: [
         {},
