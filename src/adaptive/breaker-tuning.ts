@@ -4,6 +4,7 @@
  * clamp(5 × baseline error rate, 5%, 50%), with a minimum volume. Before a backend has a baseline
  * there is no threshold and the breaker's static rule (consecutive failures) applies.
  */
+import type { WindowTrip } from '../breaker/index.js';
 import { systemClock, type Clock } from '../clock.js';
 import type { BackendBaseline, BackendBaselineSource } from './sources.js';
 
@@ -33,18 +34,9 @@ export interface BreakerTuningOptions {
   onError?: (err: unknown) => void;
 }
 
-/** Why a breaker tripped on its error rate: for `/health`, the log line and the SSE event. */
-export interface TripReason {
+/** Why a breaker tripped on its error rate (the breaker's WindowTrip, and whose): for `/health`, the log line and the SSE event. */
+export interface TripReason extends WindowTrip {
   backend: string;
-  windowMs: number;
-  /** Requests and failures counted in the window. */
-  requests: number;
-  failures: number;
-  errorRate: number;
-  threshold: number;
-  baselineErrorRate: number;
-  /** "error rate 20.0% (40 of 200) over 10s above threshold 5.0% (5 × baseline 0.0%, within 5%..50%)" */
-  message: string;
 }
 
 /** The threshold a baseline error rate gives. */

@@ -44,11 +44,13 @@ export interface BreakerWindow {
 /** What a window says when it trips (src/adaptive TripReason). */
 export interface WindowTrip {
   windowMs: number;
+  /** Requests and failures counted in the window. */
   requests: number;
   failures: number;
   errorRate: number;
   threshold: number;
   baselineErrorRate: number;
+  /** "error rate 20.0% (40 of 200) over 10s above threshold 5.0% (5 × baseline 0.0%, within 5%..50%)" */
   message: string;
 }
 
