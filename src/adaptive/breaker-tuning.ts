@@ -46,6 +46,11 @@ export function adaptiveThreshold(baselineErrorRate: number): number {
 }
 
 /** One backend's windowed error counter and threshold. O(1) per record. */
+/** ln(1e-7): a low-volume run of failures is that unlikely for a backend at its own baseline. */
+const LOW_VOLUME_LOG_ODDS = Math.log(1e-7);
+/** Longest run of consecutive failures ever required at low volume (a 50% baseline needs 24). */
+const MAX_LOW_VOLUME_RUN = 30;
+
 export class ErrorWindow {
   readonly backend: string;
   readonly #owner: BreakerTuning;
@@ -109,6 +114,21 @@ export class ErrorWindow {
         `error rate ${pct(rate)} (${this.#totalFailures} of ${n}) over ${this.#owner.windowMs / 1000}s above threshold ${pct(threshold)} ` +
         `(${THRESHOLD_FACTOR} × baseline ${pct(base)}, within ${MIN_THRESHOLD * 100}%..${MAX_THRESHOLD * 100}%)`,
     };
+  }
+
+  /**
+   * Below `min_requests` in the window an error rate means nothing, so a run of consecutive
+   * failures decides: how long a run must be (at least `staticThreshold`) for a backend whose
+   * baseline error rate is b to produce it by chance only about once in 10⁷ requests — log(1e-7) /
+   * log(b), capped. Null while the window has the volume for its rate rule (or no threshold).
+   */
+  lowVolumeRun(staticThreshold: number, now: number = this.#clock.now()): number | null {
+    const s = Math.floor(now / this.#slotMs);
+    if (s !== this.#slot) this.#advance(s);
+    if (this.#totalRequests >= this.#owner.minRequests) return null;
+    const b = this.#baselineErrorRate ?? 0;
+    if (!(b > 0)) return staticThreshold;
+    return Math.max(staticThreshold, Math.min(MAX_LOW_VOLUME_RUN, Math.ceil(LOW_VOLUME_LOG_ODDS / Math.log(b) - 1e-9)));
   }
 
   /** The learned threshold (0..1), or null while the static rule applies. */
