@@ -55,7 +55,7 @@ function adaptiveSummary(cfg: Config): string[] {
   if (cfg.weighted_lb.enabled || weighted.length > 0) out.push(`weighted balancing: ${cfg.weighted_lb.enabled ? 'every route' : weighted.map((r) => r.path).join(', ')}, weight = (1 − error rate) / latency², baselines every ${seconds(cfg.weighted_lb.rebalance_interval)}`);
   const cb = cfg.circuitbreaker;
   if (cb.adaptive ?? a.enabled) {
-    out.push(`circuit breaker (learned): once a backend has a baseline, opens when over ${seconds(cb.window ?? 10_000)} (≥ ${cb.min_requests ?? 20} requests) its error rate exceeds clamp(5 × its baseline, 5%, 50%)`);
+    out.push(`circuit breaker (learned): once a backend has a baseline, opens when over ${seconds(cb.window ?? 10_000)} (≥ ${cb.min_requests ?? 20} requests) its error rate exceeds clamp(5 × its baseline, 5%, 50%); with fewer requests, on a run of failures unlikely at its baseline`);
   }
   return out;
 }
