@@ -30,7 +30,7 @@ export interface AdaptiveService extends AdaptiveReadout {
   /** Extra fields of a route's /analytics/routes entry, or null when the route has no adaptive limit. */
   routeInfo(route: string): Record<string, unknown> | null;
   degradedReasons(): string[];
-  /** Re-reads every route's baseline now (limit changes are announced at once). */
+  /** Re-reads every route's and backend's baseline now (limit changes are announced at once). */
   refresh(): void;
 }
 
@@ -177,12 +177,15 @@ export const adaptiveModule: ModuleSpec = {
           active_clients: s.activeClients,
         };
       },
-      refresh: () => limiter?.refresh(),
+      refresh() {
+        limiter?.refresh();
+        tuning?.refresh();
+      },
     };
     host.provide('adaptive', service);
-    if (opts.baselines?.onUpdate !== undefined && limiter !== null) {
-      const l = limiter;
-      offs.push(opts.baselines.onUpdate(() => l.refresh()));
+    if (opts.baselines?.onUpdate !== undefined) {
+      // Pushed baselines apply at once (limits, breaker thresholds); weights at their rebalance.
+      offs.push(opts.baselines.onUpdate(() => service.refresh()));
     }
     metrics?.setWeightSource((url) => service.backendWeight(url));
 

@@ -88,5 +88,6 @@ test('a worker applies the adaptive route limit learned from the baselines the p
   handlers.forEach((h) => h({ t: 'baselines', routes: [['/a', 100, 5_000]], backends: [['http://127.0.0.1:9', 12, 0.01, 300]] }));
   assert.equal(adaptive.currentLimit('/a'), 200, 'L = 100/min × 2, at once');
   assert.deepEqual(baselines.backend('http://127.0.0.1:9'), { latencyMs: 12, errorRate: 0.01, sampleSize: 300 });
+  assert.equal(typeof adaptive.breakerThreshold('http://127.0.0.1:9'), 'number', 'the breaker threshold is learned from the pushed backend baseline');
   assert.equal(sent.filter((m) => m.t === 'notice').length, 0, 'the primary announces limit changes, not every worker');
 });
