@@ -3,7 +3,8 @@
  * `npx tsc -p tsconfig.build.json && node scripts/copy-assets.mjs` first), without Redis: the
  * primary's analytics (one-second buckets) learns the route's rate from both workers' records,
  * pushes the baseline to the workers, and the learned limit L holds across both workers within ±2%
- * (the route bucket is leased from the primary); the refusals are counted once, in the primary.
+ * (the route bucket is leased from the primary); the refusals are counted and the limit announced
+ * once, in the primary.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -29,7 +30,7 @@ async function routeEntry(url: string): Promise<Record<string, any> | undefined>
   return routes.find((r) => r.route === '/');
 }
 
-test('two workers enforce one learned adaptive route limit within 2%, counted once in the primary', { timeout: 120_000 }, async (t) => {
+test('two workers enforce one learned adaptive route limit within 2%, counted and announced once in the primary', { timeout: 120_000 }, async (t) => {
   assertBuilt();
   const { dir, write } = await tempDir(t);
   const backend = await startTestBackend(t);
@@ -41,7 +42,8 @@ test('two workers enforce one learned adaptive route limit within 2%, counted on
   workers: 2
   shutdown_timeout: 3s
 logging:
-  level: warn
+  level: info
+  access_log: false
 data_dir: ${JSON.stringify(dir)}
 routes:
   - path: /
@@ -146,4 +148,7 @@ adaptive_rate_limit:
   const entry = await routeEntry(url);
   assert.equal(entry?.adaptive_refusals, refused, '/analytics/routes counts the workers\' refusals');
   assert.equal(entry?.adaptive_mode, 'enforce');
+  // The limit change is announced once, by the primary (the workers compute the same L silently).
+  const announced = (gw.stdout + gw.stderr).split('\n').filter((l) => l.includes('adaptive limit /: none -> 3000/min'));
+  assert.equal(announced.length, 1, `one announcement: ${JSON.stringify(announced)}`);
 });
