@@ -1,42 +1,123 @@
 #!/usr/bin/env node
 /**
  * The floor for any Node gateway: node:http in, one undici Pool out (keep-alive, pipelining 1),
- * method/path/headers/body forwarded, the answer streamed back. Hop-by-hop headers are dropped
- * both ways and nothing else is done. Usage: node bench/minimal-forwarder.mjs --port N --backend URL
+ * method/path/headers/body forwarded, the answer streamed back. Request and response headers are
+ * copied into fresh flat [name, value, ...] lists minus hop-by-hop ones (never `delete` on undici's
+ * header object: that turns it into a slow dictionary), and nothing else is done.
+ *
+ * Usage: node bench/minimal-forwarder.mjs --port N --backend URL [--variant dispatch|stream|stream-object]
+ *
+ * Variants (the bench's `forwarder` row is the cheapest one measured, see bench/README.md):
+ * - dispatch       Pool.dispatch with a handler class (undici 7 onResponseStart/Data/End), one
+ *                  handler object per request and no per-request closures (default: the cheapest
+ *                  in the 2026-11-28 runs)
+ * - stream         Pool.stream; response headers copied into a flat array for writeHead
+ * - stream-object  Pool.stream; response headers copied into a fresh object
  */
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 
-const { values } = parseArgs({ options: { port: { type: 'string' }, host: { type: 'string', default: '127.0.0.1' }, backend: { type: 'string' } } });
-if (!values.port || !values.backend) {
-  process.stderr.write('usage: minimal-forwarder.mjs --port N --backend http://host:port\n');
+const { values } = parseArgs({
+  options: { port: { type: 'string' }, host: { type: 'string', default: '127.0.0.1' }, backend: { type: 'string' }, variant: { type: 'string', default: 'dispatch' } },
+});
+if (!values.port || !values.backend || !['stream', 'stream-object', 'dispatch'].includes(values.variant)) {
+  process.stderr.write('usage: minimal-forwarder.mjs --port N --backend http://host:port [--variant dispatch|stream|stream-object]\n');
   process.exit(2);
 }
 
-const HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
-const HOP_SET = new Set(HOP);
+const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
+/** Lengths of the hop-by-hop names: most headers are passed without lower-casing them. */
+const HOP_LENGTHS = new Set([...HOP].map((h) => h.length));
 const pool = new Pool(values.backend, { connections: 256, pipelining: 1 });
 
-function onUpstreamHeaders({ statusCode, headers, opaque }) {
-  for (const h of HOP) delete headers[h];
-  opaque.writeHead(statusCode, headers);
-  return opaque;
+/** The client's raw headers minus hop-by-hop ones, as a fresh flat list. */
+function requestHeaders(raw) {
+  const out = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i];
+    if (HOP_LENGTHS.has(name.length) && HOP.has(name.toLowerCase())) continue;
+    out.push(name, raw[i + 1]);
+  }
+  return out;
 }
 
-const server = createServer((req, res) => {
-  const raw = req.rawHeaders;
-  const headers = [];
-  for (let i = 0; i < raw.length; i += 2) if (!HOP_SET.has(raw[i].toLowerCase())) headers.push(raw[i], raw[i + 1]);
+/** undici's (already lower-cased) response header object minus hop-by-hop ones, as a fresh flat list. */
+function responseList(headers) {
+  const out = [];
+  for (const name in headers) {
+    if (HOP.has(name)) continue;
+    const v = headers[name];
+    if (typeof v === 'string') out.push(name, v);
+    else for (let i = 0; i < v.length; i++) out.push(name, v[i]);
+  }
+  return out;
+}
+
+function responseObject(headers) {
+  const out = {};
+  for (const name in headers) if (!HOP.has(name)) out[name] = headers[name];
+  return out;
+}
+
+function hasBody(req) {
   const len = req.headers['content-length'];
-  const hasBody = len !== undefined ? len !== '0' : req.headers['transfer-encoding'] !== undefined;
-  pool.stream({ path: req.url, method: req.method, headers, body: hasBody ? req : null, opaque: res }, onUpstreamHeaders, (err) => {
-    if (!err) return;
-    if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' }).end('bad gateway\n');
-    else res.destroy(err);
-  });
-});
-server.listen(Number(values.port), values.host, () => process.stdout.write(`minimal forwarder on http://${values.host}:${values.port}\n`));
+  return len !== undefined ? len !== '0' : req.headers['transfer-encoding'] !== undefined;
+}
+
+function onStreamHeadersList({ statusCode, headers, opaque }) {
+  opaque.writeHead(statusCode, responseList(headers));
+  return opaque;
+}
+function onStreamHeadersObject({ statusCode, headers, opaque }) {
+  opaque.writeHead(statusCode, responseObject(headers));
+  return opaque;
+}
+function streamHandler(onHeaders) {
+  return function forward(req, res) {
+    pool.stream({ path: req.url, method: req.method, headers: requestHeaders(req.rawHeaders), body: hasBody(req) ? req : null, opaque: res }, onHeaders, (err) => {
+      if (!err) return;
+      if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' }).end('bad gateway\n');
+      else res.destroy(err);
+    });
+  };
+}
+
+/** One object per request: the undici 7 handler API, no closures. */
+class Forward {
+  constructor(res) {
+    this.res = res;
+    this.controller = null;
+  }
+  onRequestStart(controller) {
+    this.controller = controller;
+  }
+  onResponseStart(_controller, statusCode, headers) {
+    if (statusCode < 200) return;
+    this.res.writeHead(statusCode, responseList(headers));
+  }
+  onResponseData(controller, chunk) {
+    if (!this.res.write(chunk)) {
+      controller.pause();
+      this.res.once('drain', () => controller.resume());
+    }
+  }
+  onResponseEnd() {
+    this.res.end();
+  }
+  onResponseError(_controller, err) {
+    if (!this.res.headersSent) this.res.writeHead(502, { 'content-type': 'text/plain' }).end('bad gateway\n');
+    else this.res.destroy(err);
+  }
+}
+
+function dispatchHandler(req, res) {
+  pool.dispatch({ path: req.url, method: req.method, headers: requestHeaders(req.rawHeaders), body: hasBody(req) ? req : null }, new Forward(res));
+}
+
+const handler = values.variant === 'dispatch' ? dispatchHandler : streamHandler(values.variant === 'stream-object' ? onStreamHeadersObject : onStreamHeadersList);
+const server = createServer(handler);
+server.listen(Number(values.port), values.host, () => process.stdout.write(`minimal forwarder (${values.variant}) on http://${values.host}:${values.port}\n`));
 
 const stop = () => {
   server.close();

@@ -8,7 +8,7 @@
  *   node bench/profile.mjs                 # MicroGate proxy only
  *   PROFILE_TARGET=mg-full node bench/profile.mjs
  *
- * Environment: PROFILE_TARGET (mg-proxy | mg-full | mg-jwt | forwarder | fastify), BENCH_SECONDS (8),
+ * Environment: PROFILE_TARGET (a bench/lib/targets.mjs id without Redis or workers), BENCH_SECONDS (8),
  * BENCH_CONNECTIONS (32), PROFILE_TOP (25), PROFILE_INTERVAL_US (250), BENCH_NO_PIN=1.
  * The .cpuprofile is kept in bench/results/profiles/ (open it in Chrome DevTools or speedscope).
  */
@@ -25,13 +25,13 @@ import { makeJwt, microgateConfig, requestHeaders, TARGETS } from './lib/targets
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const targetId = process.env.PROFILE_TARGET ?? 'mg-proxy';
-const target = TARGETS.find((t) => t.id === targetId && t.kind !== 'direct' && !t.redis);
+const target = TARGETS.find((t) => t.id === targetId && t.kind !== 'direct' && !t.redis && !t.workers);
 if (!target) {
   process.stderr.write(`profile: PROFILE_TARGET must be one of ${TARGETS.filter((t) => t.kind !== 'direct' && !t.redis).map((t) => t.id).join(', ')}\n`);
   process.exit(2);
 }
 const seconds = Number(process.env.BENCH_SECONDS ?? 8);
-const connections = Number(process.env.BENCH_CONNECTIONS ?? 32);
+const connections = Number(process.env.BENCH_CONNECTIONS ?? 50);
 const top = Number(process.env.PROFILE_TOP ?? 25);
 const intervalUs = Number(process.env.PROFILE_INTERVAL_US ?? 250);
 const pin = process.env.BENCH_NO_PIN !== '1' && hasTaskset() && os.cpus().length >= 2;
@@ -68,7 +68,7 @@ async function main() {
   const nodeFlags = ['--cpu-prof', `--cpu-prof-dir=${profDir}`, `--cpu-prof-interval=${intervalUs}`];
   let child;
   if (target.kind === 'script') {
-    child = children.spawn(target.id, process.execPath, [...nodeFlags, join(ROOT, target.script), '--port', String(port), '--backend', backendUrl], { cpu: pin ? 1 : null });
+    child = children.spawn(target.id, process.execPath, [...nodeFlags, join(ROOT, target.script), '--port', String(port), '--backend', backendUrl, ...(target.args ?? [])], { cpu: pin ? 1 : null });
   } else {
     const file = join(tmpDir, 'config.yml');
     writeFileSync(file, microgateConfig(target, { port, backendUrl, jwtSecret: jwt.secret }));
@@ -93,6 +93,8 @@ async function main() {
   mkdirSync(outDir, { recursive: true });
   const kept = join(outDir, `${target.id}.cpuprofile`);
   renameSync(join(profDir, files[0]), kept);
+  // The measured window and its request count, for comparing two profiles per request.
+  writeFileSync(kept.replace(/\.cpuprofile$/, '.window.json'), JSON.stringify({ from, to, requests: r.requests }) + '\n');
   process.stdout.write(summarizeProfile(JSON.parse(readFileSync(kept, 'utf8')), r.requests, from, to));
   process.stdout.write(`\nprofile kept in ${relative(ROOT, kept)}\n`);
 }

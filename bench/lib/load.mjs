@@ -8,13 +8,14 @@ import autocannon from 'autocannon';
 
 /**
  * Runs one load test and returns what the report needs.
- * @param {{url: string, connections: number, duration: number, headers?: Record<string,string>}} opts
+ * @param {{url: string, connections: number, duration: number, headers?: Record<string,string>, rate?: number}} opts
  */
-export async function runLoad({ url, connections, duration, headers = {} }) {
+export async function runLoad({ url, connections, duration, headers = {}, rate = 0 }) {
   const hist = createHistogram();
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  const instance = autocannon({ url, connections, pipelining: 1, duration, headers, timeout: 10 });
+  // rate > 0: a fixed offered load (requests/s over all connections), so CPU per request is compared at equal load.
+  const instance = autocannon({ url, connections, pipelining: 1, duration, headers, timeout: 10, ...(rate > 0 ? { overallRate: rate } : {}) });
   instance.on('response', (_client, statusCode, _bytes, ms) => {
     if (statusCode >= 200 && statusCode < 300) hist.record(Math.max(1, Math.round(ms * 1000)));
   });

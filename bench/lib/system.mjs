@@ -4,7 +4,7 @@
  * Linux only; everything degrades to "unknown" (NaN / null) elsewhere instead of throwing.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 
@@ -110,4 +110,47 @@ export function median(values) {
   if (v.length === 0) return NaN;
   const mid = v.length >> 1;
   return v.length % 2 === 1 ? v[mid] : (v[mid - 1] + v[mid]) / 2;
+}
+
+/** Resident set size of a process in MB (VmRSS), NaN if it is gone. */
+export function rssMb(pid) {
+  try {
+    const m = readFileSync(`/proc/${pid}/status`, 'utf8').match(/^VmRSS:\s*(\d+)\s*kB/m);
+    return m ? Number(m[1]) / 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/** pid and every descendant of it (a `server.workers` gateway's workers), from /proc/<pid>/stat ppid fields. */
+export function processTree(pid) {
+  const parentOf = new Map();
+  try {
+    for (const d of readdirSync('/proc')) {
+      if (!/^\d+$/.test(d)) continue;
+      try {
+        const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+        parentOf.set(Number(d), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+      } catch {
+        // gone meanwhile
+      }
+    }
+  } catch {
+    return [pid];
+  }
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) for (const [child, parent] of parentOf) if (parent === out[i]) out.push(child);
+  return out;
+}
+
+/** Sum of f(pid) over a process tree (NaN when the root is gone). */
+export function treeSum(pid, f) {
+  const pids = processTree(pid);
+  let sum = 0;
+  for (const p of pids) {
+    const v = f(p);
+    if (Number.isFinite(v)) sum += v;
+    else if (p === pid) return NaN;
+  }
+  return sum;
 }

@@ -4,6 +4,7 @@
  * clamp(5 × baseline error rate, 5%, 50%), with a minimum volume. Before a backend has a baseline
  * there is no threshold and the breaker's static rule (consecutive failures) applies.
  */
+import type { WindowTrip } from '../breaker/index.js';
 import { systemClock, type Clock } from '../clock.js';
 import type { BackendBaseline, BackendBaselineSource } from './sources.js';
 
@@ -33,18 +34,9 @@ export interface BreakerTuningOptions {
   onError?: (err: unknown) => void;
 }
 
-/** Why a breaker tripped on its error rate: for `/health`, the log line and the SSE event. */
-export interface TripReason {
+/** Why a breaker tripped on its error rate (the breaker's WindowTrip, and whose): for `/health`, the log line and the SSE event. */
+export interface TripReason extends WindowTrip {
   backend: string;
-  windowMs: number;
-  /** Requests and failures counted in the window. */
-  requests: number;
-  failures: number;
-  errorRate: number;
-  threshold: number;
-  baselineErrorRate: number;
-  /** "error rate 20.0% (40 of 200) over 10s above threshold 5.0% (5 × baseline 0.0%, within 5%..50%)" */
-  message: string;
 }
 
 /** The threshold a baseline error rate gives. */
@@ -54,6 +46,11 @@ export function adaptiveThreshold(baselineErrorRate: number): number {
 }
 
 /** One backend's windowed error counter and threshold. O(1) per record. */
+/** ln(1e-7): a low-volume run of failures is that unlikely for a backend at its own baseline. */
+const LOW_VOLUME_LOG_ODDS = Math.log(1e-7);
+/** Longest run of consecutive failures ever required at low volume (a 50% baseline needs 24). */
+const MAX_LOW_VOLUME_RUN = 30;
+
 export class ErrorWindow {
   readonly backend: string;
   readonly #owner: BreakerTuning;
@@ -117,6 +114,21 @@ export class ErrorWindow {
         `error rate ${pct(rate)} (${this.#totalFailures} of ${n}) over ${this.#owner.windowMs / 1000}s above threshold ${pct(threshold)} ` +
         `(${THRESHOLD_FACTOR} × baseline ${pct(base)}, within ${MIN_THRESHOLD * 100}%..${MAX_THRESHOLD * 100}%)`,
     };
+  }
+
+  /**
+   * Below `min_requests` in the window an error rate means nothing, so a run of consecutive
+   * failures decides: how long a run must be (at least `staticThreshold`) for a backend whose
+   * baseline error rate is b to produce it by chance only about once in 10⁷ requests — log(1e-7) /
+   * log(b), capped. Null while the window has the volume for its rate rule (or no threshold).
+   */
+  lowVolumeRun(staticThreshold: number, now: number = this.#clock.now()): number | null {
+    const s = Math.floor(now / this.#slotMs);
+    if (s !== this.#slot) this.#advance(s);
+    if (this.#totalRequests >= this.#owner.minRequests) return null;
+    const b = this.#baselineErrorRate ?? 0;
+    if (!(b > 0)) return staticThreshold;
+    return Math.max(staticThreshold, Math.min(MAX_LOW_VOLUME_RUN, Math.ceil(LOW_VOLUME_LOG_ODDS / Math.log(b) - 1e-9)));
   }
 
   /** The learned threshold (0..1), or null while the static rule applies. */

@@ -9,9 +9,9 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createClient } from 'redis';
 import { systemClock, type Clock } from '../clock.js';
-import type { RouteBucketStore, RouteTake } from './route-bucket-store.js';
+import { RedisLink, type RedisClient } from '../store/index.js';
+import { peekBucket, RouteBucket, takeFromBucket, type RouteBucketStore, type RouteTake } from './route-bucket-store.js';
 
 let scriptSource: string | undefined;
 function loadScript(): string {
@@ -21,7 +21,6 @@ function loadScript(): string {
 
 /** Default sync period (ms): the bound on how stale an instance's view of the shared bucket is. */
 export const DEFAULT_ROUTE_SYNC_MS = 100;
-const EPSILON = 1e-9;
 
 export interface RedisRouteBucketStoreOptions {
   url: string;
@@ -35,24 +34,20 @@ export interface RedisRouteBucketStoreOptions {
   onError?: (op: string, err: unknown) => void;
 }
 
-class Mirror {
-  tokens: number;
-  stamp: number;
+/** The local bucket of a route, and what the next sync reports. */
+class Mirror extends RouteBucket {
   /** Admitted locally since the last sync was sent. */
   consumed = 0;
   rate: number;
   capacity: number;
   floor: number;
   constructor(tokens: number, stamp: number, rate: number, capacity: number, floor: number) {
-    this.tokens = tokens;
-    this.stamp = stamp;
+    super(tokens, stamp);
     this.rate = rate;
     this.capacity = capacity;
     this.floor = floor;
   }
 }
-
-type Client = ReturnType<typeof createClient>;
 
 export class RedisRouteBucketStore implements RouteBucketStore {
   readonly #opts: RedisRouteBucketStoreOptions;
@@ -61,11 +56,10 @@ export class RedisRouteBucketStore implements RouteBucketStore {
   readonly #result: RouteTake = { allowed: false, tokens: 0 };
   readonly #script: string;
   readonly #sha: string;
-  #client: Client | null = null;
+  /** Healthy while the last sync got through; syncs (not a probe) find Redis again. */
+  readonly #link: RedisLink;
   #timer: NodeJS.Timeout | null = null;
   #syncing = false;
-  #healthy = false;
-  #closed = false;
 
   constructor(opts: RedisRouteBucketStoreOptions) {
     if (!/^rediss?:\/\//.test(opts.url)) throw new TypeError('RedisRouteBucketStore: url must be a redis:// or rediss:// URL');
@@ -74,38 +68,32 @@ export class RedisRouteBucketStore implements RouteBucketStore {
     this.#clock = opts.clock ?? systemClock;
     this.#script = loadScript();
     this.#sha = createHash('sha1').update(this.#script).digest('hex');
+    this.#link = new RedisLink({
+      url: opts.url,
+      connectWaitMs: 2_000,
+      connectTimeoutMs: Math.max(2_000, opts.timeoutMs),
+      // a failing sync is reported when it ends a healthy spell, not on every attempt
+      reportEvery: (op) => op !== 'sync',
+      onError: (op, err) => opts.onError?.(op, err),
+    });
   }
 
   /** True while Redis does not answer: every instance enforces the limit from its own mirror. */
   get degraded(): boolean {
-    return !this.#healthy;
+    return !this.#link.healthy;
   }
 
   async start(): Promise<void> {
-    if (this.#client !== null || this.#closed) return;
-    const client = createClient({
-      url: this.#opts.url,
-      disableOfflineQueue: true,
-      socket: { connectTimeout: Math.max(2_000, this.#opts.timeoutMs), reconnectStrategy: (n: number) => Math.min(50 * 2 ** Math.min(n, 10), 2_000) },
-    });
-    this.#client = client;
-    client.on('error', (err: unknown) => this.#fail('connection', err));
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([client.connect().then(() => undefined, (err: unknown) => this.#fail('connect', err)), new Promise<void>((r) => (timer = setTimeout(r, 2_000)))]);
-    clearTimeout(timer);
+    if (!(await this.#link.start())) return;
     this.#timer = setInterval(() => void this.sync(), this.#opts.syncMs ?? DEFAULT_ROUTE_SYNC_MS);
     this.#timer.unref();
     await this.sync();
   }
 
   async close(): Promise<void> {
-    this.#closed = true;
-    this.#healthy = false;
     if (this.#timer !== null) clearInterval(this.#timer);
     this.#timer = null;
-    const client = this.#client;
-    this.#client = null;
-    if (client !== null && client.isOpen) client.destroy();
+    this.#link.close();
   }
 
   take(key: string, cost: number, ratePerSec: number, capacity: number, floor: number, now: number): RouteTake {
@@ -113,42 +101,27 @@ export class RedisRouteBucketStore implements RouteBucketStore {
     if (m === undefined) {
       // Another instance may have drained the shared bucket already: while Redis answers, a new
       // mirror starts empty (fair clients borrow) and syncs at once; alone, it starts full.
-      m = new Mirror(this.#healthy ? 0 : capacity, now, ratePerSec, capacity, floor);
+      m = new Mirror(this.#link.healthy ? 0 : capacity, now, ratePerSec, capacity, floor);
       this.#mirrors.set(key, m);
-      if (this.#healthy) void this.sync();
+      if (this.#link.healthy) void this.sync();
     }
     m.rate = ratePerSec;
     m.capacity = capacity;
     if (floor < m.floor) m.floor = floor;
-    const elapsed = now - m.stamp;
-    let tokens = m.tokens;
-    if (elapsed > 0) tokens += (elapsed * ratePerSec) / 1000;
-    if (tokens > capacity) tokens = capacity;
-    const out = this.#result;
-    if (tokens + EPSILON >= floor + cost) {
-      m.tokens = tokens - cost;
-      if (elapsed > 0) m.stamp = now;
-      m.consumed += cost;
-      out.allowed = true;
-      out.tokens = m.tokens;
-    } else {
-      out.allowed = false;
-      out.tokens = tokens;
-    }
+    const out = takeFromBucket(m, cost, ratePerSec, capacity, floor, now, this.#result);
+    if (out.allowed) m.consumed += cost;
     return out;
   }
 
   peek(key: string, ratePerSec: number, capacity: number, now: number): number | null {
     const m = this.#mirrors.get(key);
-    if (m === undefined) return null;
-    const elapsed = now - m.stamp;
-    return Math.min(capacity, m.tokens + (elapsed > 0 ? (elapsed * ratePerSec) / 1000 : 0));
+    return m === undefined ? null : peekBucket(m, ratePerSec, capacity, now);
   }
 
   /** Reports every route's local admissions and takes the shared bucket's tokens back (the timer calls it). */
   async sync(): Promise<void> {
-    const client = this.#client;
-    if (this.#syncing || this.#closed || client === null || !client.isReady) return;
+    const client = this.#link.connected();
+    if (this.#syncing || client === null) return;
     this.#syncing = true;
     try {
       const jobs: Promise<void>[] = [];
@@ -161,18 +134,18 @@ export class RedisRouteBucketStore implements RouteBucketStore {
       });
       try {
         await Promise.race([Promise.all(jobs), timeout]);
-        if (!this.#closed) this.#healthy = true;
+        this.#link.markHealthy(client);
       } finally {
         clearTimeout(timer);
       }
     } catch (err) {
-      this.#fail('sync', err);
+      this.#link.fail('sync', err);
     } finally {
       this.#syncing = false;
     }
   }
 
-  async #syncOne(client: Client, key: string, m: Mirror): Promise<void> {
+  async #syncOne(client: RedisClient, key: string, m: Mirror): Promise<void> {
     const sent = m.consumed;
     m.consumed = 0;
     const args = [String(sent), String(m.rate), String(m.capacity), String(m.floor)];
@@ -189,18 +162,5 @@ export class RedisRouteBucketStore implements RouteBucketStore {
     // What this instance admitted while the sync was in flight is not in `shared` yet.
     m.tokens = shared - m.consumed;
     m.stamp = this.#clock.now();
-  }
-
-  #fail(op: string, err: unknown): void {
-    if (this.#closed) return;
-    const was = this.#healthy;
-    this.#healthy = false;
-    if (was || op !== 'sync') {
-      try {
-        this.#opts.onError?.(op, err);
-      } catch {
-        // a broken hook must never break the limit
-      }
-    }
   }
 }

@@ -24,7 +24,8 @@ export interface RouteBucketStore {
   peek(key: string, ratePerSec: number, capacity: number, now: number): number | null;
 }
 
-class RouteBucket {
+/** A bucket's state: tokens as of `stamp` (ms). */
+export class RouteBucket {
   tokens: number;
   stamp: number;
   constructor(tokens: number, stamp: number) {
@@ -35,6 +36,33 @@ class RouteBucket {
 
 /** Tolerance for floating-point refill sums. */
 const EPSILON = 1e-9;
+
+/**
+ * The RouteBucketStore take on one bucket: refills `b` to `now` (up to `capacity`), then takes
+ * `cost` when at least `floor + cost` tokens are there; the answer goes into `out`. O(1), no allocation.
+ */
+export function takeFromBucket(b: RouteBucket, cost: number, ratePerSec: number, capacity: number, floor: number, now: number, out: RouteTake): RouteTake {
+  const elapsed = now - b.stamp;
+  let tokens = b.tokens;
+  if (elapsed > 0) tokens += (elapsed * ratePerSec) / 1000;
+  if (tokens > capacity) tokens = capacity;
+  if (tokens + EPSILON >= floor + cost) {
+    b.tokens = tokens - cost;
+    if (elapsed > 0) b.stamp = now;
+    out.allowed = true;
+    out.tokens = b.tokens;
+  } else {
+    out.allowed = false;
+    out.tokens = tokens;
+  }
+  return out;
+}
+
+/** The tokens of `b` refilled to `now`, without changing it. */
+export function peekBucket(b: RouteBucket, ratePerSec: number, capacity: number, now: number): number {
+  const elapsed = now - b.stamp;
+  return Math.min(capacity, b.tokens + (elapsed > 0 ? (elapsed * ratePerSec) / 1000 : 0));
+}
 
 /** In-process route buckets. One per configured route: no eviction needed. */
 export class MemoryRouteBucketStore implements RouteBucketStore {
@@ -47,27 +75,11 @@ export class MemoryRouteBucketStore implements RouteBucketStore {
       b = new RouteBucket(capacity, now);
       this.#buckets.set(key, b);
     }
-    const elapsed = now - b.stamp;
-    let tokens = b.tokens;
-    if (elapsed > 0) tokens += (elapsed * ratePerSec) / 1000;
-    if (tokens > capacity) tokens = capacity;
-    const out = this.#result;
-    if (tokens + EPSILON >= floor + cost) {
-      b.tokens = tokens - cost;
-      if (elapsed > 0) b.stamp = now;
-      out.allowed = true;
-      out.tokens = b.tokens;
-    } else {
-      out.allowed = false;
-      out.tokens = tokens;
-    }
-    return out;
+    return takeFromBucket(b, cost, ratePerSec, capacity, floor, now, this.#result);
   }
 
   peek(key: string, ratePerSec: number, capacity: number, now: number): number | null {
     const b = this.#buckets.get(key);
-    if (b === undefined) return null;
-    const elapsed = now - b.stamp;
-    return Math.min(capacity, b.tokens + (elapsed > 0 ? (elapsed * ratePerSec) / 1000 : 0));
+    return b === undefined ? null : peekBucket(b, ratePerSec, capacity, now);
   }
 }

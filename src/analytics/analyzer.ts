@@ -165,7 +165,7 @@ export class Analyzer {
   }
 
   #excluded(store: TrafficStore, s: number, metric: MetricName): number[] | undefined {
-    return this.#episodes.get(store.names[s]! + '\u0000' + metric)?.buckets;
+    return this.#episodes.get(episodeKey(store.names[s]!, metric))?.buckets;
   }
 
   #testBucket(store: TrafficStore, s: number, b: number): void {
@@ -185,7 +185,7 @@ export class Analyzer {
     } else {
       // Too few requests to judge errors or latency: an open episode goes on (bounded) until traffic says otherwise.
       for (const metric of ['error_rate', 'latency'] as const) {
-        const key = store.names[s]! + '\u0000' + metric;
+        const key = episodeKey(store.names[s]!, metric);
         const ep = this.#episodes.get(key);
         if (ep === undefined || ep.buckets.includes(b)) continue;
         ep.buckets.push(b);
@@ -195,21 +195,8 @@ export class Analyzer {
   }
 
   #rateTest(store: TrafficStore, s: number, lo: number, hi: number, x: number, skip: number[] | undefined): Test | null {
-    let n = 0;
-    let sum = 0;
-    let sumsq = 0;
-    for (const [a, z] of this.coverage.ranges(lo, hi)) {
-      for (let b = a; b <= z; b++) {
-        if (skip !== undefined && skip.includes(b)) continue;
-        const c = store.get(s, b, COUNT);
-        n++;
-        sum += c;
-        sumsq += c * c;
-      }
-    }
+    const { n, mean, sd } = countSpread(store, s, this.coverage.ranges(lo, hi), skip);
     if (n < MIN_BASELINE_BUCKETS) return null;
-    const mean = sum / n;
-    const sd = Math.sqrt(Math.max(0, (sumsq - n * mean * mean) / (n - 1)));
     const sigma = Math.max(sd, RATE_POISSON_K * Math.sqrt(mean) + RATE_SKEW_MARGIN, RATE_FRACTION * mean);
     const z = (x - mean) / sigma;
     return { value: x, mean, sigma, z, anomalous: Math.abs(z) > this.zThreshold };
@@ -239,7 +226,7 @@ export class Analyzer {
     }
     if (total === 0) return null;
     const mean = errors / total;
-    const between = k > 1 ? Math.sqrt(Math.max(0, (sumsq - (sum * sum) / k) / (k - 1))) : 0;
+    const between = sampleSd(k, sum, sumsq);
     // Laplace-smoothed rate: a baseline with no errors still has a finite, non-zero noise level.
     const p = (errors + 1) / (total + 2);
     // Error counts of a bucket are near-Poisson with mean p·n: their noise, in counts, over the bucket's volume.
@@ -277,7 +264,7 @@ export class Analyzer {
     if (total === 0) return null;
     const mean = latSum / total;
     const sdReq = Math.sqrt(Math.max(0, latSq / total - mean * mean));
-    const between = k > 1 ? Math.sqrt(Math.max(0, (sumsq - (sum * sum) / k) / (k - 1))) : 0;
+    const between = sampleSd(k, sum, sumsq);
     const sigma = Math.max(between, (LATENCY_SE_K * sdReq) / Math.sqrt(nb), LATENCY_FRACTION * mean, LATENCY_MIN_SIGMA_MS);
     const z = (x - mean) / sigma;
     return { value: x, mean, sigma, z, anomalous: z > this.zThreshold };
@@ -285,7 +272,7 @@ export class Analyzer {
 
   /** Opens, extends or ends the episode of (series, metric) after testing bucket b. */
   #verdict(store: TrafficStore, s: number, metric: MetricName, b: number, t: Test, scale: number): void {
-    const key = store.names[s]! + '\u0000' + metric;
+    const key = episodeKey(store.names[s]!, metric);
     const ep = this.#episodes.get(key);
     if (t.anomalous) {
       if (ep === undefined) {
@@ -325,27 +312,14 @@ export class Analyzer {
     const lo = to - this.windowBuckets + 1;
     const ranges = this.coverage.ranges(lo, to);
     const name = store.names[s]!;
-    const rateSkip = this.#episodes.get(name + '\u0000request_rate')?.buckets;
-    const latSkip = this.#episodes.get(name + '\u0000latency')?.buckets;
-    let n = 0;
-    let sum = 0;
-    let sumsq = 0;
-    for (const [a, z] of ranges) {
-      for (let b = a; b <= z; b++) {
-        if (rateSkip !== undefined && rateSkip.includes(b)) continue;
-        const c = store.get(s, b, COUNT);
-        n++;
-        sum += c;
-        sumsq += c * c;
-      }
-    }
+    const rateSkip = this.#episodes.get(episodeKey(name, 'request_rate'))?.buckets;
+    const latSkip = this.#episodes.get(episodeKey(name, 'latency'))?.buckets;
+    const { n, mean, sd } = countSpread(store, s, ranges, rateSkip);
     scratch.fill(0);
     histScratch.fill(0);
     const skip = latSkip === undefined ? undefined : (b: number) => latSkip.includes(b);
     for (const [a, z] of ranges) store.sum(s, a, z, scratch, histScratch, skip);
     const perMinute = 60_000 / store.widthMs;
-    const mean = n > 0 ? sum / n : 0;
-    const sd = n > 1 ? Math.sqrt(Math.max(0, (sumsq - n * mean * mean) / (n - 1))) : 0;
     const reqs = scratch[COUNT]!;
     const latMean = reqs > 0 ? scratch[LAT_SUM]! / reqs : null;
     const max = scratch[LAT_MAX]!;
@@ -416,6 +390,35 @@ export class Analyzer {
 /** Route series are named "r:<prefix>" (or "r:unmatched"), backend series "b:<url>". */
 export function routeOfSeries(name: string): string {
   return name.startsWith('r:') || name.startsWith('b:') ? name.slice(2) : name;
+}
+
+/** Episodes are kept by series name and metric. */
+function episodeKey(series: string, metric: MetricName): string {
+  return series + '\u0000' + metric;
+}
+
+/** Number, mean and sample standard deviation (0 below two) of the request counts of series `s`'s buckets in `ranges`, `skip`'s left out. */
+function countSpread(store: TrafficStore, s: number, ranges: readonly [number, number][], skip: readonly number[] | undefined): { n: number; mean: number; sd: number } {
+  let n = 0;
+  let sum = 0;
+  let sumsq = 0;
+  for (const [a, z] of ranges) {
+    for (let b = a; b <= z; b++) {
+      if (skip !== undefined && skip.includes(b)) continue;
+      const c = store.get(s, b, COUNT);
+      n++;
+      sum += c;
+      sumsq += c * c;
+    }
+  }
+  const mean = n > 0 ? sum / n : 0;
+  const sd = n > 1 ? Math.sqrt(Math.max(0, (sumsq - n * mean * mean) / (n - 1))) : 0;
+  return { n, mean, sd };
+}
+
+/** Sample standard deviation of k values from their sum and sum of squares (0 below two). */
+function sampleSd(k: number, sum: number, sumsq: number): number {
+  return k > 1 ? Math.sqrt(Math.max(0, (sumsq - (sum * sum) / k) / (k - 1))) : 0;
 }
 
 function round(x: number, digits = 3): number {

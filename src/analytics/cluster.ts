@@ -6,7 +6,7 @@
  * Redis later, and its retry, never count twice. Every call is bounded by a timeout; on any failure
  * the link is marked down (the caller learns locally) and a background PING brings it back.
  */
-import { createClient } from 'redis';
+import { RedisLink } from '../store/index.js';
 import { HIST_BINS } from './histogram.js';
 import { FIELDS, LAT_MAX, type TrafficStore } from './store.js';
 
@@ -16,7 +16,6 @@ const FIELD_INDEX = new Map(FIELD_NAMES.map((n, i) => [n, i]));
 
 const PROBE_INTERVAL_MS = 500;
 const CONNECT_WAIT_MS = 2_000;
-const RECONNECT_MAX_DELAY_MS = 2_000;
 
 export interface ClusterOptions {
   url: string;
@@ -30,65 +29,35 @@ export interface ClusterOptions {
   onError: (op: string, err: unknown) => void;
 }
 
-type Client = ReturnType<typeof createClient>;
-
 export class ClusterLink {
   readonly #opts: ClusterOptions;
-  #client: Client | null = null;
-  #healthy = false;
-  #closed = false;
-  #probeTimer: NodeJS.Timeout | null = null;
-  #probing: Promise<void> | null = null;
+  readonly #link: RedisLink;
 
   constructor(opts: ClusterOptions) {
     this.#opts = opts;
+    this.#link = new RedisLink({
+      url: opts.url,
+      connectWaitMs: CONNECT_WAIT_MS,
+      connectTimeoutMs: CONNECT_WAIT_MS,
+      probeIntervalMs: PROBE_INTERVAL_MS,
+      probeTimeoutMs: bulkTimeoutMs(opts.timeoutMs),
+      // a failed first connection is always worth a report; the rest only when they end a healthy spell
+      reportEvery: (op) => op === 'connect',
+      onError: (op, err) => opts.onError(op, err),
+    });
   }
 
   get healthy(): boolean {
-    return this.#healthy;
+    return this.#link.healthy;
   }
 
   /** Connects, waiting at most 2 s; never throws because Redis is down (the link starts down and keeps trying). */
   async start(): Promise<void> {
-    if (this.#client !== null || this.#closed) return;
-    const client = createClient({
-      url: this.#opts.url,
-      disableOfflineQueue: true,
-      socket: { connectTimeout: CONNECT_WAIT_MS, reconnectStrategy: (n: number) => Math.min(50 * 2 ** Math.min(n, 10), RECONNECT_MAX_DELAY_MS) },
-    });
-    this.#client = client;
-    client.on('error', (err: unknown) => this.#fail('connection', err));
-    client.on('ready', () => void this.#probe());
-    let timer: NodeJS.Timeout | undefined;
-    const connected = await Promise.race([
-      client.connect().then(
-        () => true,
-        (err: unknown) => {
-          this.#fail('connect', err);
-          return false;
-        },
-      ),
-      new Promise<false>((resolve) => {
-        timer = setTimeout(resolve, CONNECT_WAIT_MS, false);
-      }),
-    ]);
-    clearTimeout(timer);
-    if (this.#closed) return;
-    if (connected) await this.#probe();
-    this.#probeTimer = setInterval(() => {
-      if (!this.#healthy) void this.#probe();
-    }, PROBE_INTERVAL_MS);
-    this.#probeTimer.unref();
+    await this.#link.start();
   }
 
   async close(): Promise<void> {
-    this.#closed = true;
-    this.#healthy = false;
-    if (this.#probeTimer !== null) clearInterval(this.#probeTimer);
-    this.#probeTimer = null;
-    const client = this.#client;
-    this.#client = null;
-    if (client !== null && client.isOpen) client.destroy();
+    this.#link.close();
   }
 
   #key(series: string, bucket: number): string {
@@ -97,7 +66,7 @@ export class ClusterLink {
 
   /** Writes this instance's buckets [from, to] of every series of `store` (non-empty ones only). True when Redis took them all. */
   async publish(store: TrafficStore, from: number, to: number): Promise<boolean> {
-    const client = this.#ready();
+    const client = this.#link.ready();
     if (client === null) return false;
     const ttl = String(Math.ceil(this.#opts.retentionMs + store.widthMs));
     const me = this.#opts.instanceId() + '.';
@@ -130,7 +99,7 @@ export class ClusterLink {
    * bucket). True when every read succeeded; on failure `into` may hold part of them.
    */
   async fetch(into: TrafficStore, buckets: readonly number[], series: readonly number[], current: () => boolean): Promise<boolean> {
-    const client = this.#ready();
+    const client = this.#link.ready();
     if (client === null) return false;
     const cells = new Float64Array(FIELDS);
     const hist = new Uint32Array(HIST_BINS);
@@ -168,15 +137,8 @@ export class ClusterLink {
     return this.#bounded('fetch', Promise.all(calls));
   }
 
-  #ready(): Client | null {
-    const client = this.#client;
-    if (!this.#healthy || client === null || !client.isReady) return null;
-    return client;
-  }
-
-  /** Bulk calls get 20× the per-take timeout, at least 1 s. */
   async #bounded(op: string, work: Promise<unknown>): Promise<boolean> {
-    const limit = Math.max(1_000, this.#opts.timeoutMs * 20);
+    const limit = bulkTimeoutMs(this.#opts.timeoutMs);
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
@@ -188,51 +150,17 @@ export class ClusterLink {
       return true;
     } catch (err) {
       work.catch(() => {});
-      this.#fail(op, err);
+      this.#link.fail(op, err);
       return false;
     } finally {
       clearTimeout(timer);
     }
   }
+}
 
-  #fail(op: string, err: unknown): void {
-    if (this.#closed) return;
-    const was = this.#healthy;
-    this.#healthy = false;
-    if (was || op === 'connect') {
-      try {
-        this.#opts.onError(op, err);
-      } catch {
-        // a broken hook must not break learning
-      }
-    }
-  }
-
-  #probe(): Promise<void> {
-    this.#probing ??= this.#ping().finally(() => {
-      this.#probing = null;
-    });
-    return this.#probing;
-  }
-
-  async #ping(): Promise<void> {
-    const client = this.#client;
-    if (this.#closed || client === null || !client.isReady) return;
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      await Promise.race([
-        client.sendCommand(['PING']),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(reject, Math.max(1_000, this.#opts.timeoutMs * 20), new Error('redis: probe timed out'));
-        }),
-      ]);
-      if (!this.#closed && this.#client === client) this.#healthy = true;
-    } catch (err) {
-      this.#fail('probe', err);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
+/** Bulk calls (and the probe) get 20× the per-take timeout, at least 1 s. */
+function bulkTimeoutMs(timeoutMs: number): number {
+  return Math.max(1_000, timeoutMs * 20);
 }
 
 /** HGETALL answers a flat array (RESP2) or a map (RESP3 / node-redis type mapping). */

@@ -39,16 +39,23 @@ export interface BreakerWindow {
   readonly threshold: number | null;
   /** Forgets the window (called when the breaker closes again). */
   reset(): void;
+  /**
+   * With a learned threshold but fewer than `min_requests` in the window: the run of consecutive
+   * failures that opens the breaker (at least `staticThreshold`); null when the rate rule has volume.
+   */
+  lowVolumeRun?(staticThreshold: number, now?: number): number | null;
 }
 
 /** What a window says when it trips (src/adaptive TripReason). */
 export interface WindowTrip {
   windowMs: number;
+  /** Requests and failures counted in the window. */
   requests: number;
   failures: number;
   errorRate: number;
   threshold: number;
   baselineErrorRate: number;
+  /** "error rate 20.0% (40 of 200) over 10s above threshold 5.0% (5 × baseline 0.0%, within 5%..50%)" */
   message: string;
 }
 
@@ -194,8 +201,9 @@ export class CircuitBreaker implements BreakerGate {
   /**
    * Trip condition, checked on each counted failure while closed: with a window that has learned a
    * threshold, its error rate over the window (not reset by one success; see reference B3) against
-   * that threshold — the consecutive rule is then off (docs/decisions.md "Self-tuning breakers");
-   * otherwise `threshold` consecutive failures. O(1). Allocates only when it trips.
+   * that threshold — the consecutive rule is then off while the window has `min_requests`; below
+   * that volume a run of consecutive failures unlikely at the backend's baseline opens it
+   * (docs/decisions.md "Self-tuning breakers"); otherwise `threshold` consecutive failures. O(1). Allocates only when it trips.
    */
   #shouldTrip(): BreakerTrip | null {
     const w = this.#window;
@@ -203,7 +211,12 @@ export class CircuitBreaker implements BreakerGate {
       w.record(true);
       if (w.threshold !== null) {
         const r = w.check();
-        if (r === null) return null;
+        if (r === null) {
+          // Too few requests for a rate to mean anything: a run of failures unlikely at this baseline decides.
+          const run = w.lowVolumeRun?.(this.#threshold) ?? null;
+          if (run === null || this.#failures < run) return null;
+          return { rule: 'consecutive_failures', failures: this.#failures, threshold: run, message: `${this.#failures} consecutive failures at low volume (fewer than the window's minimum requests; run needed ${run})`, at: '' };
+        }
         return {
           rule: 'error_rate',
           window_ms: r.windowMs,

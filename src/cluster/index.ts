@@ -6,11 +6,8 @@
  */
 import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
-import type { Config } from '../config/index.js';
-import type { Logger } from '../logging/index.js';
-import type { GatewayFactory } from './embed.js';
 import { runPrimary, type ClusterPrimary } from './primary.js';
-import { runWorker } from './worker.js';
+import { runWorker, type WorkerOptions } from './worker.js';
 
 export { LeaseLedger, type LeaseLedgerOptions } from './lease-ledger.js';
 export { LeaseStore, MAX_LEASE, type LeaseStoreOptions } from './ipc-store.js';
@@ -29,15 +26,8 @@ export function resolveWorkers(value: number | 'auto'): number {
   return value === 'auto' ? Math.max(1, availableParallelism()) : value;
 }
 
-export interface ClusterRun {
-  config: Config;
-  logger: Logger;
-  port?: number;
-  baseDir?: string;
-  /** The config file (reloads re-read it). */
-  configFile?: string;
-  /** The CLI's createGateway (src/cluster does not import gateway.ts). */
-  createGateway: GatewayFactory;
+/** What a worker gets (src/cluster does not import gateway.ts: the CLI passes its createGateway), and the primary's callback. */
+export interface ClusterRun extends WorkerOptions {
   /** The primary is up: print the public URL. */
   onListening?: (port: number) => void;
 }

@@ -56,8 +56,11 @@ export function accessLog(logger: Logger): (rec: CompletionRecord) => void {
   // costs a third of formatting each line in the middle of request handling.
   const iso = new IsoCache();
   const J = JSON.stringify;
+  // Method, route, backend and client address repeat from request to request: their JSON text is
+  // memoised instead of stringified (and allocated) once per line.
+  const q = new JsonMemo();
   const format = (rec: CompletionRecord, now: string): string =>
-    `{"level":"info","time":"${now}","type":"access","timestamp":"${iso.of(rec.time)}","request_id":"${rec.id}","method":${J(rec.method)},"path":${J(rec.path)},"status":${rec.status},"duration_ms":${Math.round(rec.latencyMs * 1000) / 1000},"client_ip":${J(rec.clientIp)},"route":${rec.route === null ? 'null' : J(rec.route)},"backend":${rec.backend === '' ? 'null' : J(rec.backend)},"bytes_in":${rec.bytesIn},"bytes_out":${rec.bytesOut},"consumer":${rec.consumer === undefined ? 'null' : J(rec.consumer)},"decision":${rec.decision === undefined ? 'null' : `"${rec.decision}"`},"error_code":${rec.errorCode === undefined ? 'null' : `"${rec.errorCode}"`},"msg":"request"}\n`;
+    `{"level":"info","time":"${now}","type":"access","timestamp":"${iso.of(rec.time)}","request_id":"${rec.id}","method":${q.of(rec.method)},"path":${J(rec.path)},"status":${rec.status},"duration_ms":${Math.round(rec.latencyMs * 1000) / 1000},"client_ip":${q.of(rec.clientIp)},"route":${rec.route === null ? 'null' : q.of(rec.route)},"backend":${rec.backend === '' ? 'null' : q.of(rec.backend)},"bytes_in":${rec.bytesIn},"bytes_out":${rec.bytesOut},"consumer":${rec.consumer === undefined ? 'null' : J(rec.consumer)},"decision":${rec.decision === undefined ? 'null' : `"${rec.decision}"`},"error_code":${rec.errorCode === undefined ? 'null' : `"${rec.errorCode}"`},"msg":"request"}\n`;
   return function logRequest(rec: CompletionRecord): void {
     stream.defer(rec, format);
   };
@@ -87,6 +90,20 @@ function accessLogViaPino(logger: Logger): (rec: CompletionRecord) => void {
       'request',
     );
   };
+}
+
+/** JSON string literals of recurring values; bounded (cleared when full), so hostile variety costs memory once. */
+class JsonMemo {
+  readonly #map = new Map<string, string>();
+  of(s: string): string {
+    let j = this.#map.get(s);
+    if (j === undefined) {
+      if (this.#map.size >= 4096) this.#map.clear();
+      j = JSON.stringify(s);
+      this.#map.set(s, j);
+    }
+    return j;
+  }
 }
 
 /** ISO-8601 strings of recent milliseconds: under load many requests share a millisecond. */

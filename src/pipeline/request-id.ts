@@ -5,19 +5,20 @@ import type { RequestContext } from './context.js';
 
 const VALID_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-// Random bytes are drawn in batches: one syscall per 256 ids instead of one per request.
+// Random bytes are drawn and hex-encoded in batches: one syscall and one encoding per 256 ids
+// instead of one per request; each id is a 32-character slice of the batch's hex text.
 const BATCH = 256;
-let pool = Buffer.alloc(0);
+let hex = '';
 let offset = 0;
 
 /** A fresh 128-bit id as 32 lowercase hex characters. */
 export function newRequestId(): string {
-  if (offset >= pool.length) {
-    pool = randomBytes(16 * BATCH);
+  if (offset >= hex.length) {
+    hex = randomBytes(16 * BATCH).toString('hex');
     offset = 0;
   }
-  const id = pool.toString('hex', offset, offset + 16);
-  offset += 16;
+  const id = hex.slice(offset, offset + 32);
+  offset += 32;
   return id;
 }
 

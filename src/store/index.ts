@@ -7,3 +7,4 @@ export type { RateLimitStore, TakeResult, StoreErrorHook } from './types.js';
 export { MemoryStore, DEFAULT_MAX_BUCKETS, type MemoryStoreOptions } from './memory.js';
 export { RedisStore, type RedisStoreOptions } from './redis.js';
 export { createStore } from './create.js';
+export { RedisLink, type RedisLinkOptions, type RedisClient } from './redis-link.js';

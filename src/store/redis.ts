@@ -6,15 +6,14 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createClient } from 'redis';
 import { GatewayError } from '../errors.js';
 import type { MemoryStore } from './memory.js';
+import { RedisLink, type RedisClient } from './redis-link.js';
 import type { RateLimitStore, StoreErrorHook, TakeResult } from './types.js';
 
 const DEFAULT_PROBE_INTERVAL_MS = 500;
 const DEFAULT_CONNECT_WAIT_MS = 2_000;
 const DEFAULT_QUEUE_MAX = 10_000;
-const RECONNECT_MAX_DELAY_MS = 2_000;
 
 /** Read once per process, next to this module: the build copies the .lua files from src/ into dist/. */
 let scriptSource: string | undefined;
@@ -43,54 +42,47 @@ export interface RedisStoreOptions {
   queueMax?: number;
 }
 
-type Client = ReturnType<typeof createClient>;
-
-/** Reconnect forever with capped exponential backoff and jitter; never give up, never crash. */
-function reconnectDelay(retries: number): number {
-  return Math.min(50 * 2 ** Math.min(retries, 10), RECONNECT_MAX_DELAY_MS) + Math.floor(Math.random() * 50);
-}
-
 export class RedisStore implements RateLimitStore {
   /** Wired by the owner (e.g. to a Prometheus counter). Must not throw. */
   onError: StoreErrorHook;
 
-  readonly #url: string;
   readonly #prefix: string;
   readonly #timeoutMs: number;
   readonly #failClosed: boolean;
   readonly #fallback: MemoryStore;
-  readonly #probeIntervalMs: number;
-  readonly #connectWaitMs: number;
-  readonly #queueMax: number;
   readonly #script: string;
   readonly #sha: string;
-
-  #client: Client | null = null;
-  /** Redis answered the last take or probe; takes go to Redis only while this holds. */
-  #healthy = false;
-  #closed = false;
-  #probing: Promise<void> | null = null;
-  #probeTimer: NodeJS.Timeout | null = null;
+  /** The connection; takes go to Redis only while it is healthy (Redis answered the last take or probe). */
+  readonly #link: RedisLink;
 
   constructor(opts: RedisStoreOptions) {
     if (!/^rediss?:\/\//.test(opts.url)) throw new TypeError('RedisStore: url must be a redis:// or rediss:// URL');
     if (!(opts.timeoutMs > 0)) throw new RangeError(`RedisStore: timeoutMs must be > 0 (got ${opts.timeoutMs})`);
-    this.#url = opts.url;
     this.#prefix = opts.keyPrefix;
     this.#timeoutMs = opts.timeoutMs;
     this.#failClosed = opts.failClosed;
     this.#fallback = opts.fallback;
-    this.#probeIntervalMs = opts.probeIntervalMs ?? DEFAULT_PROBE_INTERVAL_MS;
-    this.#connectWaitMs = opts.connectWaitMs ?? DEFAULT_CONNECT_WAIT_MS;
-    this.#queueMax = opts.queueMax ?? DEFAULT_QUEUE_MAX;
     this.onError = opts.onError ?? (() => {});
+    const connectWaitMs = opts.connectWaitMs ?? DEFAULT_CONNECT_WAIT_MS;
+    this.#link = new RedisLink({
+      url: opts.url,
+      connectWaitMs,
+      connectTimeoutMs: Math.max(connectWaitMs, opts.timeoutMs),
+      queueMax: opts.queueMax ?? DEFAULT_QUEUE_MAX,
+      reconnectJitterMs: 50,
+      probeIntervalMs: opts.probeIntervalMs ?? DEFAULT_PROBE_INTERVAL_MS,
+      probeTimeoutMs: opts.timeoutMs,
+      reportSlowConnect: true,
+      // read at call time: the owner may rewire `onError` after construction
+      onError: (op, err) => this.onError(op, err),
+    });
     this.#script = loadScript();
     this.#sha = createHash('sha1').update(this.#script).digest('hex');
   }
 
   /** True while Redis is failing (or not connected yet) and answers come from the fallback. */
   get degraded(): boolean {
-    return !this.#healthy;
+    return !this.#link.healthy;
   }
 
   /**
@@ -98,63 +90,25 @@ export class RedisStore implements RateLimitStore {
    * starts degraded and keeps reconnecting in the background.
    */
   async start(): Promise<void> {
-    if (this.#client !== null || this.#closed) return;
-    const client = createClient({
-      url: this.#url,
-      disableOfflineQueue: true,
-      commandsQueueMaxLength: this.#queueMax,
-      socket: { connectTimeout: Math.max(this.#connectWaitMs, this.#timeoutMs), reconnectStrategy: reconnectDelay },
-    });
-    this.#client = client;
-    client.on('error', (err: unknown) => {
-      this.#healthy = false;
-      this.#report('connection', err);
-    });
-    client.on('ready', () => void this.#probe());
-    const connecting = client.connect().then(
-      () => true,
-      (err: unknown) => {
-        this.#report('connect', err);
-        return false;
-      },
-    );
-    let timer: NodeJS.Timeout | undefined;
-    const waited = new Promise<false>((resolve) => {
-      timer = setTimeout(resolve, this.#connectWaitMs, false);
-    });
-    const connected = await Promise.race([connecting, waited]);
-    clearTimeout(timer);
-    if (this.#closed) return; // closed while connecting
-    if (connected) await this.#probe();
-    else this.#report('connect', new Error(`redis: not connected after ${this.#connectWaitMs}ms, continuing degraded`));
-    this.#probeTimer = setInterval(() => {
-      if (!this.#healthy) void this.#probe();
-    }, this.#probeIntervalMs);
-    this.#probeTimer.unref();
+    await this.#link.start();
   }
 
   /** Safe before, during or after start, and more than once. Does not wait for a stalled Redis. */
   async close(): Promise<void> {
-    this.#closed = true;
-    this.#healthy = false;
-    if (this.#probeTimer !== null) clearInterval(this.#probeTimer);
-    this.#probeTimer = null;
-    const client = this.#client;
-    this.#client = null;
-    if (client !== null && client.isOpen) client.destroy();
+    this.#link.close();
     await this.#fallback.close();
   }
 
   take(key: string, capacity: number, refillPerSec: number, cost = 1): TakeResult | Promise<TakeResult> {
-    const client = this.#client;
-    if (!this.#healthy || client === null || !client.isReady) return this.#local(key, capacity, refillPerSec, cost);
+    const client = this.#link.ready();
+    if (client === null) return this.#local(key, capacity, refillPerSec, cost);
     return new Promise<TakeResult>((resolve, reject) => {
       let done = false;
       const fail = (err: unknown): void => {
         if (done) return;
         done = true;
         clearTimeout(timer);
-        this.#markFailing('take', err);
+        this.#link.fail('take', err);
         try {
           resolve(this.#local(key, capacity, refillPerSec, cost));
         } catch (e) {
@@ -180,52 +134,12 @@ export class RedisStore implements RateLimitStore {
   }
 
   /** EVALSHA, falling back to EVAL (which also caches the script) when Redis lost it, e.g. after a restart. */
-  async #eval(client: Client, key: string, capacity: string, rate: string, cost: string): Promise<unknown> {
+  async #eval(client: RedisClient, key: string, capacity: string, rate: string, cost: string): Promise<unknown> {
     try {
       return await client.sendCommand(['EVALSHA', this.#sha, '1', key, capacity, rate, cost]);
     } catch (err) {
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
       return await client.sendCommand(['EVAL', this.#script, '1', key, capacity, rate, cost]);
-    }
-  }
-
-  #markFailing(op: string, err: unknown): void {
-    if (this.#closed) return;
-    this.#healthy = false;
-    this.#report(op, err);
-  }
-
-  /** One PING at a time (callers share the one in flight), bounded by the take timeout; success clears `degraded`. */
-  #probe(): Promise<void> {
-    this.#probing ??= this.#ping().finally(() => {
-      this.#probing = null;
-    });
-    return this.#probing;
-  }
-
-  async #ping(): Promise<void> {
-    const client = this.#client;
-    if (this.#closed || client === null || !client.isReady) return;
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(reject, this.#timeoutMs, new Error(`redis: probe timed out after ${this.#timeoutMs}ms`));
-      });
-      await Promise.race([client.sendCommand(['PING']), timeout]);
-      if (!this.#closed && this.#client === client) this.#healthy = true;
-    } catch (err) {
-      this.#markFailing('probe', err);
-    } finally {
-      clearTimeout(timer);
-    }
-  }
-
-  #report(op: string, err: unknown): void {
-    if (this.#closed) return;
-    try {
-      this.onError(op, err);
-    } catch {
-      // a broken hook must never break rate limiting
     }
   }
 }

@@ -5,17 +5,13 @@
  * trip — opens the breaker on its learned 5% threshold, and /health says why beside `circuit`.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { send, startBackend, startGateway, until } from '../helpers/gateway.js';
+import { send, startBackend, until } from '../helpers/gateway.js';
 import { captureLogger } from '../ops/helpers.js';
+import { startLearningGateway } from './gateway-helpers.js';
 
 describe('self-tuning breaker in a running gateway', () => {
   it('trips on the learned threshold where the consecutive rule would not, with the reason in /health, the log and a notice', async (t) => {
-    const dir = await mkdtemp(join(tmpdir(), 'mg-breaker-gw-'));
-    t.after(() => rm(dir, { recursive: true, force: true }));
     let failEvery = 0;
     let n = 0;
     const backend = await startBackend(t, (req, res) => {
@@ -25,19 +21,12 @@ describe('self-tuning breaker in a running gateway', () => {
       res.end('x');
     });
     const { logger, lines } = captureLogger('info');
-    const gw = await startGateway(
+    const { gw } = await startLearningGateway(
       t,
-      `routes:
-  - path: /api
+      `  - path: /api
     backend: ${backend.url}
-data_dir: ${dir}
-analytics:
-  enabled: true
-  bucket_interval: 1s
-  analyzer_interval: 1s
-  window: 20s
-  retention: 10m
-healthcheck:
+`,
+      `healthcheck:
   interval: 1h
 circuitbreaker:
   threshold: 5

@@ -4,13 +4,11 @@
  * synced every 100 ms through an atomic Lua step), not one each; with Redis gone each goes on alone.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Gateway } from '../../src/gateway.js';
 import { send, startBackend, startGateway, until, wait } from '../helpers/gateway.js';
 import { RedisServer, redisSkipReason } from '../helpers/redis-server.js';
+import { learningConfig } from './gateway-helpers.js';
 
 const skip = redisSkipReason();
 
@@ -25,24 +23,17 @@ describe('adaptive route limit in cluster mode', { skip }, () => {
 
   it('two gateways sharing one Redis admit one learned limit between them, not one each', async (t) => {
     const backend = await startBackend(t);
-    const yaml = async () => {
-      const dir = await mkdtemp(join(tmpdir(), 'mg-adaptive-cluster-'));
-      t.after(() => rm(dir, { recursive: true, force: true }));
-      // L = 60/min (1/s) whatever the baseline; burst 20 s of it = 20 requests.
-      return `routes:
-  - path: /api
+    // One data_dir each. L = 60/min (1/s) whatever the baseline; burst 20 s of it = 20 requests.
+    const yaml = () =>
+      learningConfig(
+        t,
+        `  - path: /api
     backend: ${backend.url}
-data_dir: ${dir}
-cluster:
+`,
+        `cluster:
   redis_url: ${redis.url}
   key_prefix: "mgadaptive:"
   timeout: 500ms
-analytics:
-  enabled: true
-  bucket_interval: 1s
-  analyzer_interval: 1s
-  window: 20s
-  retention: 10m
 adaptive_rate_limit:
   enabled: true
   multiplier: 1
@@ -50,8 +41,8 @@ adaptive_rate_limit:
   max_limit: 60
   learning_period: 2s
   burst: 20s
-`;
-    };
+`,
+      );
     const a = await startGateway(t, await yaml());
     const b = await startGateway(t, await yaml());
     const limitOf = async (gw: Gateway) => (await send(`${gw.url}/analytics/routes`)).json().routes[0].current_rate_limit;

@@ -7,28 +7,16 @@
  * same decisions are counted as would-be refusals.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { parseConfig } from '../../src/config/index.js';
 import type { CompletionRecord } from '../../src/events/index.js';
 import type { Gateway } from '../../src/gateway.js';
-import { send, startBackend, startGateway, until, wait } from '../helpers/gateway.js';
+import { send, startBackend, until, wait } from '../helpers/gateway.js';
 import { captureLogger } from '../ops/helpers.js';
+import { startLearningGateway } from './gateway-helpers.js';
 
-function config(backend: string, dataDir: string, shadow: boolean): string {
-  return `routes:
-  - path: /api
-    backend: ${backend}
-data_dir: ${dataDir}
-analytics:
-  enabled: true
-  bucket_interval: 1s
-  analyzer_interval: 1s
-  window: 20s
-  retention: 10m
-adaptive_rate_limit:
+function adaptiveBlock(shadow: boolean): string {
+  return `adaptive_rate_limit:
   enabled: true
   multiplier: 2
   min_limit: 60
@@ -48,12 +36,9 @@ interface Setup {
 }
 
 async function setup(t: TestContext, shadow: boolean): Promise<Setup> {
-  const dir = await mkdtemp(join(tmpdir(), 'mg-adaptive-gw-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
   const backend = await startBackend(t);
   const { logger, lines } = captureLogger('info');
-  const yaml = config(backend.url, dir, shadow);
-  const gw = await startGateway(t, yaml, { logger });
+  const { gw, yaml } = await startLearningGateway(t, `  - path: /api\n    backend: ${backend.url}\n`, adaptiveBlock(shadow), { logger });
   const records: CompletionRecord[] = [];
   t.after(gw.bus.subscribe((r) => records.push(r)));
   const notices: { event: string; data: any }[] = [];

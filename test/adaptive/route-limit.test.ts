@@ -5,6 +5,8 @@ import { AdaptiveRouteLimiter, MemoryRouteBucketStore, type AdaptiveRouteLimiter
 
 const HOUR = 3_600_000;
 const R = '/api/v1';
+/** Limit = clamp(2 × baseline, 10, 10,000)/min after an hour of data; 10 s burst; enforcing. */
+const SETTINGS = { multiplier: 2, minLimit: 10, maxLimit: 10_000, learningPeriodMs: HOUR, burstMs: 10_000, shadow: false };
 
 function setup(overrides: Partial<AdaptiveRouteLimiterOptions> = {}, initial: RouteBaseline | null = { avgRatePerMin: 600, dataMs: 2 * HOUR }) {
   const clock = new ManualClock();
@@ -13,12 +15,7 @@ function setup(overrides: Partial<AdaptiveRouteLimiterOptions> = {}, initial: Ro
   const limiter = new AdaptiveRouteLimiter([R, '/other'], {
     clock,
     baselines: { baseline: (route) => (route === R ? baseline : null) },
-    multiplier: 2,
-    minLimit: 10,
-    maxLimit: 10_000,
-    learningPeriodMs: HOUR,
-    burstMs: 10_000,
-    shadow: false,
+    ...SETTINGS,
     onLimitChange: (c) => changes.push(c),
     ...overrides,
   });
@@ -199,12 +196,7 @@ describe('adaptive route limit', () => {
     const next = new AdaptiveRouteLimiter([R], {
       clock: s.clock,
       baselines: { baseline: () => ({ avgRatePerMin: 60, dataMs: 2 * HOUR }) },
-      multiplier: 2,
-      minLimit: 10,
-      maxLimit: 10_000,
-      learningPeriodMs: HOUR,
-      burstMs: 10_000,
-      shadow: false,
+      ...SETTINGS,
       onLimitChange: (c) => changes.push(c),
       previous: s.limiter,
     });
@@ -229,12 +221,7 @@ describe('adaptive route limit', () => {
           return { avgRatePerMin: 600, dataMs: 2 * HOUR };
         },
       },
-      multiplier: 2,
-      minLimit: 10,
-      maxLimit: 10_000,
-      learningPeriodMs: HOUR,
-      burstMs: 10_000,
-      shadow: false,
+      ...SETTINGS,
       onError: (e) => errors.push(e),
     });
     limiter.refresh();

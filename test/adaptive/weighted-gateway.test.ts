@@ -4,16 +4,12 @@
  * share of the traffic within seconds.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { send, startBackend, startGateway } from '../helpers/gateway.js';
+import { send, startBackend } from '../helpers/gateway.js';
+import { startLearningGateway } from './gateway-helpers.js';
 
 describe('weighted balancing in a running gateway', () => {
   it('shows every backend weight, and a backend turned much slower (3 → 400 ms: far above the latency noise of a loaded test machine) loses most of its share', async (t) => {
-    const dir = await mkdtemp(join(tmpdir(), 'mg-weighted-gw-'));
-    t.after(() => rm(dir, { recursive: true, force: true }));
     const delay = { fast: 3, slow: 3 };
     const hits = { fast: 0, slow: 0 };
     const backend = (name: 'fast' | 'slow') =>
@@ -24,19 +20,12 @@ describe('weighted balancing in a running gateway', () => {
       });
     const fast = await backend('fast');
     const slow = await backend('slow');
-    const gw = await startGateway(
+    const { gw } = await startLearningGateway(
       t,
-      `routes:
-  - path: /api
+      `  - path: /api
     backends: [${fast.url}, ${slow.url}]
-data_dir: ${dir}
-analytics:
-  enabled: true
-  bucket_interval: 1s
-  analyzer_interval: 1s
-  window: 20s
-  retention: 10m
-weighted_lb:
+`,
+      `weighted_lb:
   enabled: true
   rebalance_interval: 1s
 `,
@@ -70,23 +59,13 @@ weighted_lb:
   });
 
   it('weighs a route that asks for `strategy: weighted` on its own, weighted_lb off', async (t) => {
-    const dir = await mkdtemp(join(tmpdir(), 'mg-weighted-gw-'));
-    t.after(() => rm(dir, { recursive: true, force: true }));
     const a = await startBackend(t);
     const b = await startBackend(t);
-    const gw = await startGateway(
+    const { gw } = await startLearningGateway(
       t,
-      `routes:
-  - path: /api
+      `  - path: /api
     backends: [${a.url}, ${b.url}]
     strategy: weighted
-data_dir: ${dir}
-analytics:
-  enabled: true
-  bucket_interval: 1s
-  analyzer_interval: 1s
-  window: 20s
-  retention: 10m
 `,
     );
     for (let i = 0; i < 40; i++) assert.equal((await send(`${gw.url}/api/x`)).status, 200);

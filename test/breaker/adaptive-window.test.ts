@@ -55,6 +55,34 @@ describe('circuit breaker with a learned threshold', () => {
     assert.equal(s.trips.length, 0);
   });
 
+  it('at low volume (fewer than min_requests in the window) still opens on a run of failures: the static threshold on a 0% baseline', () => {
+    const s = setup({ latencyMs: 10, errorRate: 0, sampleSize: 10_000 });
+    // One request a second: never 20 in the 10 s window, so an error rate means nothing yet.
+    for (let i = 0; i < 5; i++) {
+      s.clock.advance(1_000);
+      assert.equal(s.breaker.allow(), true);
+      s.breaker.failure();
+    }
+    assert.equal(s.breaker.state, 'open');
+    assert.equal(s.trips[0]!.rule, 'consecutive_failures');
+    assert.match(s.trips[0]!.message, /low volume/);
+  });
+
+  it('at low volume needs a run long enough to be unlikely for the backend: 7 in a row on a 10% baseline, not 6', () => {
+    const s = setup({ latencyMs: 10, errorRate: 0.1, sampleSize: 10_000 });
+    for (let i = 0; i < 6; i++) {
+      s.clock.advance(1_000);
+      s.breaker.allow();
+      s.breaker.failure();
+    }
+    assert.equal(s.breaker.state, 'closed', 'six in a row happens to a 10% backend about once in a million requests');
+    s.clock.advance(1_000);
+    s.breaker.allow();
+    s.breaker.failure();
+    assert.equal(s.breaker.state, 'open');
+    assert.equal(s.trips[0]!.rule, 'consecutive_failures');
+  });
+
   it('trips a backend with a 0% baseline at 20% errors, with window, count, rate, threshold and baseline', () => {
     const s = setup({ latencyMs: 10, errorRate: 0, sampleSize: 10_000 });
     run(s, 1000, 5);

@@ -36,12 +36,29 @@ interface Running {
   output: () => string;
 }
 
-/** A gateway on a free port with `config` (its `${PORT}` filled in), up and listening. */
-async function startGateway(config: (port: number) => string): Promise<Running> {
+/**
+ * A gateway on a free port, up and listening, with the dashboard on (loopback admin, warn logs),
+ * `routes` (the indented items of `routes:`) and `extra` (more top-level blocks).
+ */
+async function startGateway(routes: string, extra = ''): Promise<Running> {
   const [port] = await freePorts(1);
   const dir = await mkdtemp(join(tmpdir(), 'microgate-analytics-'));
   const file = join(dir, 'microgate.yml');
-  await writeFile(file, config(port!));
+  await writeFile(
+    file,
+    `
+server:
+  port: ${port}
+  host: 127.0.0.1
+routes:
+${routes}dashboard:
+  enabled: true
+admin:
+  allow_loopback: true
+logging:
+  level: warn
+${extra}`,
+  );
   const gateway = spawn(process.execPath, [GATEWAY_BIN, '--config', file], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const collect = (chunk: Buffer) => {
@@ -104,24 +121,14 @@ describe('traffic analytics view in Chromium', { skip, timeout: 240_000 }, () =>
     for (const port of ports) await until(`backend :${port}`, async () => (await fetch(`http://127.0.0.1:${port}/`)).ok, 15_000, 100);
     const [a, b, c] = ports;
     gw = await startGateway(
-      (port) => `
-server:
-  port: ${port}
-  host: 127.0.0.1
-routes:
-  - path: /api/v1
+      `  - path: /api/v1
     backends: ["http://127.0.0.1:${a}", "http://127.0.0.1:${b}"]
   - path: /api/v2
     backend: "http://127.0.0.1:${c}"
   - path: /api/idle
     backend: "http://127.0.0.1:${c}"
-dashboard:
-  enabled: true
-admin:
-  allow_loopback: true
-logging:
-  level: warn
-analytics:
+`,
+      `analytics:
   enabled: true
   bucket_interval: 1s
   analyzer_interval: 1s
@@ -216,22 +223,9 @@ describe('traffic analytics view with analytics off', { skip, timeout: 120_000 }
 
   before(async () => {
     const [dead] = await freePorts(1);
-    gw = await startGateway(
-      (port) => `
-server:
-  port: ${port}
-  host: 127.0.0.1
-routes:
-  - path: /api
+    gw = await startGateway(`  - path: /api
     backend: "http://127.0.0.1:${dead}"
-dashboard:
-  enabled: true
-admin:
-  allow_loopback: true
-logging:
-  level: warn
-`,
-    );
+`);
     browser = await launchChromium();
   });
 

@@ -3,7 +3,7 @@
  * SIGKILL, crash reporting, output capture, the on-failure restart policy and stopAll.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +11,7 @@ import { describe, test, type TestContext } from 'node:test';
 import { ManualClock } from '../../src/clock.js';
 import type { ProcessConfig } from '../../src/config/index.js';
 import { BACKOFF_MAX_MS, ProcessError, ProcessManager, type OutputLine, type ProcessInfo, type ProcessManagerOptions } from '../../src/procman/index.js';
+import { childPids } from '../ops/helpers.js';
 
 /** A process config running `node -e script`. */
 function nodeProc(id: string, script: string, over: Partial<ProcessConfig> = {}): ProcessConfig {
@@ -109,18 +110,13 @@ function assertGone(pid: number): void {
 
 /** Pids of this test process's children whose command line contains `marker` (read from /proc). */
 function myChildrenWith(marker: string): number[] {
-  const out: number[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
+  return childPids().filter((pid) => {
     try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === process.pid && readFileSync(`/proc/${name}/cmdline`, 'utf8').includes(marker)) out.push(Number(name));
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(marker);
     } catch {
-      /* gone meanwhile */
+      return false; // gone meanwhile
     }
-  }
-  return out;
+  });
 }
 
 describe('starting', () => {
@@ -625,11 +621,16 @@ describe('environment of a child', () => {
     return out;
   }
 
-  test('gets only PATH, HOME, LANG, LC_*, TZ, NODE_ENV and PORT from the gateway, plus its own env; no secret', async (t) => {
+  /** Starts `proc` under a manager given `parentEnv`; the child's environment. */
+  async function startedEnv(t: TestContext, proc: ProcessConfig): Promise<Record<string, string>> {
     const h = harness(t, { env: parentEnv });
-    h.add(nodeProc('plain', IDLE, { env: { GREETING: 'hi' } }));
-    const { pid } = await h.pm.start('plain');
-    const env = environOf(pid!);
+    h.add(proc);
+    const { pid } = await h.pm.start(proc.id);
+    return environOf(pid!);
+  }
+
+  test('gets only PATH, HOME, LANG, LC_*, TZ, NODE_ENV and PORT from the gateway, plus its own env; no secret', async (t) => {
+    const env = await startedEnv(t, nodeProc('plain', IDLE, { env: { GREETING: 'hi' } }));
     assert.deepEqual(env, {
       PATH: parentEnv.PATH,
       HOME: '/home/gw',
@@ -644,20 +645,14 @@ describe('environment of a child', () => {
   });
 
   test('its port wins over the gateway PORT, and its own env over the passed variables', async (t) => {
-    const h = harness(t, { env: parentEnv });
-    h.add(nodeProc('ported', IDLE, { port: 9555, env: { NODE_ENV: 'development' } }));
-    const { pid } = await h.pm.start('ported');
-    const env = environOf(pid!);
+    const env = await startedEnv(t, nodeProc('ported', IDLE, { port: 9555, env: { NODE_ENV: 'development' } }));
     assert.equal(env.PORT, '9555');
     assert.equal(env.NODE_ENV, 'development');
     assert.equal(env.JWT_SECRET, undefined);
   });
 
   test('inherit_env: true passes the whole environment', async (t) => {
-    const h = harness(t, { env: parentEnv });
-    h.add(nodeProc('trusting', IDLE, { inherit_env: true }));
-    const { pid } = await h.pm.start('trusting');
-    const env = environOf(pid!);
+    const env = await startedEnv(t, nodeProc('trusting', IDLE, { inherit_env: true }));
     assert.equal(env.JWT_SECRET, 'jwt-secret-must-not-leak');
     assert.equal(env.AWS_SECRET_ACCESS_KEY, 'aws-must-not-leak');
   });

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { request } from 'undici';
 import { assertBuilt, freePort, MICROGATE, Running, startTestBackend, tempDir, waitUntil } from '../cli/helpers.js';
 
@@ -18,19 +18,32 @@ function configText(port: number, backend: string, prefix: string): string {
   return `server:\n  port: ${port}\n  host: 127.0.0.1\nroutes:\n  - path: ${prefix}\n    backend: ${backend}\ndashboard:\n  enabled: false\nanalytics:\n  enabled: false\nlogging:\n  level: info\n  access_log: false\n`;
 }
 
+interface Started {
+  gw: Running;
+  base: string;
+  /** Rewrites the config file with the one route at `prefix`, plus `extra` YAML. */
+  rewrite: (prefix: string, extra?: string) => Promise<void>;
+}
+
+/** bin/microgate on a free port with one route `/old` to a test backend, listening. */
+async function startWithOldRoute(t: TestContext, args: string[] = []): Promise<Started> {
+  assertBuilt();
+  const backend = await startTestBackend(t);
+  const { write } = await tempDir(t);
+  const port = await freePort();
+  const file = await write('gw.yml', configText(port, backend.url, '/old'));
+  const gw = new Running(t, MICROGATE, ['--config', file, ...args]);
+  await gw.waitForStdout(/MicroGate listening/, 15_000);
+  const rewrite = (prefix: string, extra = '') => writeFile(file, configText(port, backend.url, prefix) + extra);
+  return { gw, base: `http://127.0.0.1:${port}`, rewrite };
+}
+
 describe('reload from the command line', () => {
   it('SIGHUP re-reads the config file and keeps the process serving', async (t) => {
-    assertBuilt();
-    const backend = await startTestBackend(t);
-    const { write } = await tempDir(t);
-    const port = await freePort();
-    const file = await write('gw.yml', configText(port, backend.url, '/old'));
-    const gw = new Running(t, MICROGATE, ['--config', file]);
-    await gw.waitForStdout(/MicroGate listening/, 15_000);
-    const base = `http://127.0.0.1:${port}`;
+    const { gw, base, rewrite } = await startWithOldRoute(t);
     assert.equal(await status(`${base}/old/x`), 200);
 
-    await writeFile(file, configText(port, backend.url, '/new'));
+    await rewrite('/new');
     gw.child.kill('SIGHUP');
     await waitUntil(async () => (await status(`${base}/new/x`)) === 200, 10_000, 'the new route serves after SIGHUP');
     assert.equal(await status(`${base}/old/x`), 404);
@@ -42,16 +55,9 @@ describe('reload from the command line', () => {
   });
 
   it('SIGHUP with an invalid file changes nothing and logs each problem with file:line:col', async (t) => {
-    assertBuilt();
-    const backend = await startTestBackend(t);
-    const { write } = await tempDir(t);
-    const port = await freePort();
-    const file = await write('gw.yml', configText(port, backend.url, '/old'));
-    const gw = new Running(t, MICROGATE, ['--config', file]);
-    await gw.waitForStdout(/MicroGate listening/, 15_000);
-    const base = `http://127.0.0.1:${port}`;
+    const { gw, base, rewrite } = await startWithOldRoute(t);
 
-    await writeFile(file, configText(port, backend.url, '/new') + 'ratelimit:\n  max_tokens: 0\n  refill_rate: 1\n');
+    await rewrite('/new', 'ratelimit:\n  max_tokens: 0\n  refill_rate: 1\n');
     gw.child.kill('SIGHUP');
     await waitUntil(() => /config reload failed/.test(gw.stdout + gw.stderr), 10_000, 'the failure is logged');
     assert.match(gw.stdout + gw.stderr, /gw\.yml:\d+:\d+ ratelimit\.max_tokens: /);
@@ -61,15 +67,8 @@ describe('reload from the command line', () => {
   });
 
   it('--watch reloads when the file changes', async (t) => {
-    assertBuilt();
-    const backend = await startTestBackend(t);
-    const { write } = await tempDir(t);
-    const port = await freePort();
-    const file = await write('gw.yml', configText(port, backend.url, '/old'));
-    const gw = new Running(t, MICROGATE, ['--config', file, '--watch']);
-    await gw.waitForStdout(/MicroGate listening/, 15_000);
-    const base = `http://127.0.0.1:${port}`;
-    await writeFile(file, configText(port, backend.url, '/new'));
+    const { base, rewrite } = await startWithOldRoute(t, ['--watch']);
+    await rewrite('/new');
     await waitUntil(async () => (await status(`${base}/new/x`)) === 200, 10_000, 'the new route serves after the file changed');
     assert.equal(await status(`${base}/old/x`), 404);
   });

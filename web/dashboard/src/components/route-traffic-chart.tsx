@@ -8,6 +8,7 @@ import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { formatPct, formatRate, type Baseline, type Episode, type MetricKind, type RateSeries } from '../analytics-model';
 import { formatClock, formatLatency } from '../format';
+import { clipToPlot, followWidth, hoverCursor, isolatedPoints, timeAxis, valueAxis } from './chart-kit';
 
 export interface LimitLine {
   /** Requests per minute. */
@@ -29,9 +30,6 @@ export interface RouteTrafficChartProps {
   testId?: string;
 }
 
-const AXIS_FONT = '10px system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
-const AXIS_STROKE = '#7d8794';
-const GRID_STROKE = 'rgba(255,255,255,0.06)';
 const RATE = '#4c9aff';
 const REJECTED = '#f0716a';
 const BASELINE = '#3fb950';
@@ -69,17 +67,6 @@ function tickLabel(s: number, spanS: number): string {
   return `${DAYS[new Date(s * 1000).getDay()]} ${clock.slice(0, 5)}`;
 }
 
-/** Indices of values whose neighbours are both missing. */
-function isolatedPoints(u: uPlot, seriesIdx: number): number[] {
-  const ys = u.data[seriesIdx] ?? [];
-  const out: number[] = [];
-  for (let i = 0; i < ys.length; i++) {
-    if (ys[i] == null) continue;
-    if ((i === 0 || ys[i - 1] == null) && (i === ys.length - 1 || ys[i + 1] == null)) out.push(i);
-  }
-  return out;
-}
-
 function maxOf(vs: readonly (number | null)[]): number {
   let max = 0;
   for (const v of vs) if (v !== null && v > max) max = v;
@@ -113,11 +100,7 @@ export function RouteTrafficChart({ series, fromS, toS, baseline, limits, episod
       const { baseline: b } = props.current;
       if (!b) return;
       const ctx = u.ctx;
-      const { left, top, width, height: h } = u.bbox;
-      ctx.save();
-      ctx.beginPath();
-      ctx.rect(left, top, width, h);
-      ctx.clip();
+      const { left, width } = clipToPlot(u);
       if (b.band) {
         const y1 = u.valToPos(b.band.hi, 'y', true);
         const y0 = u.valToPos(b.band.lo, 'y', true);
@@ -138,11 +121,7 @@ export function RouteTrafficChart({ series, fromS, toS, baseline, limits, episod
     const drawEpisodesAndLimit = (u: uPlot) => {
       const { episodes: eps, limits: ls, series: s, baseline: b } = props.current;
       const ctx = u.ctx;
-      const { left, top, width, height: h } = u.bbox;
-      ctx.save();
-      ctx.beginPath();
-      ctx.rect(left, top, width, h);
-      ctx.clip();
+      const { left, top, width, height: h } = clipToPlot(u);
       for (const e of eps) {
         const x0 = u.valToPos(e.start, 'x', true);
         const x1 = Math.max(x0 + 3 * devicePixelRatio, u.valToPos(e.end + (e.ongoing ? 0 : s.stepS), 'x', true));
@@ -192,30 +171,17 @@ export function RouteTrafficChart({ series, fromS, toS, baseline, limits, episod
       width: Math.max(160, box.clientWidth),
       height,
       legend: { show: false },
-      cursor: { drag: { x: false, y: false, setScale: false }, points: { size: 5 } },
+      cursor: hoverCursor(),
       scales: {
         x: { time: true, range: () => [props.current.fromS, props.current.toS] },
         y: { range: () => [0, yScale(props.current.series, props.current.baseline, props.current.limits).max] },
       },
       axes: [
-        {
-          stroke: AXIS_STROKE,
-          font: AXIS_FONT,
-          size: 22,
-          space: (_u, _i, min, max) => (max - min > 36 * 3600 ? 84 : max - min <= 15 * 60 ? 66 : 56),
-          grid: { show: false },
-          ticks: { stroke: GRID_STROKE, size: 3 },
-          values: (_u, splits, _i, _space, _incr) => splits.map((s) => tickLabel(s, props.current.toS - props.current.fromS)),
-        },
-        {
-          stroke: AXIS_STROKE,
-          font: AXIS_FONT,
-          size: 58,
-          space: 26,
-          grid: { stroke: GRID_STROKE, width: 1 },
-          ticks: { show: false },
-          values: (_u, splits) => splits.map((s) => formatRate(s)),
-        },
+        timeAxis(
+          (_u, _i, min, max) => (max - min > 36 * 3600 ? 84 : max - min <= 15 * 60 ? 66 : 56),
+          (_u, splits) => splits.map((s) => tickLabel(s, props.current.toS - props.current.fromS)),
+        ),
+        valueAxis(58, 26, (_u, splits) => splits.map((s) => formatRate(s))),
       ],
       series: [
         {},
@@ -276,13 +242,9 @@ export function RouteTrafficChart({ series, fromS, toS, baseline, limits, episod
     const s0 = props.current.series;
     const plot = new uPlot(opts, [s0.x, s0.rate, s0.rejected], box);
     plotRef.current = plot;
-    const ro = new ResizeObserver(() => {
-      const w = box.clientWidth;
-      if (w > 0 && Math.abs(w - plot.width) > 1) plot.setSize({ width: w, height });
-    });
-    ro.observe(box);
+    const stopFollowing = followWidth(plot, box, height);
     return () => {
-      ro.disconnect();
+      stopFollowing();
       plot.destroy();
       plotRef.current = null;
       layerRef.current = null;

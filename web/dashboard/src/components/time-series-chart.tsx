@@ -3,6 +3,7 @@ import { useEffect, useRef } from 'react';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { formatClock } from '../format';
+import { followWidth, hoverCursor, isolatedPoints, timeAxis, valueAxis } from './chart-kit';
 
 export interface TimeSeriesChartProps {
   /** x values, unix seconds. */
@@ -16,20 +17,6 @@ export interface TimeSeriesChartProps {
   testId?: string;
 }
 
-const AXIS_FONT = '10px system-ui, -apple-system, "Segoe UI", Roboto, sans-serif';
-const AXIS_STROKE = '#7d8794';
-const GRID_STROKE = 'rgba(255,255,255,0.06)';
-
-/** Indices of values whose neighbours are both missing. */
-function isolatedPoints(u: uPlot, seriesIdx: number): number[] {
-  const ys = u.data[seriesIdx] ?? [];
-  const out: number[] = [];
-  for (let i = 0; i < ys.length; i++) {
-    if (ys[i] == null) continue;
-    if ((i === 0 || ys[i - 1] == null) && (i === ys.length - 1 || ys[i + 1] == null)) out.push(i);
-  }
-  return out;
-}
 
 export function TimeSeriesChart({ x, y, color, height = 92, format, testId }: TimeSeriesChartProps) {
   const boxRef = useRef<HTMLDivElement>(null);
@@ -47,30 +34,14 @@ export function TimeSeriesChart({ x, y, color, height = 92, format, testId }: Ti
       width: Math.max(120, box.clientWidth),
       height,
       legend: { show: false },
-      cursor: { drag: { x: false, y: false, setScale: false }, points: { size: 5 } },
+      cursor: hoverCursor(),
       scales: {
         x: { time: true },
         y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.15 : 1] },
       },
       axes: [
-        {
-          stroke: AXIS_STROKE,
-          font: AXIS_FONT,
-          size: 22,
-          space: 40,
-          grid: { show: false },
-          ticks: { stroke: GRID_STROKE, size: 3 },
-          values: (_u, splits) => splits.map((s) => formatClock(s * 1000).slice(0, 5)),
-        },
-        {
-          stroke: AXIS_STROKE,
-          font: AXIS_FONT,
-          size: 44,
-          space: 24,
-          grid: { stroke: GRID_STROKE, width: 1 },
-          ticks: { show: false },
-          values: (_u, splits) => splits.map((s) => formatRef.current(s)),
-        },
+        timeAxis(40, (_u, splits) => splits.map((s) => formatClock(s * 1000).slice(0, 5))),
+        valueAxis(44, 24, (_u, splits) => splits.map((s) => formatRef.current(s))),
       ],
       series: [
         {},
@@ -101,13 +72,9 @@ export function TimeSeriesChart({ x, y, color, height = 92, format, testId }: Ti
     };
     const plot = new uPlot(opts, dataRef.current, box);
     plotRef.current = plot;
-    const ro = new ResizeObserver(() => {
-      const w = box.clientWidth;
-      if (w > 0 && Math.abs(w - plot.width) > 1) plot.setSize({ width: w, height });
-    });
-    ro.observe(box);
+    const stopFollowing = followWidth(plot, box, height);
     return () => {
-      ro.disconnect();
+      stopFollowing();
       plot.destroy();
       plotRef.current = null;
     };
