@@ -45,3 +45,5 @@ export { resolveAdaptiveConfig, type AdaptiveConfig } from './config.js';
 export { RedisRouteBucketStore, DEFAULT_ROUTE_SYNC_MS, type RedisRouteBucketStoreOptions } from './redis-route-bucket-store.js';
 // The wiring (imports the host, balancer and breaker; the classes above do not).
 export { adaptiveModule, type AdaptiveService } from './module.js';
+// Host-supplied sources (server.workers: src/cluster).
+export { createAdaptiveModule, routeSource, backendSource, type AdaptiveModuleOptions } from './module.js';

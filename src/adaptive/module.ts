@@ -19,6 +19,7 @@ import { BreakerTuning } from './breaker-tuning.js';
 import { resolveAdaptiveConfig } from './config.js';
 import { RedisRouteBucketStore } from './redis-route-bucket-store.js';
 import { AdaptiveRouteLimiter, type LimitChange, type RouteLimit } from './route-limit.js';
+import type { RouteBucketStore } from './route-bucket-store.js';
 import type { BackendBaselineSource, RouteBaselineSource } from './sources.js';
 
 /** Baselines are re-read at most this often (ms), and at least every analyzer run. */
@@ -29,7 +30,42 @@ export interface AdaptiveService extends AdaptiveReadout {
   /** Extra fields of a route's /analytics/routes entry, or null when the route has no adaptive limit. */
   routeInfo(route: string): Record<string, unknown> | null;
   degradedReasons(): string[];
+  /** Re-reads every route's and backend's baseline now (limit changes are announced at once). */
+  refresh(): void;
 }
+
+// --- host-supplied sources (server.workers, src/cluster) ---
+/**
+ * For a host where analytics lives elsewhere (a cluster worker: the primary pushes the baselines)
+ * or where the decisions are made elsewhere (the cluster primary: counts come from the records).
+ * Without options the module reads the `analytics` service, as in one process.
+ */
+export interface AdaptiveModuleOptions {
+  /** Baselines instead of the `analytics` service; `onUpdate` re-reads the route limits at once. */
+  baselines?: { routes: RouteBaselineSource; backends: BackendBaselineSource; onUpdate?(listener: () => void): () => void };
+  /** The route buckets (when `cluster.redis_url` is not set; Redis wins otherwise). */
+  routeStore?: RouteBucketStore;
+  /** Log and publish limit changes (default true; false where another process announces them). */
+  announce?: boolean;
+  /** Decisions and refusals counted elsewhere (the primary, from the workers' records) for /analytics/routes. */
+  routeCounts?: (route: string) => { decisions: number; refusals: number } | null;
+}
+
+/** Options of hosts built by createAdaptiveModule (a derived host object carries them). */
+const HOST_OPTIONS = new WeakMap<Host, AdaptiveModuleOptions>();
+
+/** The adaptive module with host-supplied sources (see AdaptiveModuleOptions). */
+export function createAdaptiveModule(opts: AdaptiveModuleOptions): ModuleSpec {
+  return {
+    ...adaptiveModule,
+    build(host) {
+      const derived = Object.create(host) as Host;
+      HOST_OPTIONS.set(derived, opts);
+      return adaptiveModule.build(derived);
+    },
+  };
+}
+// --- end host-supplied sources ---
 
 export const adaptiveModule: ModuleSpec = {
   name: 'adaptive',
@@ -38,11 +74,13 @@ export const adaptiveModule: ModuleSpec = {
   build(host) {
     const cfg = host.config.current;
     const ac = resolveAdaptiveConfig(cfg);
-    const analytics = host.services.need('analytics');
+    const opts = HOST_OPTIONS.get(host) ?? {};
     const metrics = host.services.get('metrics');
     const refreshMs = Math.min(cfg.analytics.analyzer_interval, MAX_REFRESH_MS);
-    const routeBaselines = routeSource(analytics, cfg.analytics.bucket_interval);
-    const backendBaselines = backendSource(analytics);
+    const analytics = opts.baselines === undefined ? host.services.need('analytics') : null;
+    const routeBaselines = opts.baselines?.routes ?? routeSource(analytics!, cfg.analytics.bucket_interval);
+    const backendBaselines = opts.baselines?.backends ?? backendSource(analytics!);
+    const announce = opts.announce ?? true;
     const onBaselineError = (err: unknown) => host.logger.warn({ err: (err as Error)?.message }, 'adaptive: reading a baseline failed; keeping the previous one');
 
     // --- 1-4. the adaptive route limit ---
@@ -77,9 +115,10 @@ export const adaptiveModule: ModuleSpec = {
           previous: carried.limiter,
           baselines: routeBaselines,
           clock: host.clock,
-          store: redisStore ?? undefined,
+          store: redisStore ?? opts.routeStore,
           refreshIntervalMs: refreshMs,
           onLimitChange: (change: LimitChange) => {
+            if (!announce) return;
             host.logger.info({ route: change.route, previous: change.previous, limit: change.limit, baseline: change.baselinePerMin, multiplier: change.multiplier }, change.message);
             host.notices.publish('adaptive', change);
           },
@@ -126,18 +165,28 @@ export const adaptiveModule: ModuleSpec = {
         const r = limiter?.forRoute(route);
         if (r === undefined || r === null) return null;
         const s = r.stats();
+        const counted = opts.routeCounts?.(route) ?? null;
+        const refusals = counted === null ? s.refusals : counted.refusals;
         return {
           adaptive_mode: s.mode,
           adaptive_baseline: s.baselinePerMin === null ? null : Math.round(s.baselinePerMin * 100) / 100,
-          adaptive_refusals: s.mode === 'enforce' ? s.refusals : 0,
-          shadow_refusals: s.mode === 'shadow' ? s.refusals : 0,
-          adaptive_decisions: s.decisions,
+          adaptive_refusals: s.mode === 'enforce' ? refusals : 0,
+          shadow_refusals: s.mode === 'shadow' ? refusals : 0,
+          adaptive_decisions: counted === null ? s.decisions : counted.decisions,
           fair_share: s.fairSharePerMin === null ? null : Math.round(s.fairSharePerMin),
           active_clients: s.activeClients,
         };
       },
+      refresh() {
+        limiter?.refresh();
+        tuning?.refresh();
+      },
     };
     host.provide('adaptive', service);
+    if (opts.baselines?.onUpdate !== undefined) {
+      // Pushed baselines apply at once (limits, breaker thresholds); weights at their rebalance.
+      offs.push(opts.baselines.onUpdate(() => service.refresh()));
+    }
     metrics?.setWeightSource((url) => service.backendWeight(url));
 
     return {
@@ -211,7 +260,8 @@ function adaptiveLimitStage(routes: ReadonlyMap<CompiledRoute, RouteEntry>) {
   };
 }
 
-function routeSource(analytics: Analytics, widthMs: number): RouteBaselineSource {
+/** The analytics baselines as the adaptive layer reads them (the cluster primary pushes these to workers). */
+export function routeSource(analytics: Analytics, widthMs: number): RouteBaselineSource {
   return {
     baseline(route) {
       const b = analytics.routeBaseline(route);
@@ -221,7 +271,7 @@ function routeSource(analytics: Analytics, widthMs: number): RouteBaselineSource
   };
 }
 
-function backendSource(analytics: Analytics): BackendBaselineSource {
+export function backendSource(analytics: Analytics): BackendBaselineSource {
   return {
     backend(url) {
       const b = analytics.backendBaseline(url);

@@ -12,11 +12,14 @@ import { runWorker, type WorkerOptions } from './worker.js';
 export { LeaseLedger, type LeaseLedgerOptions } from './lease-ledger.js';
 export { LeaseStore, MAX_LEASE, type LeaseStoreOptions } from './ipc-store.js';
 export { RecordBatcher } from './record-batcher.js';
+export { RouteLedger, type RouteLedgerOptions } from './route-ledger.js';
+export { RouteLeaseStore, MAX_ROUTE_LEASE, type RouteLeaseStoreOptions } from './route-lease-store.js';
+export { BaselineFeed, collectBaselines } from './baselines.js';
 export { runPrimary, type ClusterPrimary, type PrimaryOptions } from './primary.js';
 export { runWorker, type WorkerOptions } from './worker.js';
 export { workerModules, PRIMARY_ONLY } from './worker-modules.js';
 export type { ClusterRole, EmbeddedGateway, EmbeddedGatewayOptions, GatewayFactory } from './embed.js';
-export type { LeaseAsk, LeaseGrant, LeaseSettle, PrimaryToWorker, WorkerToPrimary } from './messages.js';
+export type { BaselinesMessage, LeaseAsk, LeaseGrant, LeaseSettle, PrimaryToWorker, RouteAsk, RouteGrant, WorkerToPrimary } from './messages.js';
 
 /** Worker processes for `server.workers` (`auto` = the cores this process may use). */
 export function resolveWorkers(value: number | 'auto'): number {

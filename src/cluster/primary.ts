@@ -14,8 +14,14 @@ import type { Logger } from '../logging/index.js';
 import { MODULES } from '../modules.js';
 import { relayAdmission } from './admin-relay.js';
 import type { GatewayFactory } from './embed.js';
+import { backendSource, createAdaptiveModule, routeSource } from '../adaptive/module.js';
+import type { CompletionRecord } from '../events/index.js';
+import type { Host } from '../host.js';
+import type { CounterCell } from '../metrics/cells.js';
+import { collectBaselines } from './baselines.js';
 import { LeaseLedger } from './lease-ledger.js';
-import { ENV_ADMIN_PORT, ENV_RELAY_SECRET, type PrimaryToWorker, type WorkerToPrimary } from './messages.js';
+import { RouteLedger } from './route-ledger.js';
+import { ENV_ADMIN_PORT, ENV_RELAY_SECRET, type BaselinesMessage, type PrimaryToWorker, type WorkerToPrimary } from './messages.js';
 
 export interface PrimaryOptions {
   config: Config;
@@ -63,6 +69,34 @@ export async function runPrimary(opts: PrimaryOptions): Promise<ClusterPrimary> 
   const broadcast = (msg: PrimaryToWorker): void => {
     for (const w of live) trySend(w, msg);
   };
+  const adaptiveTally = new AdaptiveTally();
+  /** The baselines last sent to the workers (a worker that says hello gets them). */
+  let lastBaselines: BaselinesMessage | null = null;
+  /**
+   * After each analysis (checked every second: the analyzer runs at most that often) the workers get
+   * the baselines the adaptive layer reads, when they changed; the primary's own adaptive module
+   * re-reads them too, so limit changes are announced once, here.
+   */
+  function pushBaselines(host: Host): () => void {
+    let last = '';
+    const tick = (): void => {
+      // Looked up each time: a reload rebuilds analytics and the adaptive module (this module is kept).
+      const analytics = host.services.get('analytics');
+      if (analytics === undefined) return;
+      const width = host.config.current.analytics.bucket_interval;
+      const routes = host.topology.routes.map((r) => r.prefix);
+      const msg = collectBaselines(routeSource(analytics, width), backendSource(analytics), routes, [...host.topology.backends()].map((b) => b.url));
+      const json = JSON.stringify(msg);
+      if (json === last) return;
+      last = json;
+      lastBaselines = msg;
+      broadcast(msg);
+      (host.services.get('adaptive') as { refresh?: () => void } | undefined)?.refresh?.();
+    };
+    const timer = setInterval(tick, 1_000);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
   const gateway = opts.createGateway(config, {
     logger,
     configFile: opts.configFile,
@@ -70,7 +104,10 @@ export async function runPrimary(opts: PrimaryOptions): Promise<ClusterPrimary> 
     echoProcessOutput: true,
     // Workers write their own access log lines; the primary would repeat them.
     modules: [
-      ...MODULES.filter((m) => m.name !== 'access-log'),
+      ...MODULES.filter((m) => m.name !== 'access-log').map((m) =>
+        // The workers decide; the primary counts their adaptive decisions from the records.
+        m.name === 'adaptive' ? { ...createAdaptiveModule({ routeCounts: (r) => adaptiveTally.counts(r) }), enabled: m.enabled } : m,
+      ),
       {
         // Kept across reloads (it has a reload hook): one set of subscriptions for the primary's life.
         name: 'cluster-primary',
@@ -78,7 +115,11 @@ export async function runPrimary(opts: PrimaryOptions): Promise<ClusterPrimary> 
           const off = [
             host.topology.onAttached((b, route) => onAttached(route.prefix, b.url)),
             host.services.need('health').onChange((b, healthy) => broadcast({ t: 'health', states: [[b.url, healthy]] })),
+            host.bus.subscribe(adaptiveTally.onRecord),
           ];
+          adaptiveTally.bind(host);
+          const stopBaselines = pushBaselines(host);
+          off.push(stopBaselines);
           return {
             close: () => off.forEach((f) => f()),
             // A reload took effect here (SIGHUP, --watch, the dashboard's button): the workers read the same file.
@@ -105,6 +146,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<ClusterPrimary> 
     },
   });
   const ledger = new LeaseLedger({ clock: gateway.clock, holders: () => Math.max(1, live.size), maxBuckets: config.ratelimit?.max_buckets });
+  const routeLedger = new RouteLedger({ clock: gateway.clock, holders: () => Math.max(1, live.size) });
   const sweep = setInterval(() => ledger.sweep(), 10_000);
   sweep.unref();
 
@@ -131,6 +173,12 @@ export async function runPrimary(opts: PrimaryOptions): Promise<ClusterPrimary> 
       case 'settle':
         for (const s of msg.items) ledger.settle(w.id, s);
         return;
+      case 'route-lease':
+        trySend(w, { t: 'route-leased', grants: msg.asks.map((a) => routeLedger.grant(w.id, a)) });
+        return;
+      case 'route-settle':
+        for (const s of msg.items) routeLedger.settle(w.id, s);
+        return;
       case 'store-errors':
         for (const [op, n] of msg.counts) for (let i = 0; i < n; i++) gateway.metrics.storeError('redis', op);
         return;
@@ -140,6 +188,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<ClusterPrimary> 
       case 'hello':
         if (attached.length > 0) trySend(w, { t: 'attach', items: attached });
         trySend(w, { t: 'health', states: healthStates() });
+        if (lastBaselines !== null) trySend(w, lastBaselines);
         return;
       case 'connect-failure': {
         const b = gateway.backends.get(msg.url);
@@ -161,6 +210,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<ClusterPrimary> 
   cluster.on('exit', (w, code, signal) => {
     live.delete(w);
     ledger.forget(w.id);
+    routeLedger.forget(w.id);
     const began = startedAt.get(w) ?? 0;
     startedAt.delete(w);
     if (stopping || !started) return;
@@ -218,9 +268,6 @@ export async function runPrimary(opts: PrimaryOptions): Promise<ClusterPrimary> 
     });
     started = true;
     logger.info({ workers: opts.workers, port, admin_port: gateway.port }, 'MicroGate cluster listening');
-    if (config.analytics.enabled) {
-      logger.warn('workers: analytics learns from every worker\'s traffic in the primary, but the adaptive layer (adaptive route limits, weighted balancing, self-tuning breakers) is not applied by the workers yet');
-    }
     opts.onListening?.(port);
   } catch (err) {
     stopping = true;
@@ -265,4 +312,46 @@ function trySend(w: Worker, msg: PrimaryToWorker): void {
   } catch {
     // The worker is going away; its exit is handled.
   }
+}
+
+/**
+ * The workers' adaptive decisions as the primary sees them (their completion records' `adaptive`
+ * verdicts): `gateway_adaptive_rejections_total` and the counts of /analytics/routes.
+ */
+class AdaptiveTally {
+  readonly #counts = new Map<string, { decisions: number; refusals: number }>();
+  readonly #cells = new Map<string, CounterCell>();
+  #host: Host | null = null;
+
+  bind(host: Host): void {
+    this.#host = host;
+    this.#cells.clear();
+  }
+
+  counts(route: string): { decisions: number; refusals: number } {
+    return this.#counts.get(route) ?? { decisions: 0, refusals: 0 };
+  }
+
+  readonly onRecord = (r: CompletionRecord): void => {
+    if (r.route === null || r.verdicts.length === 0) return;
+    for (const v of r.verdicts) {
+      if (v.policy !== 'adaptive') continue;
+      let c = this.#counts.get(r.route);
+      if (c === undefined) this.#counts.set(r.route, (c = { decisions: 0, refusals: 0 }));
+      c.decisions++;
+      if (v.verdict !== 'refuse' && v.verdict !== 'would_refuse') return;
+      c.refusals++;
+      const mode = v.mode === 'shadow' ? 'shadow' : 'enforce';
+      const key = mode + ' ' + r.route;
+      let cell = this.#cells.get(key);
+      if (cell === undefined) {
+        const metrics = this.#host?.services.get('metrics');
+        if (metrics === undefined) return;
+        cell = metrics.adaptiveRejectionCell(r.route, mode);
+        this.#cells.set(key, cell);
+      }
+      cell.value++;
+      return;
+    }
+  };
 }

@@ -5,23 +5,24 @@
  *
  * - `store` → the lease store (tokens leased from the primary), unless `cluster.redis_url` is set;
  * - `health` → a follower: it probes nothing, applies the primary's verdicts and reports connect failures;
- * - `metrics`, `processes`, `analytics`, `dashboard`, `adaptive` → left out: the primary has them, fed by the records;
+ * - `metrics`, `processes`, `analytics`, `dashboard` → left out: the primary has them, fed by the records;
+ * - `adaptive` → the same module reading the baselines the primary pushes (BaselineFeed), its route
+ *   buckets leased from the primary (RouteLeaseStore) unless in Redis; limit changes are announced by the primary;
  * - one module is added: the completion records go to the primary in batches, notices one by one.
  */
 import { timersOf, type TimerHandle } from '../clock.js';
 import { HealthChecker } from '../health/index.js';
 import type { Host, ModuleSpec, ServiceDirectory, Services } from '../host.js';
 import type { Backend } from '../balancer/index.js';
+import { createAdaptiveModule } from '../adaptive/module.js';
+import type { BaselineFeed } from './baselines.js';
 import type { LeaseStore } from './ipc-store.js';
+import type { RouteLeaseStore } from './route-lease-store.js';
 import type { PrimaryToWorker, WorkerToPrimary } from './messages.js';
 import { RecordBatcher } from './record-batcher.js';
 
-/**
- * Modules that exist once, in the primary. `adaptive` (the layer acting on analytics baselines:
- * adaptive route limits, weighted balancing, self-tuning breakers) needs the `analytics` service,
- * which lives in the primary; workers do not apply it yet (the primary logs so at start).
- */
-export const PRIMARY_ONLY = new Set(['metrics', 'processes', 'analytics', 'dashboard', 'adaptive']);
+/** Modules that exist once, in the primary. */
+export const PRIMARY_ONLY = new Set(['metrics', 'processes', 'analytics', 'dashboard']);
 
 export interface WorkerWiring {
   send: (msg: WorkerToPrimary) => void;
@@ -31,6 +32,10 @@ export interface WorkerWiring {
   onMessage: (handler: (msg: PrimaryToWorker) => void) => void;
   /** The lease store, when the limits are not in Redis. */
   leaseStore: LeaseStore | null;
+  /** The baselines the primary pushes (for the adaptive module). */
+  baselines?: BaselineFeed;
+  /** The adaptive route buckets leased from the primary, when not in Redis. */
+  routeStore?: RouteLeaseStore | null;
 }
 
 export function workerModules(list: readonly ModuleSpec[], wiring: WorkerWiring): ModuleSpec[] {
@@ -39,6 +44,19 @@ export function workerModules(list: readonly ModuleSpec[], wiring: WorkerWiring)
     if (PRIMARY_ONLY.has(spec.name)) continue;
     if (spec.name === 'store') out.push(wiring.leaseStore !== null ? leaseStoreModule(wiring.leaseStore) : storeErrorsForwarded(spec, wiring));
     else if (spec.name === 'health') out.push(healthFollowerModule(wiring));
+    else if (spec.name === 'adaptive') {
+      // Without the primary's baselines there is nothing to act on: left out.
+      if (wiring.baselines === undefined) continue;
+      const feed = wiring.baselines;
+      out.push({
+        ...createAdaptiveModule({
+          baselines: { routes: feed, backends: feed, onUpdate: (l) => feed.onUpdate(l) },
+          routeStore: wiring.routeStore ?? undefined,
+          announce: false,
+        }),
+        enabled: spec.enabled,
+      });
+    }
     else out.push(spec);
   }
   out.push(recordsModule(wiring));

@@ -8,7 +8,9 @@ import type { Logger } from '../logging/index.js';
 import { MODULES } from '../modules.js';
 import { adminRelay } from './admin-relay.js';
 import type { EmbeddedGateway, GatewayFactory } from './embed.js';
+import { BaselineFeed } from './baselines.js';
 import { LeaseStore } from './ipc-store.js';
+import { RouteLeaseStore } from './route-lease-store.js';
 import { ENV_ADMIN_PORT, ENV_RELAY_SECRET, type PrimaryToWorker, type WorkerToPrimary } from './messages.js';
 import { workerModules } from './worker-modules.js';
 
@@ -49,6 +51,14 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
   };
 
   const leaseStore = config.cluster.redis_url === undefined ? new LeaseStore({ send }) : null;
+  // The adaptive layer: baselines from the primary's analytics, route buckets leased from the primary.
+  const baselines = new BaselineFeed();
+  const routeStore = config.cluster.redis_url === undefined ? new RouteLeaseStore({ send }) : null;
+  handlers.push((msg) => void baselines.receive(msg));
+  if (routeStore !== null) {
+    handlers.push((msg) => void routeStore.receive(msg));
+    routeStore.start();
+  }
   let gateway: EmbeddedGateway | null = null;
   const relay = adminRelay({ port: adminPort, secret, draining: () => gateway?.draining ?? false });
   gateway = opts.createGateway(config, {
@@ -56,11 +66,12 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
     configFile: opts.configFile,
     baseDir: opts.baseDir,
     echoProcessOutput: false,
-    modules: workerModules(MODULES, { send, sendTracked, onMessage: (h) => handlers.push(h), leaseStore }),
+    modules: workerModules(MODULES, { send, sendTracked, onMessage: (h) => handlers.push(h), leaseStore, baselines, routeStore }),
     cluster: { role: 'worker', relayAdmin: relay.handler },
   });
   const gw = gateway;
   gw.onClose(() => relay.drain());
+  if (routeStore !== null) gw.onClose(() => routeStore.close());
   if (leaseStore !== null) handlers.push((msg) => void leaseStore.receive(msg));
 
   let stopping = false;
