@@ -4,7 +4,7 @@
  * successful answer sets, one bounded PING at a time to find Redis again, and error reports to a
  * hook that must never break the caller. What is sent over the connection is the owner's business.
  */
-import { createClient } from 'redis';
+import type { createClient } from 'redis';
 
 export type RedisClient = ReturnType<typeof createClient>;
 
@@ -47,6 +47,8 @@ export class RedisLink {
   /** Redis answered the last command or probe; owners send only while this holds. */
   #healthy = false;
   #closed = false;
+  /** start() is loading node-redis (a second start() meanwhile does nothing). */
+  #loading = false;
   #probing: Promise<void> | null = null;
   #probeTimer: NodeJS.Timeout | null = null;
 
@@ -83,9 +85,18 @@ export class RedisLink {
    * or was closed meanwhile (nothing more to set up).
    */
   async start(): Promise<boolean> {
-    if (this.#client !== null || this.#closed) return false;
+    if (this.#client !== null || this.#closed || this.#loading) return false;
+    // node-redis is loaded on first use: a gateway without cluster.redis_url never pays its ~15 MB.
+    this.#loading = true;
+    let create: typeof createClient;
+    try {
+      create = (await import('redis')).createClient;
+    } finally {
+      this.#loading = false;
+    }
+    if (this.#closed) return false;
     const opts = this.#opts;
-    const client = createClient({
+    const client = create({
       url: opts.url,
       disableOfflineQueue: true,
       ...(opts.queueMax !== undefined ? { commandsQueueMaxLength: opts.queueMax } : {}),
