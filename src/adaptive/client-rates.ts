@@ -6,6 +6,15 @@
 
 /** Default time constant of the per-client rate estimate (ms). See docs/decisions.md "Adaptive limits". */
 export const CLIENT_RATE_TAU_MS = 30_000;
+/**
+ * Time constant of the fast estimate (ms) and how many recent requests it needs before it counts.
+ * The 30 s estimate lags a client that starts flooding (it reads ~2/min per request), so such a
+ * client would look fair — and borrow the route's debt away from the steady clients — for its first
+ * thousand requests. The fast estimate catches a flood within a few dozen requests and is ignored
+ * for clients that never send FAST_MIN_COUNT requests in about a second.
+ */
+export const CLIENT_RATE_FAST_TAU_MS = 1_000;
+const FAST_MIN_COUNT = 20;
 /** A client seen within this long counts as active (ms). */
 export const ACTIVE_WINDOW_MS = 60_000;
 /** Default bound on the clients tracked per route; the least recently seen one is evicted. */
@@ -24,6 +33,8 @@ export class ClientRates {
   readonly #index = new Map<string, number>();
   #keys: (string | undefined)[] = [];
   #count: Float64Array;
+  /** The same count on the fast time constant. */
+  #fast: Float64Array;
   #stamp: Float64Array;
   #prev: Int32Array;
   #next: Int32Array;
@@ -34,7 +45,11 @@ export class ClientRates {
   /** Requests per minute per unit of `s`. */
   readonly #perMin: number;
 
-  constructor(opts: { tauMs?: number; maxClients?: number } = {}) {
+  /** Whether the fast estimate is on (the default; tests of the slow arithmetic turn it off). */
+  readonly #useFast: boolean;
+
+  constructor(opts: { tauMs?: number; maxClients?: number; fast?: boolean } = {}) {
+    this.#useFast = opts.fast ?? true;
     const tau = opts.tauMs ?? CLIENT_RATE_TAU_MS;
     const max = opts.maxClients ?? DEFAULT_MAX_CLIENTS;
     if (!(tau > 0)) throw new RangeError(`ClientRates: tauMs must be > 0 (got ${tau})`);
@@ -44,6 +59,7 @@ export class ClientRates {
     this.#perMin = 60_000 / tau;
     const n = Math.min(INITIAL_SLOTS, max);
     this.#count = new Float64Array(n);
+    this.#fast = new Float64Array(n);
     this.#stamp = new Float64Array(n);
     this.#prev = new Int32Array(n);
     this.#next = new Int32Array(n);
@@ -64,11 +80,14 @@ export class ClientRates {
     if (i === undefined) {
       i = this.#allocate(key);
       this.#count[i] = 1;
+      this.#fast[i] = 1;
     } else {
       const dt = now - this.#stamp[i]!;
       const s = dt > 0 ? this.#count[i]! * Math.exp(-dt / this.#tauMs) : this.#count[i]!;
-      before = s * this.#perMin;
+      const f = dt > 0 ? this.#fast[i]! * Math.exp(-dt / CLIENT_RATE_FAST_TAU_MS) : this.#fast[i]!;
+      before = this.#useFast ? estimate(s * this.#perMin, f) : s * this.#perMin;
       this.#count[i] = s + 1;
+      this.#fast[i] = f + 1;
       if (i !== this.#tail) {
         this.#unlink(i);
         this.#append(i);
@@ -82,8 +101,15 @@ export class ClientRates {
   rate(key: string, now: number): number {
     const i = this.#index.get(key);
     if (i === undefined) return 0;
+    return this.#rateAt(i, now);
+  }
+
+  /** Slot i's rate (requests/min) at `now`: the 30 s estimate, or the fast one while it says more. */
+  #rateAt(i: number, now: number): number {
     const dt = now - this.#stamp[i]!;
-    return (dt > 0 ? this.#count[i]! * Math.exp(-dt / this.#tauMs) : this.#count[i]!) * this.#perMin;
+    if (!this.#useFast) return (dt > 0 ? this.#count[i]! * Math.exp(-dt / this.#tauMs) : this.#count[i]!) * this.#perMin;
+    if (dt <= 0) return estimate(this.#count[i]! * this.#perMin, this.#fast[i]!);
+    return estimate(this.#count[i]! * Math.exp(-dt / this.#tauMs) * this.#perMin, this.#fast[i]! * Math.exp(-dt / CLIENT_RATE_FAST_TAU_MS));
   }
 
   /**
@@ -100,9 +126,8 @@ export class ClientRates {
     let total = 0;
     let m = 0;
     for (let i = this.#head; i !== NONE; i = this.#next[i]!) {
-      const dt = now - this.#stamp[i]!;
-      const r = (dt > 0 ? this.#count[i]! * Math.exp(-dt / this.#tauMs) : this.#count[i]!) * this.#perMin;
-      if (dt < ACTIVE_WINDOW_MS) active++;
+      const r = this.#rateAt(i, now);
+      if (now - this.#stamp[i]! < ACTIVE_WINDOW_MS) active++;
       total += r;
       rates[m++] = r;
     }
@@ -142,6 +167,7 @@ export class ClientRates {
       return b;
     };
     this.#count = grow(this.#count, (k) => new Float64Array(k));
+    this.#fast = grow(this.#fast, (k) => new Float64Array(k));
     this.#stamp = grow(this.#stamp, (k) => new Float64Array(k));
     this.#prev = grow(this.#prev, (k) => new Int32Array(k));
     this.#next = grow(this.#next, (k) => new Int32Array(k));
@@ -163,4 +189,11 @@ export class ClientRates {
     else this.#next[this.#tail] = i;
     this.#tail = i;
   }
+}
+
+/** The rate to judge a client by: the slow estimate, or the fast one once it holds enough requests and says more. */
+function estimate(slowPerMin: number, fastCount: number): number {
+  if (fastCount < FAST_MIN_COUNT) return slowPerMin;
+  const fastPerMin = (fastCount * 60_000) / CLIENT_RATE_FAST_TAU_MS;
+  return fastPerMin > slowPerMin ? fastPerMin : slowPerMin;
 }

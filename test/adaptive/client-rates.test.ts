@@ -31,7 +31,8 @@ describe('client rates', () => {
   });
 
   it('computes the max-min fair share: light clients keep their rate, heavy ones split the rest', () => {
-    const rates = new ClientRates({ tauMs: 60_000 });
+    // The slow estimate's arithmetic (requests put at one instant would read as a flood to the fast one).
+    const rates = new ClientRates({ tauMs: 60_000, fast: false });
     // Build exact rates: s = rate × τ / 60 000 requests at one instant.
     const put = (key: string, perMin: number) => {
       for (let i = 0; i < perMin; i++) rates.observe(key, 0);
@@ -47,6 +48,20 @@ describe('client rates', () => {
     assert.ok(Math.abs(fs.totalRate - 930) < 1e-9);
     assert.ok(fs.fairShare >= 130 / 4);
     assert.equal(rates.fairShare(1000, 0).fairShare, Infinity);
+  });
+
+  it('judges a client that starts flooding by its fast rate within a few dozen requests, and a steady one by its 30 s rate', () => {
+    const rates = new ClientRates();
+    // A steady client: one request every 250 ms for a minute (240/min).
+    let t = 0;
+    for (; t < 60_000; t += 250) rates.observe('steady', t);
+    const steady = rates.rate('steady', t);
+    assert.ok(steady > 180 && steady < 300, `steady ${steady}/min`);
+    // A new client sending a request every millisecond (60 000/min): 40 requests in.
+    for (let i = 0; i < 40; i++) rates.observe('flood', t + i);
+    const flood = rates.rate('flood', t + 40);
+    assert.ok(flood >= 1_500, `after 40 requests the flood reads ${flood}/min (the 30 s estimate alone: ~80/min)`);
+    assert.ok(rates.rate('steady', t + 40) < 300, 'the steady client is not lifted by it');
   });
 
   it('is bounded: the least recently seen client makes room', () => {
