@@ -207,6 +207,8 @@ export class RouteLimit {
   #decisions = 0;
   #overShare = 0;
   #exhausted = 0;
+  /** Refusals counted when the limit was last set: more since then means the route was shedding. */
+  #refusalsAtApply = 0;
   #borrowed = 0;
 
   /** @internal Built by AdaptiveRouteLimiter. */
@@ -302,7 +304,12 @@ export class RouteLimit {
       this.#baseline = b === null || !Number.isFinite(b.avgRatePerMin) ? null : b.avgRatePerMin;
     } else {
       const raw = b.avgRatePerMin * s.multiplier;
-      const limit = raw < s.minLimit ? s.minLimit : raw > s.maxLimit ? s.maxLimit : raw;
+      let limit = raw < s.minLimit ? s.minLimit : raw > s.maxLimit ? s.maxLimit : raw;
+      // While it refuses, the admitted traffic is the limit's own output, not demand: learning it would
+      // let a flood ratchet the limit up (L = 2 × a baseline that climbs toward L). Hold; falling is fine.
+      const refusals = this.#overShare + this.#exhausted;
+      if (this.#mode === 'enforce' && this.#limit !== null && refusals > this.#refusalsAtApply && limit > this.#limit) limit = this.#limit;
+      this.#refusalsAtApply = refusals;
       this.#limit = limit;
       this.#baseline = b.avgRatePerMin;
       this.#ratePerSec = limit / 60;

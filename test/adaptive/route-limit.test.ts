@@ -51,6 +51,26 @@ describe('adaptive route limit', () => {
     assert.equal(s.limiter.decide('/unknown', 'c'), null);
   });
 
+  it('does not raise its limit while it is refusing: a flood cannot ratchet the limit up through the traffic it let through', () => {
+    const s = setup(); // L = 1200/min
+    s.route.refresh();
+    assert.equal(s.route.limit, 1200);
+    for (let i = 0; i < 1000; i++) s.route.decide('flooder'); // drains the bucket: refusals
+    assert.ok(s.route.stats().refusals > 0);
+    // The baseline climbs with the admitted part of the flood: the limit holds.
+    s.set({ avgRatePerMin: 1100, dataMs: 2 * HOUR });
+    s.route.refresh();
+    assert.equal(s.route.limit, 1200);
+    // It may still fall while refusing.
+    s.set({ avgRatePerMin: 500, dataMs: 2 * HOUR });
+    s.route.refresh();
+    assert.equal(s.route.limit, 1000);
+    // Once a refresh passes without a refusal, it follows the baseline up again.
+    s.set({ avgRatePerMin: 900, dataMs: 2 * HOUR });
+    s.route.refresh();
+    assert.equal(s.route.limit, 1800);
+  });
+
   it('allows a burst of `burst` worth of the limit, then refills at L/60 per second', () => {
     const s = setup(); // L = 1200/min = 20/s, burst 10 s = 200 tokens
     let admitted = 0;
