@@ -100,3 +100,25 @@ export class ManualClock implements TimerClock {
     if (target > this.#now) this.#now = target;
   }
 }
+
+/**
+ * Runs `fn` every `ms` on `clock`'s timers (a ManualClock drives it in simulated time); returns the
+ * function that stops it. Each run is scheduled when the previous one was, so a slow `fn` (async,
+ * not awaited) never stacks timers.
+ */
+export function every(clock: Clock, ms: number, fn: () => unknown): () => void {
+  const timers = timersOf(clock);
+  let handle: TimerHandle | null = null;
+  let stopped = false;
+  const tick = (): void => {
+    if (stopped) return;
+    handle = timers.setTimeout(tick, ms);
+    fn();
+  };
+  handle = timers.setTimeout(tick, ms);
+  return () => {
+    stopped = true;
+    if (handle !== null) timers.clearTimeout(handle);
+    handle = null;
+  };
+}

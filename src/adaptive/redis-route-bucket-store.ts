@@ -9,7 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { systemClock, type Clock } from '../clock.js';
+import { every, systemClock, type Clock } from '../clock.js';
 import { RedisLink, type RedisClient } from '../store/index.js';
 import { peekBucket, RouteBucket, takeFromBucket, type RouteBucketStore, type RouteTake } from './route-bucket-store.js';
 
@@ -58,7 +58,7 @@ export class RedisRouteBucketStore implements RouteBucketStore {
   readonly #sha: string;
   /** Healthy while the last sync got through; syncs (not a probe) find Redis again. */
   readonly #link: RedisLink;
-  #timer: NodeJS.Timeout | null = null;
+  #stopSync: (() => void) | null = null;
   #syncing = false;
 
   constructor(opts: RedisRouteBucketStoreOptions) {
@@ -85,14 +85,13 @@ export class RedisRouteBucketStore implements RouteBucketStore {
 
   async start(): Promise<void> {
     if (!(await this.#link.start())) return;
-    this.#timer = setInterval(() => void this.sync(), this.#opts.syncMs ?? DEFAULT_ROUTE_SYNC_MS);
-    this.#timer.unref();
+    this.#stopSync = every(this.#clock, this.#opts.syncMs ?? DEFAULT_ROUTE_SYNC_MS, () => void this.sync());
     await this.sync();
   }
 
   async close(): Promise<void> {
-    if (this.#timer !== null) clearInterval(this.#timer);
-    this.#timer = null;
+    this.#stopSync?.();
+    this.#stopSync = null;
     this.#link.close();
   }
 

@@ -10,7 +10,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import type { Clock } from '../clock.js';
+import { every, type Clock } from '../clock.js';
 import type { AnalyticsConfig } from '../config/index.js';
 import type { CompletionRecord, Decision } from '../events/index.js';
 import { Analyzer, routeOfSeries, type Anomaly, type SeriesBaseline } from './analyzer.js';
@@ -219,7 +219,7 @@ export function createAnalytics(opts: AnalyticsOptions): Analytics {
   let generation = 0;
   let started = false;
   let closed = false;
-  const timers: NodeJS.Timeout[] = [];
+  const timers: (() => void)[] = [];
   let analyzing: Promise<void> = Promise.resolve();
   let snapshotting: Promise<void> = Promise.resolve();
   let publishing: Promise<void> = Promise.resolve();
@@ -412,19 +412,15 @@ export function createAnalytics(opts: AnalyticsOptions): Analytics {
     if (closed) return;
     await analyze();
     if (!timersOn || closed) return;
-    const every = (ms: number, fn: () => unknown) => {
-      const t = setInterval(fn, ms);
-      t.unref();
-      timers.push(t);
-    };
-    every(cfg.analyzer_interval, () => void analyze());
-    if (persist) every(SNAPSHOT_INTERVAL_MS, () => void snapshot());
-    if (cluster !== null) every(publishEveryMs, () => void publish());
+    // On the injected clock: a ManualClock drives analyses, snapshots and publishes in simulated time.
+    timers.push(every(clock, cfg.analyzer_interval, () => void analyze()));
+    if (persist) timers.push(every(clock, SNAPSHOT_INTERVAL_MS, () => void snapshot()));
+    if (cluster !== null) timers.push(every(clock, publishEveryMs, () => void publish()));
   }
 
   async function close(): Promise<void> {
     if (closed) return;
-    for (const t of timers.splice(0)) clearInterval(t);
+    for (const stop of timers.splice(0)) stop();
     if (started) {
       await analyzing;
       if (cluster !== null) await publish();

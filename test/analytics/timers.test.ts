@@ -46,3 +46,22 @@ it('reports a spike within 3 s of its one-second bucket ending, with the analyze
   assert.equal(anomaly.timestamp, new Date(bucketEnd - 1000).toISOString());
   assert.ok(at <= deadline, `reported ${at - bucketEnd} ms after the bucket ended`);
 });
+
+it('runs its analyses on the injected clock: each analyzer_interval of simulated time, none in between', async () => {
+  const { harness, requestAt: at } = await import('./helpers.js');
+  const h = harness({ yaml: 'bucket_interval: 1s\nanalyzer_interval: 5s\nwindow: 30s\nretention: 10m\n', timers: true });
+  await h.analytics.start();
+  try {
+    const t0 = h.clock.now();
+    // 20 s of steady traffic, 10 requests a second, then let the clock reach the next analyses.
+    for (let s = 0; s < 20; s++) {
+      for (let i = 0; i < 10; i++) h.analytics.record(at(t0 + s * 1_000 + i * 100 + 50));
+      h.clock.advance(1_000);
+      await new Promise((r) => setImmediate(r));
+    }
+    const learned = h.analytics.routeBaseline('/api');
+    assert.ok(learned !== undefined && learned.sampleSize >= 10, `analyses ran on simulated time: ${JSON.stringify(learned)}`);
+  } finally {
+    await h.analytics.close();
+  }
+});
