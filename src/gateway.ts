@@ -29,6 +29,7 @@ import type { RateLimitStore } from './store/index.js';
 import { planReload, reloadCounter, type ReloadFailure, type ReloadOutcome, type ReloadSuccess } from './reload/index.js';
 import type { Counter } from 'prom-client';
 import { upgradeResponse, upgradesFor } from './proxy/index.js';
+import { releaseYoungGeneration } from './young-generation.js';
 import { AdminGuard, createHttpServer, isRebound, isDashboardUi, sendError, SESSION_PATH, type SessionOutcome } from './server/index.js';
 
 export type { AdminHandler } from './host.js';
@@ -602,6 +603,8 @@ export class Gateway {
     });
     server.on('error', (err) => this.logger.error({ err }, 'server error'));
     this.logger.info({ port: this.port, routes: this.#gen.topology.routes.map((r) => r.prefix) }, 'MicroGate listening');
+    // Start-up is over: the young generation may grow under traffic again (src/young-generation.ts).
+    releaseYoungGeneration();
   }
 
   /**

@@ -1,11 +1,12 @@
 /** The Authenticator: decides who a request is from its `X-API-Key` or `Authorization: Bearer` header. */
 import type { IncomingHttpHeaders } from 'node:http';
-import { errors, type JWTPayload } from 'jose';
+import type { JWTPayload } from 'jose';
 import { systemClock, type Clock } from '../clock.js';
 import type { AuthConfig } from '../config/index.js';
 import { GatewayError, type ErrorCode } from '../errors.js';
 import { ApiKeyStore } from './api-key.js';
 import { bearerToken, isBearerScheme } from './compact-jws.js';
+import { joseIfLoaded, loadJose } from './jose.js';
 import { RemoteKeySet } from './jwks.js';
 import { AuthConfigError, JwtVerifier } from './jwt.js';
 
@@ -150,6 +151,8 @@ class GatewayAuthenticator implements Authenticator {
   }
 
   async start(): Promise<void> {
+    // jose is loaded here, before the gateway listens, so no request waits for the import.
+    if (this.#jwt !== undefined) await loadJose();
     await this.#remote?.warm();
   }
 
@@ -167,7 +170,8 @@ async function verifyToken(jwt: JwtVerifier, token: string, onVerified: (result:
   try {
     claims = await jwt.verify(token);
   } catch (err) {
-    if (err instanceof errors.JWTExpired) return failure('token_expired', CHALLENGE_EXPIRED, err.code);
+    const errors = joseIfLoaded()?.errors;
+    if (errors !== undefined && err instanceof errors.JWTExpired) return failure('token_expired', CHALLENGE_EXPIRED, err.code);
     return failure('invalid_token', CHALLENGE_INVALID_TOKEN, reasonOf(err));
   }
   const result: AuthResult = { ok: true, consumer: consumerOf(claims), method: 'jwt' };
@@ -185,6 +189,8 @@ function consumerOf(claims: JWTPayload): string {
  * claim check, the claim name. Never the error message, which for claims may quote the payload.
  */
 function reasonOf(err: unknown): string {
+  const errors = joseIfLoaded()?.errors;
+  if (errors === undefined) return err instanceof Error ? err.name : 'unknown';
   if (err instanceof errors.JWTClaimValidationFailed) return `${err.code}:${err.claim}`;
   if (err instanceof errors.JOSEError) return err.code;
   return err instanceof Error ? err.name : 'unknown';

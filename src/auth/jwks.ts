@@ -1,5 +1,6 @@
 /** A remote JSON Web Key Set (jwks_url): jose's cached fetcher, with fetches the owner can abort. */
-import { createRemoteJWKSet, customFetch, type FlattenedJWSInput, type JWSHeaderParameters } from 'jose';
+import type { createRemoteJWKSet, FlattenedJWSInput, JWSHeaderParameters } from 'jose';
+import { loadJose } from './jose.js';
 import type { KeySetResolver } from './jwt.js';
 
 /** jose's default: after a fetch, an unknown `kid` may trigger another fetch only after this long. */
@@ -23,26 +24,40 @@ export interface RemoteKeySetOptions {
  */
 export class RemoteKeySet {
   readonly #abort = new AbortController();
-  readonly #set: ReturnType<typeof createRemoteJWKSet>;
+  readonly #url: URL;
+  readonly #opts: RemoteKeySetOptions;
+  /** jose's key set, made when jose is first loaded (jose.ts). */
+  #set: ReturnType<typeof createRemoteJWKSet> | undefined;
 
   constructor(url: string, opts: RemoteKeySetOptions) {
+    this.#url = new URL(url);
+    this.#opts = opts;
+  }
+
+  async #keySet(): Promise<ReturnType<typeof createRemoteJWKSet>> {
+    if (this.#set !== undefined) return this.#set;
+    const { createRemoteJWKSet, customFetch } = await loadJose();
     const signal = this.#abort.signal;
-    this.#set = createRemoteJWKSet(new URL(url), {
+    const opts = this.#opts;
+    return (this.#set ??= createRemoteJWKSet(this.#url, {
       cacheMaxAge: opts.cacheTtlMs,
       cooldownDuration: opts.cooldownMs ?? Math.min(DEFAULT_COOLDOWN_MS, opts.cacheTtlMs),
       timeoutDuration: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
-      [customFetch]: (resource, init) => fetch(resource, { ...init, signal: AbortSignal.any([init.signal, signal]) }),
-    });
+      [customFetch]: (resource: string, init: RequestInit & { signal: AbortSignal }) => fetch(resource, { ...init, signal: AbortSignal.any([init.signal, signal]) }),
+    }));
   }
 
   /** The resolver to hand to the verifier. */
-  readonly resolve: KeySetResolver = (header: JWSHeaderParameters, token: FlattenedJWSInput) => this.#set(header, token);
+  readonly resolve: KeySetResolver = (header: JWSHeaderParameters, token: FlattenedJWSInput) => {
+    const set = this.#set;
+    return set !== undefined ? set(header, token) : this.#keySet().then((s) => s(header, token));
+  };
 
   /** Fetches the key set now. Resolves false (never rejects) if the endpoint is unavailable: lookups retry. */
   async warm(): Promise<boolean> {
     if (this.#abort.signal.aborted) return false;
     try {
-      await this.#set.reload();
+      await (await this.#keySet()).reload();
       return true;
     } catch {
       return false;

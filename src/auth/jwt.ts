@@ -3,9 +3,10 @@
  * never choose how it is checked (no alg confusion, no `none`, no keys embedded in the token).
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { compactVerify, errors, jwtVerify, type CryptoKey, type FlattenedJWSInput, type JWSHeaderParameters, type JWTPayload } from 'jose';
+import type { CryptoKey, FlattenedJWSInput, JWSHeaderParameters, JWTPayload } from 'jose';
 import { systemClock, type Clock } from '../clock.js';
 import { isCanonicalCompactJws } from './compact-jws.js';
+import { joseIfLoaded, loadJose } from './jose.js';
 
 export const HMAC_ALGORITHMS: readonly string[] = Object.freeze(['HS256', 'HS384', 'HS512']);
 const RSA_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512'];
@@ -130,8 +131,9 @@ export class JwtVerifier {
    * (`errors.JWTExpired` for an expired token); error messages never contain the token.
    */
   async verify(token: string): Promise<JWTPayload> {
-    if (!this.acceptsShape(token)) throw new errors.JWSInvalid('not a canonical compact JWS within the size limit');
-    const { payload } = await jwtVerify(token, this.#getKey, {
+    const jose = joseIfLoaded() ?? (await loadJose());
+    if (!this.acceptsShape(token)) throw new jose.errors.JWSInvalid('not a canonical compact JWS within the size limit');
+    const { payload } = await jose.jwtVerify(token, this.#getKey, {
       algorithms: this.#algorithms,
       issuer: this.#issuer,
       audience: this.#audience,
@@ -147,8 +149,9 @@ export class JwtVerifier {
    * same checks `verify` makes before it reads the claims; used to run JWS test vectors.
    */
   async verifySignature(token: string): Promise<Uint8Array> {
-    if (!this.acceptsShape(token)) throw new errors.JWSInvalid('not a canonical compact JWS within the size limit');
-    const { payload } = await compactVerify(token, this.#getKey, { algorithms: this.#algorithms });
+    const jose = joseIfLoaded() ?? (await loadJose());
+    if (!this.acceptsShape(token)) throw new jose.errors.JWSInvalid('not a canonical compact JWS within the size limit');
+    const { payload } = await jose.compactVerify(token, this.#getKey, { algorithms: this.#algorithms });
     return payload;
   }
 

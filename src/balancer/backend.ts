@@ -1,5 +1,19 @@
 /** A backend as every part sees it: its URL, its connection pool, its health and its breaker. */
-import { Pool } from 'undici';
+import { createRequire } from 'node:module';
+import type { Pool as UndiciPool } from 'undici';
+
+/**
+ * undici's Pool and its request API alone: the package's index also loads fetch, WebSocket, the
+ * cache and mock agents and more, about 8 MB of RSS at start that the gateway never uses. undici
+ * is pinned to one version in package.json and has no `exports` map, so these paths are stable;
+ * test/gateway/lazy-loading.test.ts checks that the index is never loaded and that health checks
+ * (`pool.request`) and proxying (`pool.dispatch`) work.
+ */
+const requireUndici = createRequire(import.meta.url);
+const Pool: typeof UndiciPool = requireUndici('undici/lib/dispatcher/pool.js');
+// What undici's index does on load: put request/stream/pipeline/connect/upgrade on every dispatcher.
+const dispatcherProto = (requireUndici('undici/lib/dispatcher/dispatcher.js') as { prototype: Record<string, unknown> }).prototype;
+if (dispatcherProto.request === undefined) Object.assign(dispatcherProto, requireUndici('undici/lib/api/index.js'));
 
 /** The circuit breaker contract the balancer and proxy rely on (implemented in src/breaker). */
 export interface BreakerGate {
@@ -29,7 +43,7 @@ export class Backend {
   readonly basePath: string;
   readonly healthPath: string;
   readonly connectTimeoutMs: number;
-  readonly pool: Pool;
+  readonly pool: UndiciPool;
   /** null = not probed yet (treated as available), then true/false from health checks. */
   healthy: boolean | null = null;
   breaker: BreakerGate | null = null;

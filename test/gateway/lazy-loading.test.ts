@@ -1,0 +1,83 @@
+/**
+ * Packages a gateway may not need are loaded only when its config uses them: node-redis (~15 MB of
+ * RSS at start) only with `cluster.redis_url`, jose (~7 MB) only with JWT auth, and undici's index
+ * (fetch, WebSocket, mock agents: ~9 MB) never — the gateway loads undici's Pool alone.
+ * Each case runs a gateway in a fresh Node process with a resolve hook that reports every import of
+ * those packages by their bare names, and proxies one request so the request path is covered too.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { RedisServer, redisSkipReason } from '../helpers/redis-server.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/** Prints "loaded:<name>" when anything imports `redis`, `jose` or `undici` (the index) by name. */
+const HOOK = `import { register } from 'node:module';
+register('data:text/javascript,' + encodeURIComponent(
+  "const watched = new Set(['redis', 'jose', 'undici']);" +
+  "export async function resolve(s, c, next) { if (watched.has(s)) process.stderr.write('loaded:' + s + '\\\\n'); return next(s, c); }"));`;
+
+const JWT_SECRET = 'lazy-loading-secret-0123456789';
+
+/** Runs a gateway with `configYaml` (BACKEND is replaced by a backend's URL), proxies one request, prints what loaded. */
+function gatewayRun(configYaml: string): Promise<string> {
+  const script = `
+    import { createServer } from 'node:http';
+    import { parseConfig } from './src/config/index.ts';
+    import { createGateway } from './src/gateway.ts';
+    import { createLogger } from './src/logging/index.ts';
+    const backend = createServer((req, res) => res.end('ok')).listen(0, '127.0.0.1');
+    await new Promise((r) => backend.once('listening', r));
+    const yaml = ${JSON.stringify(configYaml)}.replace('BACKEND', 'http://127.0.0.1:' + backend.address().port);
+    const config = parseConfig(yaml, 'lazy.yml');
+    const gw = createGateway(config, { defaultMetrics: false, logger: createLogger({ level: 'silent' }) });
+    await gw.start({ port: 0, host: '127.0.0.1' });
+    const port = gw.port;
+    const res = await new Promise((resolve, reject) => {
+      const headers = { 'x-api-key': 'lazy-loading-key-1' };
+      import('node:http').then(({ get }) => get({ host: '127.0.0.1', port, path: '/x', headers }, (r) => { r.resume(); r.on('end', () => resolve(r.statusCode)); }).on('error', reject));
+    });
+    process.stderr.write('status:' + res + '\\n');
+    await gw.close();
+    backend.close();
+    process.stderr.write('done\\n');
+  `;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(HOOK)}`, '--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: ROOT,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', reject);
+    child.on('exit', () => resolve(err));
+  });
+}
+
+const ROUTE = 'routes:\n  - path: "/"\n    backend: "BACKEND"\n';
+const API_KEYS = 'auth:\n  api_keys:\n    - "lazy-loading-key-1"\n';
+
+describe('optional packages are loaded on first use', () => {
+  it('a gateway with API keys and a rate limit loads neither node-redis, jose nor undici\'s index', async () => {
+    const out = await gatewayRun(`${ROUTE}${API_KEYS}ratelimit:\n  max_tokens: 5\n  refill_rate: 1\n`);
+    assert.match(out, /status:200\ndone/, out);
+    assert.doesNotMatch(out, /loaded:/, out);
+  });
+
+  it('jose is loaded when JWT auth is configured', async () => {
+    const out = await gatewayRun(`${ROUTE}${API_KEYS}  jwt_secret: "${JWT_SECRET}"\n`);
+    assert.match(out, /status:200\ndone/, out);
+    assert.match(out, /loaded:jose/, out);
+    assert.doesNotMatch(out, /loaded:(redis|undici)/, out);
+  });
+
+  it('node-redis is loaded when cluster.redis_url is set', { skip: redisSkipReason() }, async (t) => {
+    const server = await RedisServer.start();
+    t.after(() => server.stop());
+    const out = await gatewayRun(`${ROUTE}${API_KEYS}ratelimit:\n  max_tokens: 5\n  refill_rate: 1\ncluster:\n  redis_url: ${server.url}\n`);
+    assert.match(out, /status:200\ndone/, out);
+    assert.match(out, /loaded:redis/, out);
+  });
+});
