@@ -10,7 +10,7 @@ import { ProcessError, type ProcessInfo } from '../procman/index.js';
 import { sendJson } from '../server/index.js';
 import { BodyTooLarge, fail, isCrossSite, isJson, isRebound, methodNotAllowed, readBody } from './http.js';
 import type { LiveMetrics, TrafficNumbers } from './live-metrics.js';
-import { toRequestLog, type LogQuery, type RequestLogStore } from './request-log.js';
+import type { LogQuery, RequestLogStore } from './request-log.js';
 import type { DashboardHost } from './host.js';
 import type { SseBroker } from './sse.js';
 
@@ -123,15 +123,15 @@ export function dashboardApi(deps: ApiDeps) {
     }
     const path = query.get('path');
     if (path !== null && path !== '') q.path = path;
-    sendJson(res, 200, { logs: log.search(q).map(toRequestLog) });
+    sendJson(res, 200, { logs: log.search(q) });
   }
 
   function logById(res: ServerResponse, rawId: string): void {
     const id = decodeSegment(rawId);
     if (id === null || id === '') return fail(res, 400, 'bad_request', 'Log ID required');
-    const rec = log.find(id);
-    if (rec === undefined) return fail(res, 404, 'not_found', `No request log with ID ${id}`);
-    sendJson(res, 200, toRequestLog(rec));
+    const entry = log.find(id);
+    if (entry === undefined) return fail(res, 404, 'not_found', `No request log with ID ${id}`);
+    sendJson(res, 200, entry);
   }
 
   function processLogs(res: ServerResponse, id: string, query: URLSearchParams): void {

@@ -12,7 +12,7 @@ import type { OutputLine, ProcessInfo } from '../procman/index.js';
 import type { DashboardHost } from './host.js';
 import { API_PREFIX, dashboardApi, dashboardMetrics, processView, type DashboardMetrics } from './api.js';
 import { LiveMetrics } from './live-metrics.js';
-import { RequestLogStore, toRequestLog, withoutSecrets } from './request-log.js';
+import { RequestLogStore } from './request-log.js';
 import { SseBroker, type SseStats } from './sse.js';
 import { staticUi } from './static.js';
 
@@ -56,7 +56,9 @@ export function mountDashboard(host: DashboardHost, opts: DashboardOptions = {})
   const cfg = config.dashboard;
   const logger = host.logger.child({ component: 'dashboard' });
   const distDir = opts.distDir ?? fileURLToPath(new URL('../../web/dashboard/dist/', import.meta.url));
-  const log = new RequestLogStore(cfg.log_capacity);
+  // Entries are kept for the SSE history's replay too (its request events point into the log).
+  const log = new RequestLogStore(cfg.log_capacity, cfg.sse_history);
+  const entryJson = (seq: number): string | undefined => log.json(seq);
   const live = new LiveMetrics(host.clock);
   const broker = new SseBroker({
     history: cfg.sse_history,
@@ -69,12 +71,12 @@ export function mountDashboard(host: DashboardHost, opts: DashboardOptions = {})
   // Read from the config in force: a reload that adds a process allows its command.
   const allowedCommands = { has: (command: string) => host.config.current.processes.some((p) => p.command === command) || host.config.current.admin.allowed_commands.includes(command) };
 
-  // Per request: two O(1) stores and an O(1) publish. Serialising happens later, once per event.
+  // Per request: the entry's bytes written to the log and an O(1) publish of its number; the
+  // record itself is kept by nothing. The stream sends the entry's JSON as it is in the log.
   const unsubscribeBus = host.bus.subscribe(function dashboardRecord(record: CompletionRecord): void {
-    const r = withoutSecrets(record);
-    log.push(r);
-    live.record(r.latencyMs, r.status);
-    broker.publish('request', r, toRequestLog);
+    const seq = log.push(record);
+    live.record(record.latencyMs, record.status);
+    broker.publishJson('request', seq, entryJson);
   });
 
   const unsubscribeNotices = host.notices?.subscribe((n) => broker.publish(n.event, n.data)) ?? (() => {});

@@ -1,10 +1,14 @@
 /**
- * The request log: a fixed-size ring of completion records, newest overwriting oldest. Storing
- * is O(1) and allocation-free for requests without credentials; the JSON view (`RequestLog`) is
- * built only when an entry is served or broadcast.
+ * The request log: the newest requests as the dashboard shows them, kept as JSON bytes in one
+ * off-heap ring, newest overwriting oldest. Keeping the completion records themselves (with their
+ * header objects) kept ~1,500 objects per second's worth of traffic alive long enough to be
+ * promoted, and the garbage collector paid for it on every request; writing an entry's bytes costs
+ * less and keeps nothing on the heap. Entries are parsed only when served.
  */
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { CompletionRecord, Verdict } from '../events/index.js';
-import { redactHeaders, SECRET_HEADERS } from '../events/index.js';
+import { SECRET_HEADERS } from '../events/index.js';
+import { IsoTimes, JsonBytes } from '../events/json-bytes.js';
 
 /** One request as the dashboard API and SSE `request` event show it. */
 export interface RequestLog {
@@ -36,65 +40,8 @@ export interface RequestLog {
   /** Header values, with credentials replaced by "[redacted]". */
   request_headers: Record<string, string>;
   response_headers: Record<string, string>;
-}
-
-/** Builds the JSON view of a record. Credentials are redacted (again: redaction is idempotent). */
-export function toRequestLog(r: CompletionRecord): RequestLog {
-  return {
-    id: r.id,
-    timestamp: new Date(r.time).toISOString(),
-    method: r.method,
-    path: r.path,
-    query: r.query,
-    status: r.status,
-    latency_ms: Math.round(r.latencyMs * 1000) / 1000,
-    client_ip: r.clientIp,
-    bytes_in: r.bytesIn,
-    bytes_out: r.bytesOut,
-    backend: r.backend,
-    route: r.route ?? '',
-    // undefined fields are left out of the JSON.
-    consumer: r.consumer,
-    decision: r.decision,
-    detail: r.detail,
-    verdicts: r.verdicts.length > 0 ? r.verdicts : undefined,
-    error: r.errorCode,
-    request_headers: redactHeaders(r.requestHeaders),
-    response_headers: redactHeaders(r.responseHeaders),
-  };
-}
-
-function holdsSecret(headers: object | undefined): boolean {
-  if (headers === undefined) return false;
-  for (const name of SECRET_HEADERS) {
-    const v = (headers as Record<string, unknown>)[name];
-    // The gateway redacts in place before publishing; this is the guard for any other publisher.
-    if (v !== undefined && v !== '[redacted]') return true;
-  }
-  return false;
-}
-
-/**
- * Returns the record itself when it carries no credential, otherwise a copy with its header
- * values redacted, so no secret is ever retained by the log or the SSE history. Node lower-cases
- * both request and response header names, so a few property reads decide.
- */
-export function withoutSecrets(r: CompletionRecord): CompletionRecord {
-  const reqSecret = holdsSecret(r.requestHeaders);
-  const resSecret = holdsSecret(r.responseHeaders);
-  if (!reqSecret && !resSecret) return r;
-  return {
-    ...r,
-    requestHeaders: reqSecret ? maskSecrets(r.requestHeaders) : r.requestHeaders,
-    responseHeaders: resSecret ? maskSecrets(r.responseHeaders!) : r.responseHeaders,
-  };
-}
-
-/** A shallow copy with secret values replaced (names are already lower-case). */
-function maskSecrets<T extends object>(headers: T): T {
-  const out = { ...headers } as Record<string, unknown>;
-  for (const name of SECRET_HEADERS) if (out[name] !== undefined) out[name] = '[redacted]';
-  return out as T;
+  /** Present (true) when something was left out: a field longer than MAX_FIELD_CHARS, or header values beyond MAX_ENTRY_BYTES. */
+  truncated?: true;
 }
 
 /** Filters of `GET /logs`. */
@@ -106,56 +53,220 @@ export interface LogQuery {
   path?: string;
 }
 
-export class RequestLogStore {
-  readonly capacity: number;
-  readonly #ring: (CompletionRecord | undefined)[];
-  /** Index the next record goes to. */
-  #next = 0;
-  #size = 0;
+/** The largest entry: header values beyond it are left out and the entry says `truncated`. */
+export const MAX_ENTRY_BYTES = 64 * 1024;
+/**
+ * The longest text field (id, method, path, query, client IP, consumer) an entry keeps; longer ones
+ * are cut and the entry says `truncated`. Six such fields, escaped at worst, fit in an entry.
+ */
+export const MAX_FIELD_CHARS = 1500;
+/** Ring bytes per kept entry (a typical entry is 400-1,000 bytes). */
+const BYTES_PER_ENTRY = 1536;
+const MIN_RING_BYTES = 256 * 1024;
+const MAX_RING_BYTES = 256 * 1024 * 1024;
 
-  constructor(capacity: number) {
+export class RequestLogStore {
+  /** Entries `search` serves at most (`dashboard.log_capacity`). */
+  readonly capacity: number;
+  /** Entries kept: at least `capacity`, more when the SSE history needs them for replay. */
+  readonly #slots: number;
+  readonly #ring: Buffer;
+  /** Per slot (sequence number modulo #slots): where the entry's bytes are, and its status. */
+  readonly #offset: Uint32Array;
+  readonly #length: Uint32Array;
+  readonly #status: Uint16Array;
+  /** Sequence number of the next entry, and of the oldest still kept. */
+  #next = 0;
+  #oldest = 0;
+  /** Where the next entry's bytes go. */
+  #write = 0;
+  readonly #scratch = Buffer.allocUnsafeSlow(MAX_ENTRY_BYTES);
+  readonly #w = new JsonBytes(this.#scratch);
+
+  /**
+   * @param capacity entries served by `search` (`dashboard.log_capacity`)
+   * @param keep entries kept for `json(seq)` (the SSE history's replay); at least `capacity`
+   */
+  constructor(capacity: number, keep = capacity) {
     if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`log capacity must be a positive integer (got ${capacity})`);
     this.capacity = capacity;
-    this.#ring = new Array<CompletionRecord | undefined>(capacity);
+    this.#slots = Math.max(capacity, Number.isInteger(keep) ? keep : capacity);
+    // Not zero-filled: pages are touched as entries arrive.
+    this.#ring = Buffer.allocUnsafeSlow(Math.min(MAX_RING_BYTES, Math.max(MIN_RING_BYTES, this.#slots * BYTES_PER_ENTRY)));
+    this.#offset = new Uint32Array(this.#slots);
+    this.#length = new Uint32Array(this.#slots);
+    this.#status = new Uint16Array(this.#slots);
   }
 
+  /** Entries `search` can serve now. */
   get size(): number {
-    return this.#size;
+    return Math.min(this.capacity, this.#next - this.#oldest);
   }
 
-  /** Stores a record (already stripped of secrets), evicting the oldest when full. O(1). */
-  push(record: CompletionRecord): void {
-    this.#ring[this.#next] = record;
-    this.#next = this.#next + 1 === this.capacity ? 0 : this.#next + 1;
-    if (this.#size < this.capacity) this.#size++;
+  /**
+   * Stores a request as its JSON entry, with credential header values redacted, evicting the
+   * oldest entries it needs room for. O(entry size); allocates nothing for ASCII requests.
+   * Returns the entry's sequence number (for `json`).
+   */
+  push(record: CompletionRecord): number {
+    const w = this.#w;
+    w.reset(this.#scratch, 0);
+    writeEntry(w, record);
+    const len = w.pos;
+    if (this.#write + len > this.#ring.length) this.#write = 0;
+    const start = this.#write;
+    const end = start + len;
+    // Entries lie in the ring in the order they came, so the ones in the way are the oldest.
+    while (this.#oldest < this.#next) {
+      const slot = this.#oldest % this.#slots;
+      const o = this.#offset[slot]!;
+      if (this.#next - this.#oldest < this.#slots && (o >= end || o + this.#length[slot]! <= start)) break;
+      this.#oldest++;
+    }
+    this.#scratch.copy(this.#ring, start, 0, len);
+    const seq = this.#next++;
+    const slot = seq % this.#slots;
+    this.#offset[slot] = start;
+    this.#length[slot] = len;
+    this.#status[slot] = record.status;
+    this.#write = end;
+    return seq;
   }
 
-  /** Matching records, newest first, at most `q.limit`. */
-  search(q: LogQuery): CompletionRecord[] {
-    const out: CompletionRecord[] = [];
+  /** The JSON text of entry `seq`, or undefined when it is no longer kept. */
+  json(seq: number): string | undefined {
+    if (seq < this.#oldest || seq >= this.#next) return undefined;
+    const slot = seq % this.#slots;
+    const o = this.#offset[slot]!;
+    return this.#ring.toString('utf8', o, o + this.#length[slot]!);
+  }
+
+  /** Matching entries, newest first, at most `q.limit` (of the newest `capacity`). */
+  search(q: LogQuery): RequestLog[] {
+    const out: RequestLog[] = [];
     const st = q.status;
-    for (let i = 0; i < this.#size && out.length < q.limit; i++) {
-      const r = this.#at(i);
-      if (st !== undefined && ('exact' in st ? r.status !== st.exact : Math.floor(r.status / 100) !== st.cls)) continue;
-      if (q.path !== undefined && !r.path.includes(q.path)) continue;
-      out.push(r);
+    const first = Math.max(this.#oldest, this.#next - this.capacity);
+    for (let seq = this.#next - 1; seq >= first && out.length < q.limit; seq--) {
+      const status = this.#status[seq % this.#slots]!;
+      if (st !== undefined && ('exact' in st ? status !== st.exact : Math.floor(status / 100) !== st.cls)) continue;
+      const entry = JSON.parse(this.json(seq)!) as RequestLog;
+      if (q.path !== undefined && !entry.path.includes(q.path)) continue;
+      out.push(entry);
     }
     return out;
   }
 
-  /** The newest record with this request ID (IDs repeat when clients reuse X-Request-Id). */
-  find(id: string): CompletionRecord | undefined {
-    for (let i = 0; i < this.#size; i++) {
-      const r = this.#at(i);
-      if (r.id === id) return r;
+  /** The newest entry with this request ID (IDs repeat when clients reuse X-Request-Id). */
+  find(id: string): RequestLog | undefined {
+    // Every entry starts with {"id":<id>, so the bytes decide before anything is parsed.
+    const head = Buffer.from(`{"id":${JSON.stringify(id)},`, 'utf8');
+    const first = Math.max(this.#oldest, this.#next - this.capacity);
+    for (let seq = this.#next - 1; seq >= first; seq--) {
+      const slot = seq % this.#slots;
+      const o = this.#offset[slot]!;
+      if (this.#length[slot]! >= head.length && this.#ring.compare(head, 0, head.length, o, o + head.length) === 0) {
+        return JSON.parse(this.json(seq)!) as RequestLog;
+      }
     }
     return undefined;
   }
+}
 
-  /** The i-th newest record (0 = newest); i < size. */
-  #at(i: number): CompletionRecord {
-    let idx = this.#next - 1 - i;
-    if (idx < 0) idx += this.capacity;
-    return this.#ring[idx]!;
+const isoTimes = new IsoTimes();
+/** Room kept for what follows the headers: the closing of both objects and `"truncated":true`. */
+const TAIL_BYTES = 64;
+
+/** One entry: a RequestLog's JSON, written as bytes (test/dashboard/request-log.test.ts has the same view built as an object). */
+function writeEntry(w: JsonBytes, r: CompletionRecord): void {
+  // The fields before the headers always fit (clipped to MAX_FIELD_CHARS; detail and verdicts only
+  // when they fit); header values are left out once the entry is full.
+  truncated = false;
+  w.raw('{"id":');
+  w.str(clip(r.id));
+  w.raw(',"timestamp":"');
+  w.raw(isoTimes.of(r.time));
+  w.raw('","method":');
+  w.str(clip(r.method));
+  w.raw(',"path":');
+  w.str(clip(r.path));
+  w.raw(',"query":');
+  w.str(clip(r.query));
+  w.raw(',"status":');
+  w.num(r.status);
+  w.raw(',"latency_ms":');
+  w.ms3(r.latencyMs);
+  w.raw(',"client_ip":');
+  w.str(clip(r.clientIp));
+  w.raw(',"bytes_in":');
+  w.num(r.bytesIn);
+  w.raw(',"bytes_out":');
+  w.num(r.bytesOut);
+  w.raw(',"backend":');
+  w.str(r.backend);
+  w.raw(',"route":');
+  w.str(r.route ?? '');
+  if (r.consumer !== undefined) {
+    w.raw(',"consumer":');
+    w.str(clip(r.consumer));
   }
+  if (r.decision !== undefined) {
+    w.raw(',"decision":');
+    w.str(r.decision);
+  }
+  if (r.detail !== undefined) writeValue(w, ',"detail":', r.detail);
+  if (r.verdicts.length > 0) writeValue(w, ',"verdicts":', r.verdicts);
+  if (r.errorCode !== undefined) {
+    w.raw(',"error":');
+    w.str(r.errorCode);
+  }
+  w.raw(',"request_headers":');
+  writeHeaders(w, r.requestHeaders);
+  w.raw(',"response_headers":');
+  writeHeaders(w, r.responseHeaders);
+  w.raw(truncated ? ',"truncated":true}' : '}');
+}
+
+/** A rare, nested value (a decision's numbers, policies' verdicts) through JSON.stringify, when it fits. */
+function writeValue(w: JsonBytes, key: string, v: unknown): void {
+  const text = JSON.stringify(v);
+  if (text === undefined) return;
+  if (!w.fits(text.length + TAIL_BYTES)) {
+    truncated = true;
+    return;
+  }
+  w.raw(key);
+  w.json(text);
+}
+
+/** Whether the entry being written lost something (a clipped field, a left-out value). */
+let truncated = false;
+
+function clip(s: string): string {
+  if (s.length <= MAX_FIELD_CHARS) return s;
+  truncated = true;
+  return s.slice(0, MAX_FIELD_CHARS);
+}
+
+/** A header object as {name: value}, credentials redacted; values that do not fit are left out. */
+function writeHeaders(w: JsonBytes, headers: IncomingHttpHeaders | OutgoingHttpHeaders | undefined): void {
+  w.raw('{');
+  let first = true;
+  if (headers !== undefined) {
+    for (const key in headers) {
+      const v = headers[key];
+      if (v === undefined) continue;
+      const name = key.toLowerCase();
+      const value = SECRET_HEADERS.has(name) ? '[redacted]' : typeof v === 'string' ? v : Array.isArray(v) ? v.join(', ') : String(v);
+      if (!w.fits(name.length + value.length + TAIL_BYTES)) {
+        truncated = true;
+        continue;
+      }
+      if (!first) w.raw(',');
+      first = false;
+      w.str(name);
+      w.raw(':');
+      w.str(value);
+    }
+  }
+  w.raw('}');
 }

@@ -13,11 +13,16 @@ import type { DashboardErrorCode } from './http.js';
 /** Turns a stored value into the JSON payload (e.g. a completion record into a RequestLog). */
 export type Encoder = (value: never) => unknown;
 
+/** Turns a stored value into its JSON text directly, or undefined when it is gone (the event is then not sent). */
+export type JsonEncoder = (value: never) => string | undefined;
+
 interface SseEvent {
   readonly id: number;
   readonly event: string;
   readonly value: unknown;
   readonly encode: Encoder | null;
+  /** `encode` gives JSON text (a JsonEncoder), not a value to stringify. */
+  readonly json: boolean;
   /** The wire form, built on first use and shared by every client. */
   text: string | null;
 }
@@ -64,9 +69,15 @@ class SseClient {
 
 function wire(ev: SseEvent): string {
   if (ev.text === null) {
-    const data = ev.encode === null ? ev.value : (ev.encode as (v: unknown) => unknown)(ev.value);
-    // JSON.stringify escapes newlines, so the payload is always one `data:` line.
-    ev.text = `id: ${ev.id}\nevent: ${ev.event}\ndata: ${JSON.stringify(data)}\n\n`;
+    if (ev.json) {
+      const json = (ev.encode as (v: unknown) => string | undefined)(ev.value);
+      // JSON text has no raw newlines, so the payload is always one `data:` line.
+      ev.text = json === undefined ? '' : `id: ${ev.id}\nevent: ${ev.event}\ndata: ${json}\n\n`;
+    } else {
+      const data = ev.encode === null ? ev.value : (ev.encode as (v: unknown) => unknown)(ev.value);
+      // JSON.stringify escapes newlines, so the payload is always one `data:` line.
+      ev.text = `id: ${ev.id}\nevent: ${ev.event}\ndata: ${JSON.stringify(data)}\n\n`;
+    }
   }
   return ev.text;
 }
@@ -113,8 +124,21 @@ export class SseBroker {
    * snapshots) are numbered but not kept for replay.
    */
   publish<T>(event: string, value: T, encode: ((v: T) => unknown) | null = null, keep = true): void {
+    this.#publish(event, value, encode as Encoder | null, false, keep);
+  }
+
+  /**
+   * Publishes an event whose payload `encode` gives as JSON text when it is first sent (the
+   * request log's entries, which are kept as JSON already). When it gives undefined (the entry
+   * is gone) the event is skipped.
+   */
+  publishJson<T>(event: string, value: T, encode: (v: T) => string | undefined): void {
+    this.#publish(event, value, encode as Encoder, true, true);
+  }
+
+  #publish(event: string, value: unknown, encode: Encoder | null, json: boolean, keep: boolean): void {
     if (this.#closed) return;
-    const ev: SseEvent = { id: ++this.#seq, event, value, encode: encode as Encoder | null, text: null };
+    const ev: SseEvent = { id: ++this.#seq, event, value, encode, json, text: null };
     if (keep && this.#history.length > 0) {
       const old = this.#history[this.#histNext];
       if (old !== undefined) this.#evictedUpTo = old.id;

@@ -120,18 +120,6 @@ export function redactInPlace(headers: Record<string, unknown> | undefined): voi
   for (const name of SECRET_HEADERS) if (headers[name] !== undefined) headers[name] = '[redacted]';
 }
 
-/** Copies headers with secret values replaced by "[redacted]". */
-export function redactHeaders(headers: IncomingHttpHeaders | OutgoingHttpHeaders | undefined): Record<string, string> {
-  const out: Record<string, string> = {};
-  if (!headers) return out;
-  for (const [k, v] of Object.entries(headers)) {
-    if (v === undefined) continue;
-    const name = k.toLowerCase();
-    out[name] = SECRET_HEADERS.has(name) ? '[redacted]' : Array.isArray(v) ? v.join(', ') : String(v);
-  }
-  return out;
-}
-
 /**
  * A notice: something an operator should see as it happens that is not a request — an anomaly
  * episode, a learned limit moving, a breaker trip, a config reload. The dashboard forwards every

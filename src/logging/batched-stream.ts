@@ -5,11 +5,9 @@
  * When stdout cannot keep up, lines are dropped and counted instead of queueing without bound.
  */
 import { writeSync } from 'node:fs';
+import { JsonBytes } from '../events/json-bytes.js';
 
 const BUFFER_BYTES = 64 * 1024;
-/** Deferred items formatted per flush at most, and queued at most. */
-const FLUSH_ITEMS = 256;
-const MAX_DEFERRED = 100_000;
 
 export interface LineSink {
   write(chunk: string | Uint8Array): unknown;
@@ -24,8 +22,7 @@ export class BatchedStream {
   #buf = Buffer.allocUnsafe(BUFFER_BYTES);
   #len = 0;
   #timer: NodeJS.Timeout | null = null;
-  #deferred: unknown[] = [];
-  #format: ((item: unknown, nowIso: string) => string) | null = null;
+  readonly #writer = new JsonBytes(this.#buf);
   /** Lines dropped because the output was too far behind. */
   dropped = 0;
   readonly #flushBound = () => this.flush();
@@ -38,19 +35,20 @@ export class BatchedStream {
   }
 
   write(chunk: string): boolean {
-    if ((this.#out.writableLength ?? 0) > this.#maxPending) {
-      if (this.dropped++ === 0) this.#append(`{"level":"warn","time":"${new Date().toISOString()}","msg":"log output is not keeping up: dropping lines"}\n`);
-      return true;
-    }
-    this.#append(chunk);
+    if (this.#behind()) this.#drop();
+    else this.#append(chunk);
     return true;
   }
 
+  #behind(): boolean {
+    return (this.#out.writableLength ?? 0) > this.#maxPending;
+  }
+
+  #drop(): void {
+    if (this.dropped++ === 0) this.#append(`{"level":"warn","time":"${new Date().toISOString()}","msg":"log output is not keeping up: dropping lines"}\n`);
+  }
+
   #append(chunk: string): void {
-    if (this.#timer === null) {
-      this.#timer = setTimeout(this.#flushBound, this.#flushMs);
-      this.#timer.unref();
-    }
     // Worst case 3 bytes per UTF-16 unit; most lines are ASCII and far below the room left.
     if (this.#len + chunk.length * 3 > this.#buf.length) {
       this.flush();
@@ -60,38 +58,38 @@ export class BatchedStream {
       }
     }
     this.#len += this.#buf.write(chunk, this.#len, 'utf8');
+    this.#arm();
   }
 
-  /**
-   * Queues an item to be formatted at the next flush (the access log): formatting many lines in
-   * one tight loop is much cheaper than one line at a time between other work. `format` gets the
-   * item and the flush time as an ISO string. Items queued past `maxDeferred` are dropped and counted.
-   */
-  defer<T>(item: T, format: (item: T, nowIso: string) => string): void {
-    if (this.#deferred.length >= MAX_DEFERRED) {
-      this.dropped++;
-      return;
-    }
-    this.#deferred.push(item);
-    this.#format = format as (item: unknown, nowIso: string) => string;
-    if (this.#deferred.length >= FLUSH_ITEMS) this.flush();
-    else if (this.#timer === null) {
+  /** What is in the buffer is written within flushMs (armed after a flush, which disarms). */
+  #arm(): void {
+    if (this.#timer === null) {
       this.#timer = setTimeout(this.#flushBound, this.#flushMs);
       this.#timer.unref();
     }
   }
 
-  #formatDeferred(): void {
-    const items = this.#deferred;
-    if (items.length === 0) return;
-    this.#deferred = [];
-    const now = new Date().toISOString();
-    const format = this.#format!;
-    for (let i = 0; i < items.length; i++) this.#append(format(items[i], now));
+  /**
+   * Writes one line straight into the buffer (the access log): `write(w, item)` writes at most
+   * `maxBytes` bytes through `w` and no string is built. A line that could not fit in an empty
+   * buffer is refused (false): the caller writes it as a string instead.
+   */
+  writeBytes<T>(item: T, maxBytes: number, write: (w: JsonBytes, item: T) => void): boolean {
+    if (maxBytes > this.#buf.length) return false;
+    if (this.#behind()) {
+      this.#drop();
+      return true;
+    }
+    if (this.#len + maxBytes > this.#buf.length) this.flush();
+    const w = this.#writer;
+    w.reset(this.#buf, this.#len);
+    write(w, item);
+    this.#len = w.pos;
+    this.#arm();
+    return true;
   }
 
   #take(): Buffer | null {
-    this.#formatDeferred();
     if (this.#timer !== null) {
       clearTimeout(this.#timer);
       this.#timer = null;

@@ -1,8 +1,51 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { RequestLogStore, toRequestLog, withoutSecrets } from '../../src/dashboard/request-log.js';
-import type { CompletionRecord } from '../../src/events/index.js';
+import { MAX_ENTRY_BYTES, MAX_FIELD_CHARS, RequestLogStore, type RequestLog } from '../../src/dashboard/request-log.js';
+import { SECRET_HEADERS, type CompletionRecord } from '../../src/events/index.js';
 import { completionRecord } from '../helpers/records.js';
+
+/** The entry a record must become, built as an object (the store writes the same JSON as bytes). */
+function expected(r: CompletionRecord): RequestLog {
+  const headers = (h: object | undefined): Record<string, string> => {
+    const out: Record<string, string> = {};
+    for (const [k, v] of Object.entries(h ?? {})) {
+      if (v === undefined) continue;
+      const name = k.toLowerCase();
+      out[name] = SECRET_HEADERS.has(name) ? '[redacted]' : Array.isArray(v) ? v.join(', ') : String(v);
+    }
+    return out;
+  };
+  return JSON.parse(
+    JSON.stringify({
+      id: r.id,
+      timestamp: new Date(r.time).toISOString(),
+      method: r.method,
+      path: r.path,
+      query: r.query,
+      status: r.status,
+      latency_ms: Math.round(r.latencyMs * 1000) / 1000,
+      client_ip: r.clientIp,
+      bytes_in: r.bytesIn,
+      bytes_out: r.bytesOut,
+      backend: r.backend,
+      route: r.route ?? '',
+      consumer: r.consumer,
+      decision: r.decision,
+      detail: r.detail,
+      verdicts: r.verdicts.length > 0 ? r.verdicts : undefined,
+      error: r.errorCode,
+      request_headers: headers(r.requestHeaders),
+      response_headers: headers(r.responseHeaders),
+    }),
+  ) as RequestLog;
+}
+
+/** The one entry a store holds for `r`. */
+function entryOf(r: CompletionRecord): RequestLog {
+  const log = new RequestLogStore(1);
+  log.push(r);
+  return log.search({ limit: 1 })[0]!;
+}
 
 function rec(over: Partial<CompletionRecord> = {}): CompletionRecord {
   return completionRecord({
@@ -53,42 +96,105 @@ describe('request log store', () => {
   });
 });
 
-describe('request log JSON', () => {
-  it('reports latency in real milliseconds rounded to the microsecond, with an ISO timestamp', () => {
-    const j = toRequestLog(rec());
+describe('request log entries', () => {
+  it('are the JSON of the request as the API shows it: latency in real ms to the microsecond, ISO timestamp', () => {
+    const j = entryOf(rec());
     assert.equal(j.latency_ms, 12.346);
     assert.equal(j.timestamp, '2025-01-02T03:04:05.678Z');
     assert.equal(j.backend, 'http://127.0.0.1:9001');
     assert.equal(j.route, '/api');
+    assert.deepEqual(j, expected(rec()));
   });
 
-  it('leaves out consumer, decision and error when the request had none', () => {
-    const j = JSON.parse(JSON.stringify(toRequestLog(rec())));
+  it('leave out consumer, decision and error when the request had none', () => {
+    const j = entryOf(rec());
     assert.equal('consumer' in j, false);
     assert.equal('decision' in j, false);
     assert.equal('error' in j, false);
-    const k = toRequestLog(rec({ consumer: 'key-1', decision: 'rate_limited', errorCode: 'rate_limited', detail: { limit: 5 } }));
+    const r = rec({ consumer: 'key-1', decision: 'rate_limited', errorCode: 'rate_limited', detail: { limit: 5 }, verdicts: [{ policy: 'adaptive', verdict: 'would_refuse' } as never] });
+    const k = entryOf(r);
     assert.equal(k.consumer, 'key-1');
     assert.equal(k.decision, 'rate_limited');
     assert.equal(k.error, 'rate_limited');
     assert.deepEqual(k.detail, { limit: 5 });
+    assert.deepEqual(k, expected(r));
   });
 
-  it('keeps a record without credentials as is and copies one with credentials, redacted', () => {
-    const plain = rec();
-    assert.equal(withoutSecrets(plain), plain);
-    const secret = rec({
-      requestHeaders: { authorization: 'Bearer abc', 'x-api-key': 'k', cookie: 'c=1', accept: 'x', 'x-multi': ['a', 'b'] },
-      responseHeaders: { 'set-cookie': ['s=1'] },
+  it('hold no credential: authorization, API key and cookies are redacted before anything is stored', () => {
+    const r = rec({
+      requestHeaders: { authorization: 'Bearer abc', 'x-api-key': 'k-secret', cookie: 'c=1', accept: 'x', 'x-multi': ['a', 'b'] },
+      responseHeaders: { 'set-cookie': ['s=1'], 'Content-Length': 12 },
     });
-    const clean = withoutSecrets(secret);
-    assert.notEqual(clean, secret);
-    assert.equal((secret.requestHeaders as Record<string, string>).authorization, 'Bearer abc', 'the shared record is not mutated');
-    const text = JSON.stringify(clean);
-    for (const s of ['Bearer abc', '"k"', 'c=1', 's=1']) assert.equal(text.includes(s), false, `${s} must not be retained`);
-    const j = toRequestLog(clean);
+    const log = new RequestLogStore(4);
+    const seq = log.push(r);
+    const text = log.json(seq)!;
+    for (const secret of ['Bearer abc', 'k-secret', 'c=1', 's=1']) assert.equal(text.includes(secret), false, `${secret} must not be stored`);
+    const j = JSON.parse(text) as RequestLog;
     assert.equal(j.request_headers.authorization, '[redacted]');
     assert.equal(j.request_headers['x-multi'], 'a, b');
     assert.equal(j.response_headers['set-cookie'], '[redacted]');
+    assert.equal(j.response_headers['content-length'], '12');
+    assert.deepEqual(j, expected(r));
+  });
+
+  it('are exact for hostile and non-ASCII text (quotes, controls, UTF-8, lone surrogates)', () => {
+    const r = rec({ path: '/a"b\\c\n{"x":1}/caf\u00e9/\ud83d\ude00/\udc00', query: 'q=\u0000\u2603', consumer: 'sub"\u0001', requestHeaders: { 'x-latin1': '\u00ff\u00e9' } });
+    assert.deepEqual(entryOf(r), expected(r));
+  });
+
+  it('cut a field longer than MAX_FIELD_CHARS and leave out header values beyond MAX_ENTRY_BYTES, and say so', () => {
+    const longPath = '/' + 'p'.repeat(MAX_FIELD_CHARS * 2);
+    const big: Record<string, string> = {};
+    for (let i = 0; i < 10; i++) big[`x-big-${i}`] = 'v'.repeat(MAX_ENTRY_BYTES / 8);
+    const j = entryOf(rec({ path: longPath, requestHeaders: { accept: '*/*', ...big } }));
+    assert.equal(j.truncated, true);
+    assert.equal(j.path, longPath.slice(0, MAX_FIELD_CHARS));
+    assert.equal(j.request_headers.accept, '*/*');
+    assert.ok(Object.keys(j.request_headers).length < 11);
+    assert.equal(entryOf(rec()).truncated, undefined);
+  });
+});
+
+describe('request log ring', () => {
+  it('keeps as many large entries as fit its bytes, newest first, each intact', () => {
+    const log = new RequestLogStore(1000);
+    const value = 'h'.repeat(10_000);
+    for (let i = 0; i < 1000; i++) log.push(rec({ id: `big-${i}`, requestHeaders: { 'x-h': value } }));
+    const all = log.search({ limit: 1000 });
+    assert.ok(all.length > 20 && all.length < 1000, `kept ${all.length}`);
+    assert.deepEqual(
+      all.map((e) => e.id),
+      Array.from({ length: all.length }, (_, i) => `big-${999 - i}`),
+    );
+    for (const e of all) assert.equal(e.request_headers['x-h'], value);
+    assert.equal(log.size, all.length);
+  });
+
+  it('keeps entries for replay beyond what search serves, and forgets evicted ones', () => {
+    const log = new RequestLogStore(2, 5);
+    const seqs = Array.from({ length: 8 }, (_, i) => log.push(rec({ id: `r${i}` })));
+    assert.deepEqual(
+      log.search({ limit: 10 }).map((e) => e.id),
+      ['r7', 'r6'],
+    );
+    assert.equal(log.find('r4'), undefined, 'find sees what search sees');
+    assert.equal(JSON.parse(log.json(seqs[3]!)!).id, 'r3');
+    assert.equal(log.json(seqs[2]!), undefined);
+    assert.equal(log.json(seqs[7]! + 1), undefined);
+  });
+
+  it('wraps around its bytes many times without mixing entries up', () => {
+    const log = new RequestLogStore(300);
+    for (let i = 0; i < 20_000; i++) {
+      log.push(rec({ id: `w${i}`, path: `/p/${'x'.repeat(i % 900)}`, requestHeaders: { 'x-i': String(i) } }));
+      if (i % 997 === 0) {
+        const newest = log.search({ limit: 300 });
+        newest.forEach((e, k) => {
+          assert.equal(e.id, `w${i - k}`);
+          assert.equal(e.request_headers['x-i'], String(i - k));
+          assert.equal(e.path.length, 3 + ((i - k) % 900));
+        });
+      }
+    }
   });
 });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { CompletionBus, redactHeaders, redactInPlace } from '../../src/events/index.js';
+import { CompletionBus, redactInPlace } from '../../src/events/index.js';
 import { completionRecord } from '../helpers/records.js';
 
 test('a throwing listener is reported and the other listeners still get the record', () => {
@@ -26,14 +26,11 @@ test('unsubscribing stops delivery', () => {
   assert.deepEqual(got, ['a']);
 });
 
-test('credential values are redacted in place and in copies, other headers untouched', () => {
+test('credential values are redacted in place, other headers untouched', () => {
   const headers: Record<string, unknown> = { authorization: 'Bearer t', 'x-api-key': 'k', cookie: 'c=1', accept: '*/*' };
-  const copy = redactHeaders(headers as never);
   redactInPlace(headers);
-  for (const h of [headers, copy]) {
-    assert.equal(h.authorization, '[redacted]');
-    assert.equal(h['x-api-key'], '[redacted]');
-    assert.equal(h.cookie, '[redacted]');
-    assert.equal(h.accept, '*/*');
-  }
+  assert.equal(headers.authorization, '[redacted]');
+  assert.equal(headers['x-api-key'], '[redacted]');
+  assert.equal(headers.cookie, '[redacted]');
+  assert.equal(headers.accept, '*/*');
 });

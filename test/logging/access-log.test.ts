@@ -45,17 +45,49 @@ test('hostile paths and consumers are escaped, so a line stays one valid JSON ob
   assert.equal(all[0].consumer, 'sub\u0000"x');
 });
 
-test('lines are batched and written together, and flushSync writes what is pending', () => {
+test('lines are batched and written together, in order, and flushSync writes what is pending', () => {
   const { logger, stream, lines } = capture();
   const log = accessLog(logger);
-  for (let i = 0; i < 5; i++) log(completionRecord({ id: `r${i}` }));
+  for (let i = 0; i < 3; i++) log(completionRecord({ id: `r${i}` }));
   logger.info('plain line');
+  log(completionRecord({ id: 'r3' }));
   assert.equal(lines().length, 0, 'nothing written before the flush');
   logger.flush();
   assert.deepEqual(
     lines().map((l) => l.request_id ?? l.msg),
-    ['plain line', 'r0', 'r1', 'r2', 'r3', 'r4'],
+    ['r0', 'r1', 'r2', 'plain line', 'r3'],
   );
+});
+
+test('non-ASCII text is written as UTF-8, exactly as JSON.stringify would', () => {
+  const { logger, stream, lines } = capture();
+  const path = '/caf\u00e9/\u2603/\ud83d\ude00/\udc00lone/\u00ff\u0080';
+  accessLog(logger)(completionRecord({ path, consumer: '\u043a\u043b\u0438\u0435\u043d\u0442' }));
+  stream.flush();
+  const [line] = lines();
+  assert.equal(line.path, path);
+  assert.equal(line.consumer, '\u043a\u043b\u0438\u0435\u043d\u0442');
+});
+
+test('a line too long for the buffer is still written whole, as one valid line', () => {
+  const { logger, stream, lines } = capture();
+  const path = '/' + 'a'.repeat(20_000);
+  accessLog(logger)(completionRecord({ id: 'long', path }));
+  accessLog(logger)(completionRecord({ id: 'short' }));
+  logger.flush();
+  stream.flush();
+  const all = lines();
+  assert.deepEqual(all.map((l) => l.request_id).sort(), ['long', 'short']);
+  assert.equal(all.find((l) => l.request_id === 'long').path, path);
+});
+
+test('a line written after the buffer filled up is flushed by the timer, not left waiting for the next line', async () => {
+  const chunks: string[] = [];
+  const stream = new BatchedStream({ write: (c: string | Uint8Array) => chunks.push(Buffer.from(c).toString('utf8')) }, { fd: null, flushMs: 5 });
+  const line = `${'x'.repeat(999)}\n`;
+  for (let i = 0; i < 70; i++) stream.write(line); // more than the 64 KiB buffer: one flush on the way
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(chunks.join('').length, 70 * 1000);
 });
 
 test('a request through a gateway is logged once, without its API key or bearer token', async (t) => {

@@ -1,0 +1,187 @@
+/**
+ * JSON written straight into a Buffer, without building the text as a string first. The access
+ * log and the dashboard's request log write a line per request; as strings those lines cost
+ * 1-2 KB of garbage per request (template parts, cons strings, the flattened copy), and kept in a
+ * ring they were promoted to the old generation. Written as bytes they cost no garbage at all for
+ * ASCII text, which is nearly all of it: characters are copied in a JS loop (short strings are
+ * cheaper than a call into the native encoder), and anything else is encoded as UTF-8 by hand.
+ *
+ * Output is what JSON.stringify would write for the same values: `"` `\` and control characters
+ * escaped, lone surrogates as \uXXXX, everything else as UTF-8.
+ */
+
+const HEX = '0123456789abcdef';
+
+export class JsonBytes {
+  buf: Buffer;
+  pos = 0;
+  /** Bytes that may be written: past this the writer refuses (see `fits`). */
+  limit: number;
+
+  constructor(buf: Buffer, limit = buf.length) {
+    this.buf = buf;
+    this.limit = limit;
+  }
+
+  /** Starts writing at `pos` of `buf` (a different buffer, or the same one again). */
+  reset(buf: Buffer, pos: number, limit = buf.length): void {
+    this.buf = buf;
+    this.pos = pos;
+    this.limit = limit;
+  }
+
+  /** Whether a string of `chars` UTF-16 units (escaped and quoted, worst case) still fits. */
+  fits(chars: number): boolean {
+    return this.pos + chars * 6 + 2 <= this.limit;
+  }
+
+  /** ASCII text the caller knows needs no escaping (punctuation, keys, digits, hex ids). */
+  raw(s: string): void {
+    const buf = this.buf;
+    let p = this.pos;
+    for (let i = 0; i < s.length; i++) buf[p++] = s.charCodeAt(i);
+    this.pos = p;
+  }
+
+  /** A number as JSON.stringify writes it (non-finite numbers as null). */
+  num(n: number): void {
+    if (Number.isInteger(n) && n >= 0 && n < 1e15) {
+      this.#uint(n);
+      return;
+    }
+    this.raw(Number.isFinite(n) ? String(n) : 'null');
+  }
+
+  /**
+   * Milliseconds rounded to the microsecond (`Math.round(ms * 1000) / 1000`), written without
+   * making a string: the integer part, then up to three decimals without trailing zeros, which is
+   * what JSON.stringify writes for such a number below 1e9.
+   */
+  ms3(ms: number): void {
+    const us = Math.round(ms * 1000);
+    if (!(us >= 0 && us < 1e12)) {
+      this.num(us / 1000);
+      return;
+    }
+    const whole = Math.floor(us / 1000);
+    let frac = us - whole * 1000;
+    this.#uint(whole);
+    if (frac === 0) return;
+    const buf = this.buf;
+    buf[this.pos++] = 0x2e;
+    buf[this.pos++] = 48 + Math.floor(frac / 100);
+    frac %= 100;
+    if (frac === 0) return;
+    buf[this.pos++] = 48 + Math.floor(frac / 10);
+    frac %= 10;
+    if (frac !== 0) buf[this.pos++] = 48 + frac;
+  }
+
+  #uint(n: number): void {
+    const buf = this.buf;
+    if (n < 10) {
+      buf[this.pos++] = 48 + n;
+      return;
+    }
+    let digits = 1;
+    for (let t = n; t >= 10; t = Math.floor(t / 10)) digits++;
+    let p = this.pos + digits;
+    this.pos = p;
+    do {
+      const q = Math.floor(n / 10);
+      buf[--p] = 48 + (n - q * 10);
+      n = q;
+    } while (n > 0);
+  }
+
+  /** A JSON string literal (quoted and escaped). */
+  str(s: string): void {
+    const buf = this.buf;
+    let p = this.pos;
+    buf[p++] = 0x22;
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c < 0x80) {
+        if (c >= 0x20 && c !== 0x22 && c !== 0x5c) buf[p++] = c;
+        else p = escapeAscii(buf, p, c);
+      } else if (c < 0x800) {
+        buf[p++] = 0xc0 | (c >> 6);
+        buf[p++] = 0x80 | (c & 0x3f);
+      } else if (c >= 0xd800 && c <= 0xdfff) {
+        const d = i + 1 < s.length ? s.charCodeAt(i + 1) : 0;
+        if (c <= 0xdbff && d >= 0xdc00 && d <= 0xdfff) {
+          const cp = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00);
+          buf[p++] = 0xf0 | (cp >> 18);
+          buf[p++] = 0x80 | ((cp >> 12) & 0x3f);
+          buf[p++] = 0x80 | ((cp >> 6) & 0x3f);
+          buf[p++] = 0x80 | (cp & 0x3f);
+          i++;
+        } else p = unicodeEscape(buf, p, c); // a lone surrogate, as JSON.stringify writes it
+      } else {
+        buf[p++] = 0xe0 | (c >> 12);
+        buf[p++] = 0x80 | ((c >> 6) & 0x3f);
+        buf[p++] = 0x80 | (c & 0x3f);
+      }
+    }
+    buf[p++] = 0x22;
+    this.pos = p;
+  }
+
+  /** A string, or null when undefined. */
+  strOrNull(s: string | undefined | null): void {
+    if (s === undefined || s === null) this.raw('null');
+    else this.str(s);
+  }
+
+  /** Any JSON value through JSON.stringify (for rare, nested values). */
+  value(v: unknown): void {
+    const text = JSON.stringify(v);
+    if (text === undefined) this.raw('null');
+    else this.json(text);
+  }
+
+  /** Text already in JSON form, copied as UTF-8. */
+  json(text: string): void {
+    this.pos += this.buf.write(text, this.pos, 'utf8');
+  }
+}
+
+const SHORT_ESCAPES: Record<number, number> = { 0x22: 0x22, 0x5c: 0x5c, 0x08: 0x62, 0x0c: 0x66, 0x0a: 0x6e, 0x0d: 0x72, 0x09: 0x74 };
+
+function escapeAscii(buf: Buffer, p: number, c: number): number {
+  const short = SHORT_ESCAPES[c];
+  if (short !== undefined) {
+    buf[p++] = 0x5c;
+    buf[p++] = short;
+    return p;
+  }
+  return unicodeEscape(buf, p, c);
+}
+
+function unicodeEscape(buf: Buffer, p: number, c: number): number {
+  buf[p++] = 0x5c;
+  buf[p++] = 0x75;
+  buf[p++] = HEX.charCodeAt((c >> 12) & 15);
+  buf[p++] = HEX.charCodeAt((c >> 8) & 15);
+  buf[p++] = HEX.charCodeAt((c >> 4) & 15);
+  buf[p++] = HEX.charCodeAt(c & 15);
+  return p;
+}
+
+/**
+ * ISO-8601 text of recent epoch milliseconds: under load many requests share a millisecond, so
+ * the last two are remembered instead of formatting a Date per line.
+ */
+export class IsoTimes {
+  #ms = [NaN, NaN];
+  #text = ['', ''];
+  #next = 0;
+  of(ms: number): string {
+    if (ms === this.#ms[0]) return this.#text[0]!;
+    if (ms === this.#ms[1]) return this.#text[1]!;
+    const i = this.#next;
+    this.#next = 1 - i;
+    this.#ms[i] = ms;
+    return (this.#text[i] = new Date(ms).toISOString());
+  }
+}
