@@ -184,7 +184,7 @@ function writeEntry(w: JsonBytes, r: CompletionRecord): void {
   w.raw('{"id":');
   w.str(clip(r.id));
   w.raw(',"timestamp":"');
-  w.raw(isoTimes.of(r.time));
+  w.iso(r.time, isoTimes);
   w.raw('","method":');
   w.str(clip(r.method));
   w.raw(',"path":');

@@ -11,6 +11,8 @@
  */
 
 const HEX = '0123456789abcdef';
+/** 1 for the ASCII characters JSON writes as they are (printable, not `"` or `\`). */
+const PLAIN_ASCII = new Uint8Array(128).map((_, c) => (c >= 0x20 && c !== 0x22 && c !== 0x5c ? 1 : 0));
 
 export class JsonBytes {
   buf: Buffer;
@@ -102,7 +104,7 @@ export class JsonBytes {
     for (let i = 0; i < s.length; i++) {
       const c = s.charCodeAt(i);
       if (c < 0x80) {
-        if (c >= 0x20 && c !== 0x22 && c !== 0x5c) buf[p++] = c;
+        if (PLAIN_ASCII[c] === 1) buf[p++] = c;
         else p = escapeAscii(buf, p, c);
       } else if (c < 0x800) {
         buf[p++] = 0xc0 | (c >> 6);
@@ -125,6 +127,26 @@ export class JsonBytes {
     }
     buf[p++] = 0x22;
     this.pos = p;
+  }
+
+  /**
+   * The ISO-8601 text of epoch milliseconds (as Date#toISOString writes it), without quotes. The
+   * text up to the seconds is remembered for the last two seconds seen (a line's request start and
+   * its end are usually within them); the milliseconds are written as digits.
+   */
+  iso(ms: number, times: IsoTimes): void {
+    ms = Math.floor(ms);
+    const sec = Math.floor(ms / 1000);
+    this.raw(times.secondPrefix(sec));
+    let frac = ms - sec * 1000;
+    const buf = this.buf;
+    const p = this.pos;
+    buf[p] = 48 + Math.floor(frac / 100);
+    frac %= 100;
+    buf[p + 1] = 48 + Math.floor(frac / 10);
+    buf[p + 2] = 48 + (frac % 10);
+    buf[p + 3] = 0x5a; // Z
+    this.pos = p + 4;
   }
 
   /** A string, or null when undefined. */
@@ -169,19 +191,28 @@ function unicodeEscape(buf: Buffer, p: number, c: number): number {
 }
 
 /**
- * ISO-8601 text of recent epoch milliseconds: under load many requests share a millisecond, so
- * the last two are remembered instead of formatting a Date per line.
+ * ISO-8601 text of recent times: under load many lines share a second, so the text up to the
+ * seconds ("2026-11-28T08:22:08.") is formatted once per second and kept for the last two.
  */
 export class IsoTimes {
-  #ms = [NaN, NaN];
-  #text = ['', ''];
+  #sec = [NaN, NaN];
+  #prefix = ['', ''];
   #next = 0;
-  of(ms: number): string {
-    if (ms === this.#ms[0]) return this.#text[0]!;
-    if (ms === this.#ms[1]) return this.#text[1]!;
+
+  /** "YYYY-MM-DDTHH:MM:SS." of the epoch second `sec`. */
+  secondPrefix(sec: number): string {
+    if (sec === this.#sec[0]) return this.#prefix[0]!;
+    if (sec === this.#sec[1]) return this.#prefix[1]!;
     const i = this.#next;
     this.#next = 1 - i;
-    this.#ms[i] = ms;
-    return (this.#text[i] = new Date(ms).toISOString());
+    this.#sec[i] = sec;
+    return (this.#prefix[i] = new Date(sec * 1000).toISOString().slice(0, -4));
+  }
+
+  /** The whole text of epoch milliseconds `ms` (as Date#toISOString). */
+  of(ms: number): string {
+    ms = Math.floor(ms);
+    const sec = Math.floor(ms / 1000);
+    return this.secondPrefix(sec) + String(ms - sec * 1000).padStart(3, '0') + 'Z';
   }
 }

@@ -73,9 +73,9 @@ function accessLineBytes(rec: CompletionRecord): number {
 /** One access-log line in pino's shape (the keys and order of the lines pino writes for accessLogViaPino). */
 function writeAccessLine(w: JsonBytes, rec: CompletionRecord): void {
   w.raw('{"level":"info","time":"');
-  w.raw(isoTimes.of(Date.now()));
+  w.iso(Date.now(), isoTimes);
   w.raw('","type":"access","timestamp":"');
-  w.raw(isoTimes.of(rec.time));
+  w.iso(rec.time, isoTimes);
   w.raw('","request_id":');
   w.str(rec.id);
   w.raw(',"method":');

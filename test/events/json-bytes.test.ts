@@ -73,9 +73,15 @@ describe('JsonBytes', () => {
   });
 });
 
-describe('IsoTimes', () => {
-  it('gives the ISO text of each millisecond, for several alternating times', () => {
+describe('ISO times', () => {
+  const times = [0, 5, 1_700_000_000_000, 0, 1_700_000_000_001, 1_700_000_000_999, 1_700_000_001_000, 1_700_000_000_000, 1_700_000_000_050.7, 253_402_300_799_999, 253_402_300_800_000, -1];
+  it('IsoTimes gives Date#toISOString of each millisecond, for alternating seconds', () => {
     const t = new IsoTimes();
-    for (const ms of [0, 1_700_000_000_000, 0, 1_700_000_000_001, 1_700_000_000_000, 5]) assert.equal(t.of(ms), new Date(ms).toISOString());
+    for (const ms of times) assert.equal(t.of(ms), new Date(Math.floor(ms)).toISOString(), `ms ${ms}`);
+  });
+
+  it('JsonBytes writes the same text as bytes', () => {
+    const t = new IsoTimes();
+    for (const ms of times) assert.equal(written((w) => w.iso(ms, t)), new Date(Math.floor(ms)).toISOString(), `ms ${ms}`);
   });
 });
