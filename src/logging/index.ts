@@ -5,11 +5,11 @@
 import pino, { type Logger } from 'pino';
 import type { LoggingConfig } from '../config/index.js';
 import type { CompletionRecord } from '../events/index.js';
-import { IsoTimes, type JsonBytes } from '../events/json-bytes.js';
-import { BatchedStream } from './batched-stream.js';
+import { IsoTimes, JsonBytes } from '../events/json-bytes.js';
+import { BatchedStream, type LineWriter } from './batched-stream.js';
 
 export type { Logger } from 'pino';
-export { BatchedStream, type LineSink } from './batched-stream.js';
+export { BatchedStream, type LineSink, type LineWriter } from './batched-stream.js';
 
 export function createLogger(config: Pick<LoggingConfig, 'level' | 'pretty'>, destination?: pino.DestinationStream): Logger {
   const pretty = config.pretty ?? (process.stdout.isTTY === true && destination === undefined);
@@ -54,12 +54,21 @@ function flushOnExit(stream: BatchedStream): void {
 export function accessLog(logger: Logger): (rec: CompletionRecord) => void {
   const stream = (logger as unknown as Record<symbol, unknown>)[pino.symbols.streamSym];
   if (!(stream instanceof BatchedStream)) return accessLogViaPino(logger);
-  const viaPino = accessLogViaPino(logger);
   return function logRequest(rec: CompletionRecord): void {
-    // Written as bytes into the stream's buffer (no line string); a line too long for it goes through pino.
-    if (!stream.writeBytes(rec, accessLineBytes(rec), writeAccessLine)) viaPino(rec);
+    stream.defer(rec, ACCESS_LINE);
   };
 }
+
+/** The access line of a record, as bytes (and, for a line longer than the buffer, as a string). */
+const ACCESS_LINE: LineWriter<CompletionRecord> = {
+  maxBytes: accessLineBytes,
+  write: writeAccessLine,
+  text(rec, nowMs) {
+    const w = new JsonBytes(Buffer.allocUnsafe(accessLineBytes(rec)));
+    writeAccessLine(w, rec, nowMs);
+    return w.buf.toString('utf8', 0, w.pos);
+  },
+};
 
 /** ISO times of the access log's `time` (now) and `timestamp` (request start). */
 const isoTimes = new IsoTimes();
@@ -71,9 +80,9 @@ function accessLineBytes(rec: CompletionRecord): number {
 }
 
 /** One access-log line in pino's shape (the keys and order of the lines pino writes for accessLogViaPino). */
-function writeAccessLine(w: JsonBytes, rec: CompletionRecord): void {
+function writeAccessLine(w: JsonBytes, rec: CompletionRecord, nowMs: number): void {
   w.raw('{"level":"info","time":"');
-  w.iso(Date.now(), isoTimes);
+  w.iso(nowMs, isoTimes);
   w.raw('","type":"access","timestamp":"');
   w.iso(rec.time, isoTimes);
   w.raw('","request_id":');

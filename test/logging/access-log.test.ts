@@ -45,7 +45,7 @@ test('hostile paths and consumers are escaped, so a line stays one valid JSON ob
   assert.equal(all[0].consumer, 'sub\u0000"x');
 });
 
-test('lines are batched and written together, in order, and flushSync writes what is pending', () => {
+test('lines are batched and written together, in the order they were logged, and flushSync writes what is pending', () => {
   const { logger, stream, lines } = capture();
   const log = accessLog(logger);
   for (let i = 0; i < 3; i++) log(completionRecord({ id: `r${i}` }));
