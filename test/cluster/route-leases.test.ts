@@ -6,55 +6,21 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setImmediate as tick } from 'node:timers/promises';
-import { ManualClock } from '../../src/clock.js';
-import { RouteLedger, RouteLeaseStore, type PrimaryToWorker, type WorkerToPrimary } from '../../src/cluster/index.js';
+import { RouteLedger, RouteLeaseStore } from '../../src/cluster/index.js';
+import { makeLeaseCluster, settleAll, type LeaseCluster } from './lease-harness.js';
 
-interface Cluster {
-  clock: ManualClock;
-  ledger: RouteLedger;
-  stores: RouteLeaseStore[];
-  sent: WorkerToPrimary[][];
-  kill(i: number): void;
-}
+type Cluster = LeaseCluster<RouteLedger, RouteLeaseStore>;
 
 function makeCluster(workers: number): Cluster {
-  const clock = new ManualClock(1_000_000);
-  const dead = new Set<number>();
-  const ledger = new RouteLedger({ clock, holders: () => workers - dead.size });
-  const stores: RouteLeaseStore[] = [];
-  const sent: WorkerToPrimary[][] = [];
-  for (let i = 0; i < workers; i++) {
-    sent.push([]);
-    const store: RouteLeaseStore = new RouteLeaseStore({
-      clock,
-      holders: workers,
-      send: (msg) => {
-        sent[i]!.push(msg);
-        setImmediate(() => {
-          if (dead.has(i)) return;
-          let reply: PrimaryToWorker | null = null;
-          if (msg.t === 'route-lease') reply = { t: 'route-leased', grants: msg.asks.map((a) => ledger.grant(i, a)) };
-          else if (msg.t === 'route-settle') for (const s of msg.items) ledger.settle(i, s);
-          if (reply !== null) setImmediate(() => !dead.has(i) && store.receive(reply));
-        });
-      },
-    });
-    stores.push(store);
-  }
-  return {
-    clock,
-    ledger,
-    stores,
-    sent,
-    kill(i) {
-      dead.add(i);
-      ledger.forget(i);
+  return makeLeaseCluster(workers, {
+    ledger: (clock, holders) => new RouteLedger({ clock, holders }),
+    store: (clock, send) => new RouteLeaseStore({ clock, holders: workers, send }),
+    serve: (ledger, i, msg) => {
+      if (msg.t === 'route-lease') return { t: 'route-leased', grants: msg.asks.map((a) => ledger.grant(i, a)) };
+      if (msg.t === 'route-settle') for (const s of msg.items) ledger.settle(i, s);
+      return null;
     },
-  };
-}
-
-async function settleAll(): Promise<void> {
-  for (let i = 0; i < 10; i++) await tick();
+  });
 }
 
 const ROUTE = '/api';
