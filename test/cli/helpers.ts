@@ -166,6 +166,14 @@ export function isAlive(pid: number): boolean {
   }
 }
 
+/** The `server:` block of a gateway of two workers on a free port of 127.0.0.1 (3 s to shut down). */
+export const TWO_WORKERS_SERVER = `server:
+  port: 0
+  host: 127.0.0.1
+  workers: 2
+  shutdown_timeout: 3s
+`;
+
 /** The sum of metric `name` over its series in the gateway's /metrics at `url`. */
 export async function metric(url: string, name: string): Promise<number> {
   const res = await request(`${url}/metrics`);

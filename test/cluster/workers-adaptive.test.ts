@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Agent, request } from 'undici';
-import { assertBuilt, metric, MICROGATE, Running, sleep, startTestBackend, tempDir, waitUntil } from '../cli/helpers.js';
+import { assertBuilt, metric, MICROGATE, Running, sleep, startTestBackend, tempDir, TWO_WORKERS_SERVER, waitUntil } from '../cli/helpers.js';
 import { LEARNING_ANALYTICS } from '../helpers/learning.js';
 
 /** The learned limit, pinned by min_limit = max_limit so the test knows it: 3000/min = 50/s. */
@@ -29,12 +29,7 @@ test('two workers enforce one learned adaptive route limit within 2%, counted an
   const backend = await startTestBackend(t);
   const file = await write(
     'workers-adaptive.yml',
-    `server:
-  port: 0
-  host: 127.0.0.1
-  workers: 2
-  shutdown_timeout: 3s
-logging:
+    `${TWO_WORKERS_SERVER}logging:
   level: info
   access_log: false
 data_dir: ${JSON.stringify(dir)}
