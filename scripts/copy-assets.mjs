@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Build step after tsc: copies non-TS assets from src/ to dist/ (the Redis Lua script), and
+// Build step after tsc: copies non-TS assets from src/ to dist/ (the Redis Lua scripts), and
 // writes tmp/testbackend, so the original project's config (`command: ./tmp/testbackend`) runs unchanged.
 import { chmodSync, copyFileSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';

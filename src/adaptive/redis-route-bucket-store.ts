@@ -8,14 +8,14 @@
  * then enforces L alone) until a sync succeeds again.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { every, systemClock, type Clock } from '../clock.js';
-import { RedisLink, type RedisClient } from '../store/index.js';
+import { bucketScript, RedisLink, type RedisClient } from '../store/index.js';
 import { peekBucket, RouteBucket, takeFromBucket, type RouteBucketStore, type RouteTake } from './route-bucket-store.js';
 
+/** Read once per process, with the refill shared with the static limit's script in front. */
 let scriptSource: string | undefined;
 function loadScript(): string {
-  scriptSource ??= readFileSync(new URL('./route-bucket.lua', import.meta.url), 'utf8');
+  scriptSource ??= bucketScript(new URL('./route-bucket.lua', import.meta.url));
   return scriptSource;
 }
 

@@ -203,30 +203,9 @@ export class Analyzer {
   }
 
   #errorTest(store: TrafficStore, s: number, lo: number, hi: number, nb: number, eb: number, skip: number[] | undefined): Test | null {
-    let total = 0;
-    let errors = 0;
-    let k = 0;
-    let sum = 0;
-    let sumsq = 0;
-    for (const [a, z] of this.coverage.ranges(lo, hi)) {
-      for (let b = a; b <= z; b++) {
-        if (skip !== undefined && skip.includes(b)) continue;
-        const c = store.get(s, b, COUNT);
-        if (c === 0) continue;
-        const e = store.get(s, b, ERRORS);
-        total += c;
-        errors += e;
-        if (c >= MIN_BUCKET_VOLUME) {
-          const r = e / c;
-          k++;
-          sum += r;
-          sumsq += r * r;
-        }
-      }
-    }
+    const { requests: total, sum: errors, between } = perRequestSpread(store, s, this.coverage.ranges(lo, hi), skip, ERRORS, null);
     if (total === 0) return null;
     const mean = errors / total;
-    const between = sampleSd(k, sum, sumsq);
     // Laplace-smoothed rate: a baseline with no errors still has a finite, non-zero noise level.
     const p = (errors + 1) / (total + 2);
     // Error counts of a bucket are near-Poisson with mean p·n: their noise, in counts, over the bucket's volume.
@@ -238,33 +217,10 @@ export class Analyzer {
   }
 
   #latencyTest(store: TrafficStore, s: number, lo: number, hi: number, nb: number, x: number, skip: number[] | undefined): Test | null {
-    let total = 0;
-    let latSum = 0;
-    let latSq = 0;
-    let k = 0;
-    let sum = 0;
-    let sumsq = 0;
-    for (const [a, z] of this.coverage.ranges(lo, hi)) {
-      for (let b = a; b <= z; b++) {
-        if (skip !== undefined && skip.includes(b)) continue;
-        const c = store.get(s, b, COUNT);
-        if (c === 0) continue;
-        const l = store.get(s, b, LAT_SUM);
-        total += c;
-        latSum += l;
-        latSq += store.get(s, b, LAT_SUMSQ);
-        if (c >= MIN_BUCKET_VOLUME) {
-          const m = l / c;
-          k++;
-          sum += m;
-          sumsq += m * m;
-        }
-      }
-    }
+    const { requests: total, sum: latSum, sumSq: latSq, between } = perRequestSpread(store, s, this.coverage.ranges(lo, hi), skip, LAT_SUM, LAT_SUMSQ);
     if (total === 0) return null;
     const mean = latSum / total;
     const sdReq = Math.sqrt(Math.max(0, latSq / total - mean * mean));
-    const between = sampleSd(k, sum, sumsq);
     const sigma = Math.max(between, (LATENCY_SE_K * sdReq) / Math.sqrt(nb), LATENCY_FRACTION * mean, LATENCY_MIN_SIGMA_MS);
     const z = (x - mean) / sigma;
     return { value: x, mean, sigma, z, anomalous: z > this.zThreshold };
@@ -414,6 +370,44 @@ function countSpread(store: TrafficStore, s: number, ranges: readonly [number, n
   const mean = n > 0 ? sum / n : 0;
   const sd = n > 1 ? Math.sqrt(Math.max(0, (sumsq - n * mean * mean) / (n - 1))) : 0;
   return { n, mean, sd };
+}
+
+/**
+ * Over series `s`'s non-empty buckets in `ranges` (`skip`'s left out): the requests, the total of
+ * `field` (and of `sqField` when given), and the sample standard deviation between buckets of
+ * `field` per request, over the buckets of at least MIN_BUCKET_VOLUME requests.
+ */
+function perRequestSpread(
+  store: TrafficStore,
+  s: number,
+  ranges: readonly [number, number][],
+  skip: readonly number[] | undefined,
+  field: number,
+  sqField: number | null,
+): { requests: number; sum: number; sumSq: number; between: number } {
+  const out = { requests: 0, sum: 0, sumSq: 0, between: 0 };
+  let k = 0;
+  let meanSum = 0;
+  let meanSumSq = 0;
+  for (const [a, z] of ranges) {
+    for (let b = a; b <= z; b++) {
+      if (skip !== undefined && skip.includes(b)) continue;
+      const c = store.get(s, b, COUNT);
+      if (c === 0) continue;
+      const v = store.get(s, b, field);
+      out.requests += c;
+      out.sum += v;
+      if (sqField !== null) out.sumSq += store.get(s, b, sqField);
+      if (c >= MIN_BUCKET_VOLUME) {
+        const m = v / c;
+        k++;
+        meanSum += m;
+        meanSumSq += m * m;
+      }
+    }
+  }
+  out.between = sampleSd(k, meanSum, meanSumSq);
+  return out;
 }
 
 /** Sample standard deviation of k values from their sum and sum of squares (0 below two). */

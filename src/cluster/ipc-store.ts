@@ -6,9 +6,9 @@
  * remembered briefly (never longer than the bucket's own retry-after), so a flood of refused
  * requests costs no IPC either. Leases past their time are settled in one batch per sweep.
  */
-import { systemClock, timersOf, type Clock, type TimerClock, type TimerHandle } from '../clock.js';
 import type { RateLimitStore, TakeResult } from '../store/index.js';
-import type { LeaseAsk, LeaseGrant, LeaseSettle, PrimaryToWorker, WorkerToPrimary } from './messages.js';
+import { LeaseClient, type LeaseClientOptions } from './lease-client.js';
+import type { LeaseAsk, LeaseGrant, LeaseSettle, PrimaryToWorker } from './messages.js';
 
 /** Tokens a worker asks for at most in one lease. */
 export const MAX_LEASE = 32;
@@ -48,63 +48,42 @@ interface Pending {
   peek: boolean;
 }
 
-export interface LeaseStoreOptions {
-  /** Sends one message to the primary. */
-  send: (msg: WorkerToPrimary) => void;
-  clock?: Clock;
-  maxLeaseMs?: number;
-  relaxedLeaseMs?: number;
+export interface LeaseStoreOptions extends LeaseClientOptions {
   denyCacheMs?: number;
 }
 
-export class LeaseStore implements RateLimitStore {
+/** Asks wait for this tick's batch; an ask in flight is for its key. */
+export class LeaseStore extends LeaseClient<LeaseAsk, string> implements RateLimitStore {
   readonly degraded = false;
-  readonly #send: (msg: WorkerToPrimary) => void;
-  readonly #clock: TimerClock;
-  readonly #maxLeaseMs: number;
-  readonly #relaxedLeaseMs: number;
   readonly #denyCacheMs: number;
   readonly #leases = new Map<string, Lease>();
   /** key → until (ms) and the refusal to repeat. */
   readonly #denied = new Map<string, { until: number; result: TakeResult }>();
   readonly #peeks = new Map<string, number>();
   readonly #pending = new Map<string, Pending>();
-  /** Asks waiting for this tick's flush; id → key. */
-  #asks: LeaseAsk[] = [];
-  readonly #inFlight = new Map<number, string>();
-  #nextId = 1;
-  #flushQueued = false;
-  #sweepTimer: TimerHandle | null = null;
-  #closed = false;
-  readonly #flush = (): void => this.#flushAsks();
 
   constructor(opts: LeaseStoreOptions) {
-    this.#send = opts.send;
-    this.#clock = timersOf(opts.clock ?? systemClock);
-    this.#maxLeaseMs = opts.maxLeaseMs ?? DEFAULT_MAX_LEASE_MS;
-    this.#relaxedLeaseMs = Math.max(this.#maxLeaseMs, opts.relaxedLeaseMs ?? DEFAULT_RELAXED_LEASE_MS);
+    super(opts, DEFAULT_MAX_LEASE_MS, DEFAULT_RELAXED_LEASE_MS);
     this.#denyCacheMs = opts.denyCacheMs ?? DEFAULT_DENY_CACHE_MS;
   }
 
   async start(): Promise<void> {
-    this.#scheduleSweep();
+    this.scheduleSweep();
   }
 
   /** Hands every lease back. */
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    if (this.#sweepTimer !== null) this.#clock.clearTimeout(this.#sweepTimer);
-    this.#sweepTimer = null;
+    if (this.closed) return;
+    this.shut();
     const items: LeaseSettle[] = [];
     for (const [key, l] of this.#leases) items.push({ key, granted: l.granted, unspent: l.left });
     this.#leases.clear();
-    if (items.length > 0) this.#trySend({ t: 'settle', items });
+    if (items.length > 0) this.trySend({ t: 'settle', items });
   }
 
   take(key: string, capacity: number, refillPerSec: number, cost = 1): TakeResult | Promise<TakeResult> {
     const lease = this.#leases.get(key);
-    const now = this.#clock.now();
+    const now = this.clock.now();
     if (cost === 0) {
       if (lease !== undefined && lease.left >= 1) return allowed(lease);
       const d = this.#denied.get(key);
@@ -145,7 +124,7 @@ export class LeaseStore implements RateLimitStore {
   }
 
   #queueAsk(key: string, capacity: number, refillPerSec: number, cost: number): void {
-    const id = this.#nextId++;
+    const id = this.track(key);
     const ask: LeaseAsk = { id, key, capacity, refillPerSec, want: cost === 0 ? 0 : Math.max(cost, Math.min(MAX_LEASE, Math.ceil(capacity / 4))), cost };
     const old = this.#leases.get(key);
     if (old !== undefined && cost > 0) {
@@ -153,29 +132,19 @@ export class LeaseStore implements RateLimitStore {
       ask.settle = { key, granted: old.granted, unspent: old.left };
       this.#leases.delete(key);
     }
-    this.#inFlight.set(id, key);
-    this.#asks.push(ask);
-    if (!this.#flushQueued) {
-      this.#flushQueued = true;
-      queueMicrotask(this.#flush);
-    }
+    this.enqueue(ask);
   }
 
-  #flushAsks(): void {
-    this.#flushQueued = false;
-    const asks = this.#asks;
-    if (asks.length === 0) return;
-    this.#asks = [];
-    this.#trySend({ t: 'lease', asks });
+  protected sendBatch(asks: LeaseAsk[]): void {
+    this.trySend({ t: 'lease', asks });
   }
 
   #answer(g: LeaseGrant): void {
-    const key = this.#inFlight.get(g.id);
+    const key = this.landed(g.id);
     if (key === undefined) return;
-    this.#inFlight.delete(g.id);
     const pending = this.#pending.get(key);
     this.#pending.delete(key);
-    const now = this.#clock.now();
+    const now = this.clock.now();
     if (g.granted > 0) {
       const prev = this.#leases.get(key);
       if (prev !== undefined) {
@@ -185,7 +154,7 @@ export class LeaseStore implements RateLimitStore {
         prev.primaryRemaining = g.remaining;
         prev.resetMs = g.resetMs;
       } else {
-        const ttl = pending !== undefined && g.remaining * 2 >= pending.capacity ? this.#relaxedLeaseMs : this.#maxLeaseMs;
+        const ttl = pending !== undefined ? this.leaseTtl(g.remaining, pending.capacity) : this.maxLeaseMs;
         this.#leases.set(key, { left: g.granted, granted: g.granted, at: now, ttl, primaryRemaining: g.remaining, resetMs: g.resetMs });
       }
     } else if (!g.allowed) {
@@ -218,19 +187,9 @@ export class LeaseStore implements RateLimitStore {
     }
   }
 
-  #scheduleSweep(): void {
-    if (this.#closed) return;
-    this.#sweepTimer = this.#clock.setTimeout(() => {
-      this.#sweepTimer = null;
-      this.sweep();
-      this.#scheduleSweep();
-    }, Math.max(10, Math.floor(this.#maxLeaseMs / 2)));
-    (this.#sweepTimer as { unref?: () => void }).unref?.();
-  }
-
   /** Settles leases past their time (or spent) in one message; forgets stale refusals. */
   sweep(): void {
-    const now = this.#clock.now();
+    const now = this.clock.now();
     let items: LeaseSettle[] | null = null;
     for (const [key, l] of this.#leases) {
       if (this.#pending.has(key)) continue;
@@ -241,15 +200,7 @@ export class LeaseStore implements RateLimitStore {
     }
     for (const [key, d] of this.#denied) if (d.until <= now) this.#denied.delete(key);
     for (const [key, until] of this.#peeks) if (until <= now) this.#peeks.delete(key);
-    if (items !== null) this.#trySend({ t: 'settle', items });
-  }
-
-  #trySend(msg: WorkerToPrimary): void {
-    try {
-      this.#send(msg);
-    } catch {
-      // The primary is gone; the worker is about to exit.
-    }
+    if (items !== null) this.trySend({ t: 'settle', items });
   }
 }
 

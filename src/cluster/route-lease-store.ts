@@ -9,9 +9,9 @@
  * borrowing (a negative floor) is credit that may reach into the bucket's debt. A refusal from the
  * primary is believed until a token is due (at most DENY_MS): no IPC per refused request.
  */
-import { systemClock, timersOf, type Clock, type TimerClock, type TimerHandle } from '../clock.js';
 import type { RouteBucketStore, RouteTake } from '../adaptive/route-bucket-store.js';
-import type { LeaseSettle, PrimaryToWorker, RouteAsk, RouteGrant, WorkerToPrimary } from './messages.js';
+import { LeaseClient, type LeaseClientOptions } from './lease-client.js';
+import type { LeaseSettle, PrimaryToWorker, RouteAsk, RouteGrant } from './messages.js';
 
 /** Tokens a worker asks for at most in one lease. */
 export const MAX_ROUTE_LEASE = 32;
@@ -55,56 +55,37 @@ class RouteState {
   }
 }
 
-export interface RouteLeaseStoreOptions {
-  send: (msg: WorkerToPrimary) => void;
-  clock?: Clock;
-  maxLeaseMs?: number;
-  relaxedLeaseMs?: number;
+export interface RouteLeaseStoreOptions extends LeaseClientOptions {
   /** Workers sharing the buckets until the primary says (default 1). */
   holders?: number;
 }
 
-export class RouteLeaseStore implements RouteBucketStore {
-  readonly #send: (msg: WorkerToPrimary) => void;
-  readonly #clock: TimerClock;
-  readonly #maxLeaseMs: number;
-  readonly #relaxedLeaseMs: number;
+/** Routes with an ask wait for this tick's batch; an ask in flight is for its route. */
+export class RouteLeaseStore extends LeaseClient<RouteState, RouteState> implements RouteBucketStore {
   readonly #routes = new Map<string, RouteState>();
   readonly #result: RouteTake = { allowed: false, tokens: 0 };
-  readonly #inFlight = new Map<number, RouteState>();
   readonly #keys = new Map<RouteState, string>();
-  #queued: RouteState[] = [];
-  #flushQueued = false;
-  #nextId = 1;
   #holders: number;
-  #sweepTimer: TimerHandle | null = null;
-  #closed = false;
-  readonly #flush = (): void => this.#flushAsks();
 
   constructor(opts: RouteLeaseStoreOptions) {
-    this.#send = opts.send;
-    this.#clock = timersOf(opts.clock ?? systemClock);
-    this.#maxLeaseMs = opts.maxLeaseMs ?? DEFAULT_ROUTE_LEASE_MS;
-    this.#relaxedLeaseMs = Math.max(this.#maxLeaseMs, opts.relaxedLeaseMs ?? DEFAULT_ROUTE_RELAXED_LEASE_MS);
+    super(opts, DEFAULT_ROUTE_LEASE_MS, DEFAULT_ROUTE_RELAXED_LEASE_MS);
     this.#holders = Math.max(1, opts.holders ?? 1);
   }
 
   start(): void {
-    this.#closed = false;
-    this.#scheduleSweep();
+    this.reopen();
+    this.scheduleSweep();
   }
 
   /** Settles every lease and credit. */
   close(): void {
-    this.#closed = true;
-    if (this.#sweepTimer !== null) this.#clock.clearTimeout(this.#sweepTimer);
-    this.#sweepTimer = null;
+    this.shut();
     const items: LeaseSettle[] = [];
     for (const [key, w] of this.#routes) {
       const s = this.#settlement(key, w);
       if (s !== null) items.push(s);
     }
-    if (items.length > 0) this.#trySend({ t: 'route-settle', items });
+    if (items.length > 0) this.trySend({ t: 'route-settle', items });
   }
 
   take(key: string, cost: number, ratePerSec: number, capacity: number, floor: number, now: number): RouteTake {
@@ -163,36 +144,27 @@ export class RouteLeaseStore implements RouteBucketStore {
   #queueAsk(w: RouteState, floor: number): void {
     w.asking = true;
     if (floor < w.askFloor) w.askFloor = floor;
-    this.#queued.push(w);
-    if (!this.#flushQueued) {
-      this.#flushQueued = true;
-      queueMicrotask(this.#flush);
-    }
+    this.enqueue(w);
   }
 
-  #flushAsks(): void {
-    this.#flushQueued = false;
-    const queued = this.#queued;
-    if (queued.length === 0) return;
-    this.#queued = [];
-    const now = this.#clock.now();
+  protected sendBatch(queued: RouteState[]): void {
+    const now = this.clock.now();
     const asks: RouteAsk[] = [];
     for (const w of queued) {
       const key = this.#keys.get(w)!;
-      const id = this.#nextId++;
+      const id = this.track(w);
       // The lease this ask replaces is settled with it (credit charged, unspent handed back).
       const settle = this.#settlement(key, w, now) ?? undefined;
       const want = Math.max(1, Math.min(MAX_ROUTE_LEASE, Math.ceil(w.capacity / 8)));
-      this.#inFlight.set(id, w);
       w.flightFloor = w.askFloor;
       w.askFloor = 0;
       asks.push({ id, key, ratePerSec: w.ratePerSec, capacity: w.capacity, want, floor: w.flightFloor, settle });
     }
-    this.#trySend({ t: 'route-lease', asks });
+    this.trySend({ t: 'route-lease', asks });
   }
 
   /** The open lease or credit of `w` as a settlement, reset locally; null when there is none. */
-  #settlement(key: string, w: RouteState, now = this.#clock.now()): LeaseSettle | null {
+  #settlement(key: string, w: RouteState, now = this.clock.now()): LeaseSettle | null {
     if (w.granted === 0 && w.left === 0) return null;
     const s: LeaseSettle = { key, granted: w.granted, unspent: w.left };
     // Our view of the primary's bucket follows what we hand back (or are charged).
@@ -204,11 +176,10 @@ export class RouteLeaseStore implements RouteBucketStore {
   }
 
   #answer(g: RouteGrant): void {
-    const w = this.#inFlight.get(g.id);
+    const w = this.landed(g.id);
     if (w === undefined) return;
-    this.#inFlight.delete(g.id);
     w.asking = false;
-    const now = this.#clock.now();
+    const now = this.clock.now();
     this.#holders = Math.max(1, g.holders);
     w.primaryTokens = g.tokens;
     w.primaryAt = now;
@@ -217,43 +188,25 @@ export class RouteLeaseStore implements RouteBucketStore {
       w.left += g.granted;
       w.granted += g.granted;
       w.lastGrant = g.granted;
-      w.ttl = g.tokens * 2 >= w.capacity ? this.#relaxedLeaseMs : this.#maxLeaseMs;
+      w.ttl = this.leaseTtl(g.tokens, w.capacity);
     } else {
       w.deniedUntil = now + Math.min(DENY_MS, g.retryAfterMs);
       w.deniedFloor = w.flightFloor;
     }
   }
 
-  #scheduleSweep(): void {
-    if (this.#closed || this.#sweepTimer !== null) return;
-    this.#sweepTimer = this.#clock.setTimeout(() => {
-      this.#sweepTimer = null;
-      this.sweep();
-      this.#scheduleSweep();
-    }, Math.max(10, Math.floor(this.#maxLeaseMs / 2)));
-    (this.#sweepTimer as { unref?: () => void }).unref?.();
-  }
-
   /** Settles leases and credit past their time in one message. */
   sweep(): void {
-    const now = this.#clock.now();
+    const now = this.clock.now();
     let items: LeaseSettle[] | null = null;
     for (const [key, w] of this.#routes) {
       if (w.asking || (w.granted === 0 && w.left === 0)) continue;
-      const ttl = w.left < 0 ? this.#maxLeaseMs : w.ttl;
+      const ttl = w.left < 0 ? this.maxLeaseMs : w.ttl;
       if (w.left === 0 || now - w.at >= ttl) {
         const s = this.#settlement(key, w, now);
         if (s !== null) (items ??= []).push(s);
       }
     }
-    if (items !== null) this.#trySend({ t: 'route-settle', items });
-  }
-
-  #trySend(msg: WorkerToPrimary): void {
-    try {
-      this.#send(msg);
-    } catch {
-      // The primary is gone; the worker is about to exit.
-    }
+    if (items !== null) this.trySend({ t: 'route-settle', items });
   }
 }

@@ -11,65 +11,33 @@
  * what one bucket of the route's limit allows, up to the credit they may take (bounded, see the store).
  * A worker that dies forfeits its leases: their tokens are not handed out again.
  */
-import type { Clock } from '../clock.js';
+import { LeaseBook, shareOf, type LeaseBookOptions, type LeaseBucket } from './lease-book.js';
 import type { LeaseSettle, RouteAsk, RouteGrant } from './messages.js';
 
-interface Bucket {
-  tokens: number;
-  last: number;
-  capacity: number;
-  ratePerSec: number;
-  leased: number;
-}
+export type RouteLedgerOptions = LeaseBookOptions;
 
-export interface RouteLedgerOptions {
-  clock: Clock;
-  /** Workers sharing the buckets: a grant leaves room for the others (default 1). */
-  holders?: () => number;
-}
-
-export class RouteLedger {
-  readonly #clock: Clock;
-  readonly #holders: () => number;
-  readonly #buckets = new Map<string, Bucket>();
-  /** Per worker: key → tokens it holds on lease. */
-  readonly #held = new Map<number, Map<string, number>>();
-
-  constructor(opts: RouteLedgerOptions) {
-    this.#clock = opts.clock;
-    this.#holders = opts.holders ?? (() => 1);
-  }
-
+export class RouteLedger extends LeaseBook {
   /** Tokens of `key` in the bucket now (negative in debt), or null when unknown. */
   tokens(key: string): number | null {
-    const b = this.#buckets.get(key);
+    const b = this.buckets.get(key);
     if (b === undefined) return null;
-    this.#refill(b, this.#clock.now());
+    this.refill(b, this.clock.now());
     return b.tokens;
   }
 
-  /** Tokens of `key` out on lease. */
-  leased(key: string): number {
-    return this.#buckets.get(key)?.leased ?? 0;
-  }
-
   grant(holder: number, ask: RouteAsk): RouteGrant {
-    const now = this.#clock.now();
+    const now = this.clock.now();
     // The bucket first: a settlement of credit taken before the bucket existed is charged to it.
     const b = this.#bucket(ask.key, ask.ratePerSec, ask.capacity, now);
     if (ask.settle !== undefined) this.settle(holder, ask.settle);
-    const holders = Math.max(1, this.#holders());
+    const holders = this.holders();
     const floor = Math.max(-b.capacity, Math.min(0, Number.isFinite(ask.floor) ? ask.floor : 0));
     const avail = b.tokens - floor;
-    if (avail < 1) return { id: ask.id, granted: 0, tokens: b.tokens, holders, retryAfterMs: this.#wait(b, floor) };
+    if (avail < 1) return { id: ask.id, granted: 0, tokens: b.tokens, holders, retryAfterMs: this.wait(b, 1 + floor) };
     // Leave room for the other workers: at most a 1/(2·holders) share of what is there, at least one token.
-    const share = Math.floor(avail / (2 * holders));
+    const share = shareOf(avail, holders);
     const granted = Math.max(1, Math.min(Math.floor(ask.want), share));
-    b.tokens -= granted;
-    b.leased += granted;
-    let held = this.#held.get(holder);
-    if (held === undefined) this.#held.set(holder, (held = new Map()));
-    held.set(ask.key, (held.get(ask.key) ?? 0) + granted);
+    this.lend(holder, ask.key, b, granted);
     return { id: ask.id, granted, tokens: b.tokens, holders, retryAfterMs: 0 };
   }
 
@@ -78,60 +46,24 @@ export class RouteLedger {
    * to the bucket (negative: charged to it, bounded by the bucket's capacity per settlement).
    */
   settle(holder: number, s: LeaseSettle): void {
-    const held = this.#held.get(holder);
-    const had = held?.get(s.key) ?? 0;
-    // Never trust a worker for more than it holds.
-    const granted = Math.min(Math.max(0, Math.floor(s.granted)), had);
-    const b = this.#buckets.get(s.key);
-    if (granted > 0) {
-      if (had === granted) held!.delete(s.key);
-      else held!.set(s.key, had - granted);
-    }
+    const granted = this.release(holder, s.key, Math.max(0, Math.floor(s.granted)));
+    const b = this.buckets.get(s.key);
     if (b === undefined) return;
-    this.#refill(b, this.#clock.now());
+    this.refill(b, this.clock.now());
     b.leased -= granted;
     const unspent = Math.min(Number.isFinite(s.unspent) ? s.unspent : 0, granted);
     b.tokens = Math.min(b.capacity - b.leased, b.tokens + Math.max(-b.capacity, unspent));
   }
 
-  /** Worker `holder` is gone: its leases end; their tokens are not handed out again (the bucket refills). */
-  forget(holder: number): void {
-    const held = this.#held.get(holder);
-    if (held === undefined) return;
-    this.#held.delete(holder);
-    const now = this.#clock.now();
-    for (const [key, n] of held) {
-      const b = this.#buckets.get(key);
-      if (b === undefined) continue;
-      this.#refill(b, now);
-      b.leased -= n;
-    }
-  }
-
-  #bucket(key: string, ratePerSec: number, capacity: number, now: number): Bucket {
-    let b = this.#buckets.get(key);
-    if (b === undefined) {
-      // One per configured route: no eviction needed. A new bucket starts full.
-      b = { tokens: capacity, last: now, capacity, ratePerSec, leased: 0 };
-      this.#buckets.set(key, b);
-      return b;
-    }
+  #bucket(key: string, ratePerSec: number, capacity: number, now: number): LeaseBucket {
+    const b = this.buckets.get(key);
+    // One per configured route: no eviction needed. A new bucket starts full.
+    if (b === undefined) return this.open(key, capacity, ratePerSec, now);
     // The learned limit moves in place: the bucket is never reset.
-    this.#refill(b, now);
+    this.refill(b, now);
     b.capacity = capacity;
     b.ratePerSec = ratePerSec;
     if (b.tokens > capacity - b.leased) b.tokens = capacity - b.leased;
     return b;
-  }
-
-  #refill(b: Bucket, now: number): void {
-    const room = b.capacity - b.leased;
-    if (now > b.last && b.tokens < room) b.tokens = Math.min(room, b.tokens + ((now - b.last) * b.ratePerSec) / 1000);
-    b.last = now;
-  }
-
-  #wait(b: Bucket, floor: number): number {
-    if (b.ratePerSec <= 0) return 60_000;
-    return Math.max(1, Math.ceil(((1 + floor - b.tokens) * 1000) / b.ratePerSec));
   }
 }

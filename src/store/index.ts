@@ -8,3 +8,4 @@ export { MemoryStore, DEFAULT_MAX_BUCKETS, type MemoryStoreOptions } from './mem
 export { RedisStore, type RedisStoreOptions } from './redis.js';
 export { createStore } from './create.js';
 export { RedisLink, type RedisLinkOptions, type RedisClient } from './redis-link.js';
+export { bucketScript } from './lua.js';

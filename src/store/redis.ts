@@ -5,8 +5,8 @@
  * without waiting, until a background probe sees Redis healthy again.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { GatewayError } from '../errors.js';
+import { bucketScript } from './lua.js';
 import type { MemoryStore } from './memory.js';
 import { RedisLink, type RedisClient } from './redis-link.js';
 import type { RateLimitStore, StoreErrorHook, TakeResult } from './types.js';
@@ -15,10 +15,10 @@ const DEFAULT_PROBE_INTERVAL_MS = 500;
 const DEFAULT_CONNECT_WAIT_MS = 2_000;
 const DEFAULT_QUEUE_MAX = 10_000;
 
-/** Read once per process, next to this module: the build copies the .lua files from src/ into dist/. */
+/** Read once per process, next to this module (with refill.lua in front, see lua.ts). */
 let scriptSource: string | undefined;
 function loadScript(): string {
-  scriptSource ??= readFileSync(new URL('./token-bucket.lua', import.meta.url), 'utf8');
+  scriptSource ??= bucketScript(new URL('./token-bucket.lua', import.meta.url));
   return scriptSource;
 }
 

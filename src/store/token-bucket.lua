@@ -1,4 +1,4 @@
--- MicroGate token bucket: one atomic step for one bucket.
+-- MicroGate token bucket: one atomic step for one bucket. Loaded with refill.lua in front (refill, save).
 -- KEYS[1] = bucket key (a hash: tk = tokens, ts = time of tk in ms)
 -- ARGV[1] = capacity, ARGV[2] = refill per second, ARGV[3] = cost (0 = peek: answer for one token, write nothing)
 -- Returns { allowed (1|0), whole tokens left, retry-after ms (0 when allowed), ms until full }.
@@ -6,25 +6,11 @@
 -- A rejected take costs nothing and writes nothing; every write sets a TTL of the time to refill
 -- plus a margin, after which the bucket would be full anyway, so expiry loses nothing.
 
-if redis.replicate_commands then redis.replicate_commands() end -- TIME in a script that writes, before Redis 5
-
 local capacity = tonumber(ARGV[1])
 local rate = tonumber(ARGV[2])
 local cost = tonumber(ARGV[3])
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-
-local state = redis.call('HMGET', KEYS[1], 'tk', 'ts')
-local tokens = tonumber(state[1])
-local last = tonumber(state[2])
-if tokens == nil or last == nil then
-  tokens = capacity
-else
-  if now > last then tokens = tokens + (now - last) * rate / 1000 end
-  -- clamp also when capacity shrank (config change) or the Redis clock stepped back
-  if tokens > capacity then tokens = capacity end
-end
+local now, tokens = refill(KEYS[1], capacity, rate)
 
 local allowed = 0
 local retry = 0
@@ -35,10 +21,7 @@ end
 if tokens + 1e-9 >= cost then -- tolerate floating-point refill sums
   tokens = math.max(tokens - cost, 0)
   allowed = 1
-  -- 1 s margin; formatted as an integer because Redis may print a Lua number in exponent form
-  local ttl = math.min(math.ceil((capacity - tokens) * 1000 / rate) + 1000, 1e12)
-  redis.call('HSET', KEYS[1], 'tk', tokens, 'ts', now)
-  redis.call('PEXPIRE', KEYS[1], string.format('%d', ttl))
+  save(KEYS[1], tokens, now, capacity, rate)
 else
   retry = math.ceil((cost - tokens) * 1000 / rate)
 end

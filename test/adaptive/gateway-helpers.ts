@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import type { Gateway, GatewayOptions } from '../../src/gateway.js';
 import { startGateway } from '../helpers/gateway.js';
+import { LEARNING_ANALYTICS } from '../helpers/learning.js';
 
 /**
  * The YAML of a learning gateway: `routes:` with `routes` (its indented list items), a fresh
@@ -18,13 +19,7 @@ export async function learningConfig(t: TestContext, routes: string, extra = '')
   t.after(() => rm(dir, { recursive: true, force: true }));
   return `routes:
 ${routes}data_dir: ${dir}
-analytics:
-  enabled: true
-  bucket_interval: 1s
-  analyzer_interval: 1s
-  window: 20s
-  retention: 10m
-${extra}`;
+${LEARNING_ANALYTICS}${extra}`;
 }
 
 /** Starts a gateway on `learningConfig(t, routes, extra)`; the YAML comes back for reload tests. */

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const MICROGATE = join(ROOT, 'bin/microgate');
@@ -163,6 +164,23 @@ export function isAlive(pid: number): boolean {
     if ((err as NodeJS.ErrnoException).code === 'ESRCH') return false;
     throw err;
   }
+}
+
+/** The `server:` block of a gateway of two workers on a free port of 127.0.0.1 (3 s to shut down). */
+export const TWO_WORKERS_SERVER = `server:
+  port: 0
+  host: 127.0.0.1
+  workers: 2
+  shutdown_timeout: 3s
+`;
+
+/** The sum of metric `name` over its series in the gateway's /metrics at `url`. */
+export async function metric(url: string, name: string): Promise<number> {
+  const res = await request(`${url}/metrics`);
+  const text = await res.body.text();
+  let sum = 0;
+  for (const line of text.split('\n')) if (line.startsWith(name + '{') || line.startsWith(name + ' ')) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  return sum;
 }
 
 export function sleep(ms: number): Promise<void> {

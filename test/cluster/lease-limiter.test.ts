@@ -5,60 +5,21 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { setImmediate as tick } from 'node:timers/promises';
 import { ManualClock } from '../../src/clock.js';
-import { LeaseLedger, LeaseStore, type PrimaryToWorker, type WorkerToPrimary } from '../../src/cluster/index.js';
+import { LeaseLedger, LeaseStore } from '../../src/cluster/index.js';
 import type { TakeResult } from '../../src/store/index.js';
+import { makeLeaseCluster, settleAll, type LeaseCluster } from './lease-harness.js';
 
-interface Cluster {
-  clock: ManualClock;
-  ledger: LeaseLedger;
-  stores: LeaseStore[];
-  /** Messages each worker sent. */
-  sent: WorkerToPrimary[][];
-  /** Worker i is dead: its messages are dropped and the ledger forgets it. */
-  kill(i: number): void;
-}
-
-function makeCluster(workers: number, opts: { maxLeaseMs?: number } = {}): Cluster {
-  const clock = new ManualClock(1_000_000);
-  const dead = new Set<number>();
-  const ledger = new LeaseLedger({ clock, holders: () => workers - dead.size });
-  const stores: LeaseStore[] = [];
-  const sent: WorkerToPrimary[][] = [];
-  for (let i = 0; i < workers; i++) {
-    sent.push([]);
-    const store: LeaseStore = new LeaseStore({
-      clock,
-      maxLeaseMs: opts.maxLeaseMs,
-      send: (msg) => {
-        sent[i]!.push(msg);
-        // Delivered later, like IPC.
-        setImmediate(() => {
-          if (dead.has(i)) return;
-          let reply: PrimaryToWorker | null = null;
-          if (msg.t === 'lease') reply = { t: 'leased', grants: msg.asks.map((a) => ledger.grant(i, a)) };
-          else if (msg.t === 'settle') for (const s of msg.items) ledger.settle(i, s);
-          if (reply !== null) setImmediate(() => !dead.has(i) && store.receive(reply));
-        });
-      },
-    });
-    stores.push(store);
-  }
-  return {
-    clock,
-    ledger,
-    stores,
-    sent,
-    kill(i) {
-      dead.add(i);
-      ledger.forget(i);
+function makeCluster(workers: number, opts: { maxLeaseMs?: number } = {}): LeaseCluster<LeaseLedger, LeaseStore> {
+  return makeLeaseCluster(workers, {
+    ledger: (clock, holders) => new LeaseLedger({ clock, holders }),
+    store: (clock, send) => new LeaseStore({ clock, maxLeaseMs: opts.maxLeaseMs, send }),
+    serve: (ledger, i, msg) => {
+      if (msg.t === 'lease') return { t: 'leased', grants: msg.asks.map((a) => ledger.grant(i, a)) };
+      if (msg.t === 'settle') for (const s of msg.items) ledger.settle(i, s);
+      return null;
     },
-  };
-}
-
-async function settleAll(): Promise<void> {
-  for (let i = 0; i < 10; i++) await tick();
+  });
 }
 
 function takeAll(results: (TakeResult | Promise<TakeResult>)[]): Promise<TakeResult[]> {

@@ -6,55 +6,21 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setImmediate as tick } from 'node:timers/promises';
-import { ManualClock } from '../../src/clock.js';
-import { RouteLedger, RouteLeaseStore, type PrimaryToWorker, type WorkerToPrimary } from '../../src/cluster/index.js';
+import { RouteLedger, RouteLeaseStore } from '../../src/cluster/index.js';
+import { makeLeaseCluster, settleAll, type LeaseCluster } from './lease-harness.js';
 
-interface Cluster {
-  clock: ManualClock;
-  ledger: RouteLedger;
-  stores: RouteLeaseStore[];
-  sent: WorkerToPrimary[][];
-  kill(i: number): void;
-}
+type Cluster = LeaseCluster<RouteLedger, RouteLeaseStore>;
 
 function makeCluster(workers: number): Cluster {
-  const clock = new ManualClock(1_000_000);
-  const dead = new Set<number>();
-  const ledger = new RouteLedger({ clock, holders: () => workers - dead.size });
-  const stores: RouteLeaseStore[] = [];
-  const sent: WorkerToPrimary[][] = [];
-  for (let i = 0; i < workers; i++) {
-    sent.push([]);
-    const store: RouteLeaseStore = new RouteLeaseStore({
-      clock,
-      holders: workers,
-      send: (msg) => {
-        sent[i]!.push(msg);
-        setImmediate(() => {
-          if (dead.has(i)) return;
-          let reply: PrimaryToWorker | null = null;
-          if (msg.t === 'route-lease') reply = { t: 'route-leased', grants: msg.asks.map((a) => ledger.grant(i, a)) };
-          else if (msg.t === 'route-settle') for (const s of msg.items) ledger.settle(i, s);
-          if (reply !== null) setImmediate(() => !dead.has(i) && store.receive(reply));
-        });
-      },
-    });
-    stores.push(store);
-  }
-  return {
-    clock,
-    ledger,
-    stores,
-    sent,
-    kill(i) {
-      dead.add(i);
-      ledger.forget(i);
+  return makeLeaseCluster(workers, {
+    ledger: (clock, holders) => new RouteLedger({ clock, holders }),
+    store: (clock, send) => new RouteLeaseStore({ clock, holders: workers, send }),
+    serve: (ledger, i, msg) => {
+      if (msg.t === 'route-lease') return { t: 'route-leased', grants: msg.asks.map((a) => ledger.grant(i, a)) };
+      if (msg.t === 'route-settle') for (const s of msg.items) ledger.settle(i, s);
+      return null;
     },
-  };
-}
-
-async function settleAll(): Promise<void> {
-  for (let i = 0; i < 10; i++) await tick();
+  });
 }
 
 const ROUTE = '/api';
@@ -62,19 +28,19 @@ const ROUTE = '/api';
 const RATE = 20;
 const CAPACITY = 100;
 
-/** Floods for `ms` of simulated time: `perMs` takes per ms, spread over the workers. Returns admitted per worker. */
-async function flood(c: Cluster, ms: number, perMs: number, floor = 0): Promise<number[]> {
-  const admitted = c.stores.map(() => 0);
+/** Floods for `ms` of simulated time: `perMs` takes per ms, spread over `stores` (default: every worker's). Returns admitted per store. */
+async function flood(c: Cluster, ms: number, perMs: number, floor = 0, stores = c.stores): Promise<number[]> {
+  const admitted = stores.map(() => 0);
   for (let t = 0; t < ms; t++) {
     for (let k = 0; k < perMs; k++) {
-      const i = (t * perMs + k) % c.stores.length;
-      if (c.stores[i]!.take(ROUTE, 1, RATE, CAPACITY, floor, c.clock.now()).allowed) admitted[i]!++;
+      const i = (t * perMs + k) % stores.length;
+      if (stores[i]!.take(ROUTE, 1, RATE, CAPACITY, floor, c.clock.now()).allowed) admitted[i]!++;
     }
     // IPC answers arrive between requests.
     await tick();
     await tick();
     c.clock.advance(1);
-    if (t % 50 === 0) for (const s of c.stores) s.sweep();
+    if (t % 50 === 0) for (const s of stores) s.sweep();
   }
   return admitted;
 }
@@ -131,27 +97,12 @@ test('a worker that dies mid-lease forfeits its tokens; the others go on and the
   c.kill(0);
   assert.ok(c.ledger.leased(ROUTE) < held, 'the dead worker\'s leases are forgotten');
   // The survivor floods: it gets the whole bucket's refill, never the forfeited tokens twice.
-  const survivor = makeSurvivorFlood(c, 1);
-  const admitted = await survivor(5_000);
+  const [admitted] = await flood(c, 5_000, 2, 0, [c.stores[1]!]);
   // At most what was there (less the 10 admitted) plus 5 s of refill; at least that less the forfeited lease.
   const most = CAPACITY - 10 + RATE * 5;
   assert.ok(admitted <= most, `admitted ${admitted}, at most ${most}`);
   assert.ok(admitted >= most - held - 2, `admitted ${admitted}, at least ${most - held - 2}: only the dead worker's lease is lost`);
 });
-
-function makeSurvivorFlood(c: Cluster, i: number) {
-  return async (ms: number): Promise<number> => {
-    let admitted = 0;
-    for (let t = 0; t < ms; t++) {
-      for (let k = 0; k < 2; k++) if (c.stores[i]!.take(ROUTE, 1, RATE, CAPACITY, 0, c.clock.now()).allowed) admitted++;
-      await tick();
-      await tick();
-      c.clock.advance(1);
-      if (t % 50 === 0) c.stores[i]!.sweep();
-    }
-    return admitted;
-  };
-}
 
 test('fair clients borrow into the bucket\'s debt across workers, bounded by the floor', async () => {
   const c = makeCluster(2);

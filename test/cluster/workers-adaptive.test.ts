@@ -9,19 +9,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Agent, request } from 'undici';
-import { assertBuilt, MICROGATE, Running, sleep, startTestBackend, tempDir, waitUntil } from '../cli/helpers.js';
+import { assertBuilt, metric, MICROGATE, Running, sleep, startTestBackend, tempDir, TWO_WORKERS_SERVER, waitUntil } from '../cli/helpers.js';
+import { LEARNING_ANALYTICS } from '../helpers/learning.js';
 
 /** The learned limit, pinned by min_limit = max_limit so the test knows it: 3000/min = 50/s. */
 const LIMIT_PER_MIN = 3000;
 const RATE = LIMIT_PER_MIN / 60;
-
-async function metric(url: string, name: string): Promise<number> {
-  const res = await request(`${url}/metrics`);
-  const text = await res.body.text();
-  let sum = 0;
-  for (const line of text.split('\n')) if (line.startsWith(name + '{') || line.startsWith(name + ' ')) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  return sum;
-}
 
 async function routeEntry(url: string): Promise<Record<string, any> | undefined> {
   const res = await request(`${url}/analytics/routes`);
@@ -36,25 +29,14 @@ test('two workers enforce one learned adaptive route limit within 2%, counted an
   const backend = await startTestBackend(t);
   const file = await write(
     'workers-adaptive.yml',
-    `server:
-  port: 0
-  host: 127.0.0.1
-  workers: 2
-  shutdown_timeout: 3s
-logging:
+    `${TWO_WORKERS_SERVER}logging:
   level: info
   access_log: false
 data_dir: ${JSON.stringify(dir)}
 routes:
   - path: /
     backend: "${backend.url}"
-analytics:
-  enabled: true
-  bucket_interval: 1s
-  analyzer_interval: 1s
-  window: 20s
-  retention: 10m
-adaptive_rate_limit:
+${LEARNING_ANALYTICS}adaptive_rate_limit:
   enabled: true
   multiplier: 2
   min_limit: ${LIMIT_PER_MIN}

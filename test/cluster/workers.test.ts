@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Agent, request } from 'undici';
 import { RedisServer, redisSkipReason } from '../helpers/redis-server.js';
-import { assertBuilt, childrenOf, freePort, isAlive, MICROGATE, Running, sleep, tempDir, TESTBACKEND, waitUntil } from '../cli/helpers.js';
+import { assertBuilt, childrenOf, freePort, isAlive, metric, MICROGATE, Running, sleep, tempDir, TESTBACKEND, TWO_WORKERS_SERVER, waitUntil } from '../cli/helpers.js';
 
 const CAPACITY = 200;
 
@@ -19,12 +19,7 @@ async function startCluster(t: Parameters<typeof tempDir>[0], extra = '') {
   const backendPort = await freePort();
   const file = await write(
     'workers.yml',
-    `server:
-  port: 0
-  host: 127.0.0.1
-  workers: 2
-  shutdown_timeout: 3s
-logging:
+    `${TWO_WORKERS_SERVER}logging:
   level: warn
 routes:
   - path: /
@@ -74,14 +69,6 @@ function workersOf(pid: number): number[] {
   return childrenOf(pid)
     .filter((c) => c.cmdline.includes('bin/microgate ') && !c.cmdline.includes('testbackend'))
     .map((c) => c.pid);
-}
-
-async function metric(url: string, name: string): Promise<number> {
-  const res = await request(`${url}/metrics`);
-  const text = await res.body.text();
-  let sum = 0;
-  for (const line of text.split('\n')) if (line.startsWith(name + '{') || line.startsWith(name + ' ')) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  return sum;
 }
 
 test('two workers behind one port act as one gateway', { timeout: 120_000 }, async (t) => {
