@@ -25,6 +25,8 @@ export const TARGETS = [
   { id: 'fastify', label: 'fastify + @fastify/http-proxy', kind: 'script', script: 'bench/fastify-proxy.mjs' },
   // Defaults: access log (level info, stdout → /dev/null) and metrics on; dashboard off (mg-dash measures it).
   { id: 'mg-proxy', label: 'MicroGate proxy only (defaults: access log, metrics)', kind: 'microgate', auth: null },
+  // What the default access log costs end to end (optional row).
+  { id: 'mg-nolog', label: 'MicroGate proxy only, access log off', kind: 'microgate', auth: null, accessLog: false, optional: true },
   { id: 'mg-analytics', label: 'MicroGate proxy only + analytics', kind: 'microgate', auth: null, analytics: true },
   // "Full chain" as the policies issue defines it: key auth + rate limit + breaker + metrics + access log.
   { id: 'mg-full', label: 'MicroGate full chain (API key)', kind: 'microgate', auth: 'apikey' },
@@ -72,7 +74,7 @@ export function microgateConfig(target, { port, backendUrl, jwtSecret, redisUrl,
     lines.push('ratelimit:', '  max_tokens: 1000000000', '  refill_rate: 1000000000');
   }
   // The access log is written at level info, so the level must let it through (stdout → /dev/null).
-  lines.push('logging:', '  access_log: true', '  level: "info"', 'dashboard:', `  enabled: ${target.dashboard ? 'true' : 'false'}`);
+  lines.push('logging:', `  access_log: ${target.accessLog === false ? 'false' : 'true'}`, '  level: "info"', 'dashboard:', `  enabled: ${target.dashboard ? 'true' : 'false'}`);
   if (target.analytics || target.adaptive) lines.push(`data_dir: ${q(dataDir)}`);
   if (target.analytics) lines.push('analytics:', '  enabled: true');
   if (target.adaptive) {

@@ -100,7 +100,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       stripCredentials: opts.stripCredentials && ctx.route !== null && !ctx.route.isPublic,
     });
     this.path = upstreamPath(ctx.route!, req.url!);
-    ctx.res.once('close', onClientClose);
+    // `on`, not `once`: a response closes once, and once() wraps the listener in a new closure per request.
+    ctx.res.on('close', onClientClose);
     (ctx.res as unknown as Tagged)[kHandler] = this;
   }
 
