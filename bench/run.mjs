@@ -175,7 +175,7 @@ function spawnTarget(state, ctx) {
     state.child = children.spawn(target.id, process.execPath, [join(ROOT, target.script), '--port', String(state.port), '--backend', ctx.backend.url, ...(target.args ?? [])], { cpu });
   } else {
     // stdout (pino, access log) → /dev/null; stderr kept for config errors.
-    state.child = children.spawn(target.id, process.execPath, [join(ROOT, 'bin/microgate'), '--config', state.file], { cpu, cwd: tmpDir });
+    state.child = children.spawn(target.id, process.execPath, [...(target.nodeArgs ?? []), join(ROOT, 'bin/microgate'), '--config', state.file], { cpu, cwd: tmpDir });
   }
 }
 

@@ -12,7 +12,7 @@ export const API_KEY = 'bench-key-0123456789';
  * Row order of the report. MicroGate rows are declared by what they switch on (see microgateConfig):
  * `auth` (null | 'apikey' | 'jwt'; the API-key/JWT rows also get a rate limit that never runs dry),
  * `dashboard`, `analytics`, `redis`, `workers`, `extra` (more YAML lines, indented as top-level keys).
- * `optional: true` rows run only when BENCH_TARGETS names them. `pin: false` rows are not pinned to
+ * `nodeArgs`: node's own arguments for the gateway process. `optional: true` rows run only when BENCH_TARGETS names them. `pin: false` rows are not pinned to
  * the target core (their CPU is the whole process tree's). `args`: extra command-line arguments of a script.
  */
 export const TARGETS = [
@@ -27,6 +27,8 @@ export const TARGETS = [
   { id: 'mg-proxy', label: 'MicroGate proxy only (defaults: access log, metrics)', kind: 'microgate', auth: null },
   // What the default access log costs end to end (optional row).
   { id: 'mg-nolog', label: 'MicroGate proxy only, access log off', kind: 'microgate', auth: null, accessLog: false, optional: true },
+  // The full chain with a smaller young generation (an operator's choice: node's own flag), optional.
+  { id: 'mg-semi8', label: 'MicroGate full chain, node --max-semi-space-size=8', kind: 'microgate', auth: 'apikey', nodeArgs: ['--max-semi-space-size=8'], optional: true },
   { id: 'mg-analytics', label: 'MicroGate proxy only + analytics', kind: 'microgate', auth: null, analytics: true },
   // "Full chain" as the policies issue defines it: key auth + rate limit + breaker + metrics + access log.
   { id: 'mg-full', label: 'MicroGate full chain (API key)', kind: 'microgate', auth: 'apikey' },
