@@ -7,7 +7,7 @@
  * which are rerun and kept out of medians and ratios. Prints one table (CPU/request, req/s, p50/p99,
  * RSS at start and after the run) and writes bench/results/latest.{md,json}.
  *
- * Environment: BENCH_ROUNDS (3), BENCH_SECONDS (4), BENCH_CONNECTIONS (50), BENCH_WARMUP (1),
+ * Environment: BENCH_ROUNDS (5: whole runs differ by ±0.1 in a ratio; five rounds steady the medians), BENCH_SECONDS (4), BENCH_CONNECTIONS (50), BENCH_WARMUP (1),
  * BENCH_LATENCY_SECONDS (1; 0 = skip the one-connection latency run), BENCH_TARGETS (comma list
  * of ids, see lib/targets.mjs; optional rows such as fwd-stream, fwd-object, mg-workers run only
  * when named), BENCH_DISTURB_PCT (20), BENCH_DISTURB_CORE_PCT (15), BENCH_DISTURBED_RETRIES (2), BENCH_RATE (0 = unlimited; else a
@@ -46,7 +46,7 @@ function intEnv(name, def, min, max) {
 }
 
 const S = {
-  rounds: intEnv('BENCH_ROUNDS', 3, 1, 50),
+  rounds: intEnv('BENCH_ROUNDS', 5, 1, 50),
   seconds: intEnv('BENCH_SECONDS', 4, 1, 600),
   connections: intEnv('BENCH_CONNECTIONS', 50, 1, 4096),
   warmup: intEnv('BENCH_WARMUP', 1, 0, 60),
