@@ -88,16 +88,23 @@ describe('client rates', () => {
       const m = process.memoryUsage();
       return m.heapUsed + m.arrayBuffers;
     };
-    gc();
-    const before = used();
-    const rates = new ClientRates({ maxClients: n });
-    for (let i = 0; i < n; i++) rates.observe(keys[i]!, i);
-    gc();
-    const perClient = (used() - before) / n;
+    // Anything else allocated meanwhile only adds bytes: the least of three fresh tables is the table's own cost.
+    let perClient = Infinity;
+    let size = 0;
+    for (let round = 0; round < 3; round++) {
+      gc();
+      const before = used();
+      let rates: ClientRates | null = new ClientRates({ maxClients: n });
+      for (let i = 0; i < n; i++) rates.observe(keys[i]!, i);
+      gc();
+      perClient = Math.min(perClient, (used() - before) / n);
+      size = rates.size;
+      rates = null;
+    }
     // The key strings existed before; count them as the table's too, as in production they would be retained only by it.
     const keyBytes = 16 + 16; // a short sequential one-byte string: header + padded payload
     t.diagnostic(`${perClient.toFixed(1)} B/client in the table + ~${keyBytes} B key string`);
     assert.ok(perClient + keyBytes <= 150, `${perClient.toFixed(1)} B/client + ${keyBytes} B key`);
-    assert.equal(rates.size, n);
+    assert.equal(size, n);
   });
 });
