@@ -29,6 +29,7 @@ export const TARGETS = [
   { id: 'mg-nolog', label: 'MicroGate proxy only, access log off', kind: 'microgate', auth: null, accessLog: false, optional: true },
   // The full chain with a smaller young generation (an operator's choice: node's own flag), optional.
   { id: 'mg-semi8', label: 'MicroGate full chain, node --max-semi-space-size=8', kind: 'microgate', auth: 'apikey', nodeArgs: ['--max-semi-space-size=8'], optional: true },
+  { id: 'mg-liftoff', label: 'MicroGate proxy only, node --liftoff-only', kind: 'microgate', auth: null, nodeArgs: ['--liftoff-only'], optional: true },
   { id: 'mg-analytics', label: 'MicroGate proxy only + analytics', kind: 'microgate', auth: null, analytics: true },
   // "Full chain" as the policies issue defines it: key auth + rate limit + breaker + metrics + access log.
   { id: 'mg-full', label: 'MicroGate full chain (API key)', kind: 'microgate', auth: 'apikey' },
