@@ -181,44 +181,25 @@ function writeEntry(w: JsonBytes, r: CompletionRecord): void {
   // The fields before the headers always fit (clipped to MAX_FIELD_CHARS; detail and verdicts only
   // when they fit); header values are left out once the entry is full.
   truncated = false;
-  w.raw('{"id":');
-  w.str(clip(r.id));
+  w.strField('{"id":', clip(r.id));
   w.raw(',"timestamp":"');
   w.iso(r.time, isoTimes);
-  w.raw('","method":');
-  w.str(clip(r.method));
-  w.raw(',"path":');
-  w.str(clip(r.path));
-  w.raw(',"query":');
-  w.str(clip(r.query));
-  w.raw(',"status":');
-  w.num(r.status);
+  w.strField('","method":', clip(r.method));
+  w.strField(',"path":', clip(r.path));
+  w.strField(',"query":', clip(r.query));
+  w.numField(',"status":', r.status);
   w.raw(',"latency_ms":');
   w.ms3(r.latencyMs);
-  w.raw(',"client_ip":');
-  w.str(clip(r.clientIp));
-  w.raw(',"bytes_in":');
-  w.num(r.bytesIn);
-  w.raw(',"bytes_out":');
-  w.num(r.bytesOut);
-  w.raw(',"backend":');
-  w.str(r.backend);
-  w.raw(',"route":');
-  w.str(r.route ?? '');
-  if (r.consumer !== undefined) {
-    w.raw(',"consumer":');
-    w.str(clip(r.consumer));
-  }
-  if (r.decision !== undefined) {
-    w.raw(',"decision":');
-    w.str(r.decision);
-  }
+  w.strField(',"client_ip":', clip(r.clientIp));
+  w.numField(',"bytes_in":', r.bytesIn);
+  w.numField(',"bytes_out":', r.bytesOut);
+  w.strField(',"backend":', r.backend);
+  w.strField(',"route":', r.route ?? '');
+  if (r.consumer !== undefined) w.strField(',"consumer":', clip(r.consumer));
+  if (r.decision !== undefined) w.strField(',"decision":', r.decision);
   if (r.detail !== undefined) writeValue(w, ',"detail":', r.detail);
   if (r.verdicts.length > 0) writeValue(w, ',"verdicts":', r.verdicts);
-  if (r.errorCode !== undefined) {
-    w.raw(',"error":');
-    w.str(r.errorCode);
-  }
+  if (r.errorCode !== undefined) w.strField(',"error":', r.errorCode);
   w.raw(',"request_headers":');
   writeHeaders(w, r.requestHeaders);
   w.raw(',"response_headers":');

@@ -149,6 +149,24 @@ export class JsonBytes {
     this.pos = p + 4;
   }
 
+  /** `key` (ASCII text such as `,"path":`) and a string value. */
+  strField(key: string, s: string): void {
+    this.raw(key);
+    this.str(s);
+  }
+
+  /** `key` and a string value, or null when it has none. */
+  strOrNullField(key: string, s: string | undefined | null): void {
+    this.raw(key);
+    this.strOrNull(s);
+  }
+
+  /** `key` and a number. */
+  numField(key: string, n: number): void {
+    this.raw(key);
+    this.num(n);
+  }
+
   /** A string, or null when undefined. */
   strOrNull(s: string | undefined | null): void {
     if (s === undefined || s === null) this.raw('null');
