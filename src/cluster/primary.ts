@@ -9,6 +9,8 @@
 import cluster, { type Worker } from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import { Counter, Gauge } from 'prom-client';
+import { Backoff } from '../backoff.js';
+import { every, timersOf, type TimerHandle } from '../clock.js';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../logging/index.js';
 import { MODULES } from '../modules.js';
@@ -38,9 +40,11 @@ export interface PrimaryOptions {
   onListening?: (port: number) => void;
 }
 
-/** A worker that dies within this long of its start counts as a quick death (restart backoff). */
-const QUICK_DEATH_MS = 5_000;
-const MAX_BACKOFF_MS = 5_000;
+/**
+ * Restarting a dead worker: at once after a worker that served 5 s or more, else 100 ms doubling
+ * up to 5 s for deaths in a row (a worker that cannot start must not fork in a tight loop).
+ */
+const WORKER_BACKOFF = { firstMs: 100, maxMs: 5_000, stableMs: 5_000, afterStableMs: 0 };
 
 /** What the primary offers the CLI. */
 export interface ClusterPrimary {
@@ -93,9 +97,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<ClusterPrimary> 
       broadcast(msg);
       (host.services.get('adaptive') as { refresh?: () => void } | undefined)?.refresh?.();
     };
-    const timer = setInterval(tick, 1_000);
-    timer.unref();
-    return () => clearInterval(timer);
+    return every(host.clock, 1_000, tick);
   }
   const gateway = opts.createGateway(config, {
     logger,
@@ -147,13 +149,13 @@ export async function runPrimary(opts: PrimaryOptions): Promise<ClusterPrimary> 
   });
   const ledger = new LeaseLedger({ clock: gateway.clock, holders: () => Math.max(1, live.size), maxBuckets: config.ratelimit?.max_buckets });
   const routeLedger = new RouteLedger({ clock: gateway.clock, holders: () => Math.max(1, live.size) });
-  const sweep = setInterval(() => ledger.sweep(), 10_000);
-  sweep.unref();
+  const timers = timersOf(gateway.clock);
+  const stopSweep = every(timers, 10_000, () => ledger.sweep());
 
   let stopping = false;
   let started = false;
-  let quickDeaths = 0;
-  const restartTimers = new Set<NodeJS.Timeout>();
+  const backoff = new Backoff(WORKER_BACKOFF);
+  const restartTimers = new Set<TimerHandle>();
   const startedAt = new Map<Worker, number>();
 
   const healthStates = (): [string, boolean | null][] => [...gateway.backends.values()].map((b) => [b.url, b.healthy]);
@@ -201,7 +203,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<ClusterPrimary> 
   const fork = (): Worker => {
     const w = cluster.fork({ [ENV_ADMIN_PORT]: String(gateway.port), [ENV_RELAY_SECRET]: secret });
     live.add(w);
-    startedAt.set(w, Date.now());
+    startedAt.set(w, timers.now());
     w.on('message', (msg: WorkerToPrimary) => onMessage(w, msg));
     w.on('error', (err) => logger.warn({ err, worker: w.id }, 'worker channel error'));
     return w;
@@ -215,10 +217,9 @@ export async function runPrimary(opts: PrimaryOptions): Promise<ClusterPrimary> 
     startedAt.delete(w);
     if (stopping || !started) return;
     restarts.inc();
-    quickDeaths = Date.now() - began < QUICK_DEATH_MS ? quickDeaths + 1 : 0;
-    const delay = quickDeaths === 0 ? 0 : Math.min(MAX_BACKOFF_MS, 100 * 2 ** (quickDeaths - 1));
+    const delay = backoff.next(timers.now() - began);
     logger.error({ worker: w.id, pid: w.process.pid, code, signal, restart_in_ms: delay }, 'worker died: starting another (its in-flight requests are lost)');
-    const timer = setTimeout(() => {
+    const timer = timers.setTimeout(() => {
       restartTimers.delete(timer);
       if (!stopping) fork();
     }, delay);
@@ -229,9 +230,9 @@ export async function runPrimary(opts: PrimaryOptions): Promise<ClusterPrimary> 
   const shutdown = (): Promise<void> => {
     shutdownPromise ??= (async () => {
       stopping = true;
-      for (const t of restartTimers) clearTimeout(t);
+      for (const t of restartTimers) timers.clearTimeout(t);
       restartTimers.clear();
-      clearInterval(sweep);
+      stopSweep();
       const deadline = config.server.drain_delay + config.server.shutdown_timeout + 5_000;
       await stopWorkers(live, deadline, logger);
       await gateway.close();

@@ -7,6 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { resolve } from 'node:path';
+import { Backoff } from '../backoff.js';
 import { systemClock, timersOf, type Clock, type TimerClock, type TimerHandle } from '../clock.js';
 import type { ProcessConfig } from '../config/index.js';
 
@@ -60,7 +61,7 @@ class Managed {
   exitSignal: string | null = null;
   lastError: string | undefined = undefined;
   restarts = 0;
-  backoffMs = BACKOFF_START_MS;
+  readonly backoff = new Backoff({ firstMs: BACKOFF_START_MS, maxMs: BACKOFF_MAX_MS, stableMs: STABLE_MS });
   restartTimer: TimerHandle | null = null;
   /** Delay of the pending restart (shown as restart_in_ms while crashed). */
   restartInMs: number | null = null;
@@ -331,9 +332,7 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
     let delay = 0;
     if (restarting) {
       // Exponential and capped; a process that ran a while before failing starts over at 1 s.
-      if (ranMs >= STABLE_MS) m.backoffMs = BACKOFF_START_MS;
-      delay = m.backoffMs;
-      m.backoffMs = Math.min(m.backoffMs * 2, BACKOFF_MAX_MS);
+      delay = m.backoff.next(ranMs);
       m.restartInMs = delay;
       m.restartTimer = this.#clock.setTimeout(() => {
         m.restartTimer = null;
