@@ -40,6 +40,9 @@ function gatewayRun(configYaml: string): Promise<string> {
       import('node:http').then(({ get }) => get({ host: '127.0.0.1', port, path: '/x', headers }, (r) => { r.resume(); r.on('end', () => resolve(r.statusCode)); }).on('error', reject));
     });
     process.stderr.write('status:' + res + '\\n');
+    // A require() of undici's index (which the resolve hook does not see) leaves it in the CJS cache.
+    const { createRequire } = await import('node:module');
+    if (Object.keys(createRequire(import.meta.url).cache).some((k) => k.endsWith('/node_modules/undici/index.js'))) process.stderr.write('loaded:undici (require)\\n');
     await gw.close();
     backend.close();
     process.stderr.write('done\\n');
