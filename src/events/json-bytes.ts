@@ -173,13 +173,6 @@ export class JsonBytes {
     else this.str(s);
   }
 
-  /** Any JSON value through JSON.stringify (for rare, nested values). */
-  value(v: unknown): void {
-    const text = JSON.stringify(v);
-    if (text === undefined) this.raw('null');
-    else this.json(text);
-  }
-
   /** Text already in JSON form, copied as UTF-8. */
   json(text: string): void {
     this.pos += this.buf.write(text, this.pos, 'utf8');
@@ -225,12 +218,5 @@ export class IsoTimes {
     this.#next = 1 - i;
     this.#sec[i] = sec;
     return (this.#prefix[i] = new Date(sec * 1000).toISOString().slice(0, -4));
-  }
-
-  /** The whole text of epoch milliseconds `ms` (as Date#toISOString). */
-  of(ms: number): string {
-    ms = Math.floor(ms);
-    const sec = Math.floor(ms / 1000);
-    return this.secondPrefix(sec) + String(ms - sec * 1000).padStart(3, '0') + 'Z';
   }
 }
