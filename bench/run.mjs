@@ -27,6 +27,7 @@ import { Children } from './lib/children.mjs';
 import { runLoad } from './lib/load.mjs';
 import { httpGet, redisCommand, redisCommandsProcessed, waitUntil } from './lib/net.mjs';
 import { markdown } from './lib/report.mjs';
+import { disturbance, floorOf, ratio, usedRuns } from './lib/stats.mjs';
 import { calibrate, CoreProbe } from './lib/calibrate.mjs';
 import { allowedCpus, clockTicks, coreBusyTicks, cpuModel, freePorts, hasTaskset, median, pinPid, procCpuTicks, rssMb, treeSum } from './lib/system.mjs';
 import { checkTarget, makeJwt, microgateConfig, requestHeaders, TARGETS } from './lib/targets.mjs';
@@ -319,12 +320,7 @@ async function measure(state, ctx, round) {
     const calAfter = { loadgen: calibrate(), target: probe ? await probe.measure() : NaN };
     const single = S.latencySeconds > 0 ? await runLoad({ url: `${state.url}/`, connections: 1, duration: S.latencySeconds, headers: state.headers }) : null;
     const rssAfter = rssOf(pid);
-    const moved = (a, b) => (Math.abs(a - b) / Math.min(a, b)) * 100;
-    const calMovedPct = Math.max(moved(calBefore.loadgen, calAfter.loadgen), Number.isFinite(calBefore.target) ? moved(calBefore.target, calAfter.target) : 0);
-    // A neighbour present both before and after does not move the loop: compare with the quietest loop seen on each core too.
     for (const k of ['loadgen', 'target']) for (const v of [calBefore[k], calAfter[k]]) if (Number.isFinite(v)) QUIETEST[k] = Math.min(QUIETEST[k], v);
-    const slow = (k) => (Number.isFinite(calBefore[k]) ? ((Math.max(calBefore[k], calAfter[k]) - QUIETEST[k]) / QUIETEST[k]) * 100 : 0);
-    const calSlowPct = Math.max(slow('loadgen'), slow('target'));
     const wallS = r.wallMs / 1000;
     const cpuTicks = after.cpu - before.cpu;
     const usPerTick = 1e6 / CLK;
@@ -356,16 +352,13 @@ async function measure(state, ctx, round) {
       rssAfterMb: rssAfter,
       calBefore,
       calAfter,
-      calMovedPct,
-      calSlowPct,
     };
     // Disturbed: the loop moved between before and after, or ran slower than the quietest seen, or
     // other processes took a share of the target's core during the run itself (/proc/stat).
-    const reasons = [];
-    if (calMovedPct > S.disturbPct) reasons.push(`calibration loop moved ${calMovedPct.toFixed(0)}%`);
-    if (calSlowPct > S.disturbPct) reasons.push(`calibration loop ${calSlowPct.toFixed(0)}% slower than the quietest`);
-    if (run.otherLoadPct > S.disturbCorePct) reasons.push(`other processes used ${run.otherLoadPct.toFixed(0)}% of the target's core`);
+    const { calMovedPct, calSlowPct, reasons } = disturbance({ calBefore, calAfter, quietest: QUIETEST, otherLoadPct: run.otherLoadPct }, S);
     Object.assign(run, {
+      calMovedPct,
+      calSlowPct,
       disturbedBy: reasons.join(', '),
       disturbed: reasons.length > 0,
     });
@@ -392,15 +385,14 @@ function summarize(states) {
   const byId = Object.fromEntries(states.map((s) => [s.target.id, s]));
   for (const s of states) {
     if (s.runs.length === 0) continue;
-    const clean = s.runs.filter((r) => !r.disturbed);
     // Only undisturbed runs make the medians; a row with none keeps its numbers but gets no ratio.
-    const used = clean.length > 0 ? clean : s.runs;
+    const { clean, used, disturbedOnly } = usedRuns(s.runs);
     const pick = (k) => median(used.map((r) => r[k]));
     const sum = (k) => s.runs.reduce((a, r) => a + r[k], 0);
     s.median = {
       runsClean: clean.length,
       runsTotal: s.runs.length,
-      disturbedOnly: clean.length === 0,
+      disturbedOnly,
       rssStartMb: pick('rssStartMb'),
       rssAfterMb: pick('rssAfterMb'),
       rps: pick('rps'),
@@ -436,17 +428,15 @@ function summarize(states) {
   const direct = byId.direct?.median;
   // The floor: the cheapest (CPU/request) forwarder variant with an undisturbed run; `forwarder`
   // unless fwd-stream / fwd-object were run too and came out cheaper.
-  const floorRows = states.filter((s) => s.target.floor && s.median && !s.median.disturbedOnly);
-  const floor = floorRows.length === 0 ? null : floorRows.reduce((a, s) => (s.median.cpuUsPerReq < a.median.cpuUsPerReq ? s : a));
-  if (floor && floorRows.length > 1) floor.notes.unshift('the floor: cheapest forwarder variant in this run');
+  const floor = floorOf(states);
+  if (floor && states.filter((s) => s.target.floor && s.median && !s.median.disturbedOnly).length > 1) floor.notes.unshift('the floor: cheapest forwarder variant in this run');
   const fwd = floor?.median;
   for (const s of states) {
     if (!s.median) continue;
     // No ratio from disturbed rounds: both rows need at least one undisturbed run.
-    const ok = (m) => m && !m.disturbedOnly && !s.median.disturbedOnly;
-    s.median.rpsVsDirect = ok(direct) ? s.median.rps / direct.rps : NaN;
-    s.median.cpuVsForwarder = ok(fwd) ? s.median.cpuUsPerReq / fwd.cpuUsPerReq : NaN;
-    s.median.p99VsForwarder = ok(fwd) ? s.median.p99 / fwd.p99 : NaN;
+    s.median.rpsVsDirect = ratio(s.median, direct, 'rps');
+    s.median.cpuVsForwarder = ratio(s.median, fwd, 'cpuUsPerReq');
+    s.median.p99VsForwarder = ratio(s.median, fwd, 'p99');
   }
 
   const lines = [];
