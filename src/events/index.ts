@@ -109,6 +109,7 @@ export class CompletionBus {
 
 /** Header names whose values are secrets and must never be stored or logged. */
 export const SECRET_HEADERS: ReadonlySet<string> = new Set(['authorization', 'proxy-authorization', 'x-api-key', 'cookie', 'set-cookie']);
+const SECRET_HEADER_LIST: readonly string[] = [...SECRET_HEADERS];
 
 /**
  * Replaces secret header values with "[redacted]" in place. The publisher calls it on the request's
@@ -117,7 +118,11 @@ export const SECRET_HEADERS: ReadonlySet<string> = new Set(['authorization', 'pr
  */
 export function redactInPlace(headers: Record<string, unknown> | undefined): void {
   if (headers === undefined) return;
-  for (const name of SECRET_HEADERS) if (headers[name] !== undefined) headers[name] = '[redacted]';
+  // An indexed loop over a constant array: iterating the Set cost an iterator per call (twice per request).
+  for (let i = 0; i < SECRET_HEADER_LIST.length; i++) {
+    const name = SECRET_HEADER_LIST[i]!;
+    if (headers[name] !== undefined) headers[name] = '[redacted]';
+  }
 }
 
 /**

@@ -48,37 +48,52 @@ export function upstreamHeaders(raw: string[], info: ForwardInfo): string[] {
   let xff = '';
   let host = '';
   let connectionNamed: Set<string> | null = null;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    if (name.length === 10 && name.toLowerCase() === 'connection') {
-      const listed = raw[i + 1]!.toLowerCase().split(',');
-      for (const l of listed) {
-        const t = l.trim();
-        if (t !== '' && t !== 'close' && t !== 'keep-alive' && t !== 'upgrade') (connectionNamed ??= new Set()).add(t);
-      }
-    }
-  }
+  // One pass; headers a Connection header names (rare) are taken out of the list afterwards.
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
-    if (DROP_LENGTHS.has(name.length) || connectionNamed !== null) {
+    if (DROP_LENGTHS.has(name.length)) {
       const lower = name.toLowerCase();
       if (lower === 'x-forwarded-for') {
         xff = xff === '' ? value : `${xff}, ${value}`;
         continue;
       }
+      if (lower === 'connection') connectionNamed = connectionTokens(value, connectionNamed);
       if (DROP_REQUEST.has(lower)) continue;
       if (info.stripCredentials && CREDENTIALS.has(lower)) continue;
-      if (connectionNamed !== null && connectionNamed.has(lower)) continue;
     }
     if (name.length === 4 && host === '' && name.toLowerCase() === 'host') host = value;
     out.push(name, value);
+  }
+  if (connectionNamed !== null) {
+    dropNamed(out, connectionNamed);
+    if (connectionNamed.has('host')) host = '';
   }
   if (info.upgrade) out.push('connection', 'Upgrade', 'upgrade', info.upgrade);
   out.push('x-forwarded-for', xff === '' ? info.peerIp : `${xff}, ${info.peerIp}`);
   if (host !== '') out.push('x-forwarded-host', host);
   out.push('x-forwarded-proto', info.proto, 'x-request-id', info.requestId, 'x-gateway', 'microgate');
   return out;
+}
+
+/** Adds the header names a Connection value lists (other than close, keep-alive and upgrade) to `into`. */
+function connectionTokens(value: string, into: Set<string> | null): Set<string> | null {
+  for (const l of value.toLowerCase().split(',')) {
+    const t = l.trim();
+    if (t !== '' && t !== 'close' && t !== 'keep-alive' && t !== 'upgrade') (into ??= new Set()).add(t);
+  }
+  return into;
+}
+
+/** Removes, in place, the [name, value] pairs of `list` whose lower-cased name is in `names`. */
+function dropNamed(list: string[], names: Set<string>): void {
+  let w = 0;
+  for (let r = 0; r < list.length; r += 2) {
+    if (names.has(list[r]!.toLowerCase())) continue;
+    list[w++] = list[r]!;
+    list[w++] = list[r + 1]!;
+  }
+  list.length = w;
 }
 
 const HOP_RESPONSE_SET = new Set([...HOP_RESPONSE, 'x-request-id']);

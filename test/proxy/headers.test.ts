@@ -1,0 +1,41 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { upstreamHeaders } from '../../src/proxy/headers.js';
+
+const INFO = { peerIp: '10.0.0.9', requestId: 'rid-1', proto: 'http', stripCredentials: true };
+
+function pairs(list: string[]): [string, string][] {
+  const out: [string, string][] = [];
+  for (let i = 0; i < list.length; i += 2) out.push([list[i]!, list[i + 1]!]);
+  return out;
+}
+
+test('drops a header a Connection header names, wherever the two appear in the request', () => {
+  for (const raw of [
+    ['Host', 'h', 'X-Secret-Hop', '1', 'Connection', 'close, x-secret-hop', 'Accept', '*/*'],
+    ['Host', 'h', 'Connection', 'X-Secret-Hop', 'Accept', '*/*', 'x-secret-hop', '2'],
+  ]) {
+    const names = pairs(upstreamHeaders(raw, INFO)).map(([n]) => n.toLowerCase());
+    assert.ok(!names.includes('x-secret-hop'), JSON.stringify(names));
+    assert.ok(!names.includes('connection'));
+    assert.ok(names.includes('accept'));
+  }
+});
+
+test('sends no X-Forwarded-Host when the Connection header names Host', () => {
+  const out = pairs(upstreamHeaders(['Host', 'h.example', 'Connection', 'host'], INFO));
+  assert.deepEqual(out.filter(([n]) => n.toLowerCase() === 'host' || n === 'x-forwarded-host'), []);
+});
+
+test('appends the peer to X-Forwarded-For even when a Connection header names X-Forwarded-For', () => {
+  const out = pairs(upstreamHeaders(['X-Forwarded-For', '1.2.3.4', 'Connection', 'x-forwarded-for', 'Host', 'h'], INFO));
+  assert.deepEqual(out.filter(([n]) => n === 'x-forwarded-for'), [['x-forwarded-for', '1.2.3.4, 10.0.0.9']]);
+});
+
+test('keeps the order and case of the headers it passes, then adds the forwarding headers', () => {
+  const out = upstreamHeaders(['Host', 'h', 'User-Agent', 'ua', 'X-Api-Key', 'k', 'Accept', '*/*'], INFO);
+  assert.deepEqual(out, [
+    'Host', 'h', 'User-Agent', 'ua', 'Accept', '*/*',
+    'x-forwarded-for', '10.0.0.9', 'x-forwarded-host', 'h', 'x-forwarded-proto', 'http', 'x-request-id', 'rid-1', 'x-gateway', 'microgate',
+  ]);
+});
