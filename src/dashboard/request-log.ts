@@ -110,10 +110,15 @@ export class RequestLogStore {
    */
   push(record: CompletionRecord): number {
     const w = this.#w;
-    w.reset(this.#scratch, 0);
+    // Where a whole entry of the largest size fits before the ring's end, it is written in place
+    // (nothing reads the ring until push returns, and the entries it overwrites are evicted below);
+    // near the end it goes to the scratch buffer first, then to the start of the ring.
+    const direct = this.#write + MAX_ENTRY_BYTES <= this.#ring.length;
+    if (direct) w.reset(this.#ring, this.#write, this.#write + MAX_ENTRY_BYTES);
+    else w.reset(this.#scratch, 0);
     writeEntry(w, record);
-    const len = w.pos;
-    if (this.#write + len > this.#ring.length) this.#write = 0;
+    const len = direct ? w.pos - this.#write : w.pos;
+    if (!direct && this.#write + len > this.#ring.length) this.#write = 0;
     const start = this.#write;
     const end = start + len;
     // Entries lie in the ring in the order they came, so the ones in the way are the oldest.
@@ -123,7 +128,7 @@ export class RequestLogStore {
       if (this.#next - this.#oldest < this.#slots && (o >= end || o + this.#length[slot]! <= start)) break;
       this.#oldest++;
     }
-    this.#scratch.copy(this.#ring, start, 0, len);
+    if (!direct) this.#scratch.copy(this.#ring, start, 0, len);
     const seq = this.#next++;
     const slot = seq % this.#slots;
     this.#offset[slot] = start;

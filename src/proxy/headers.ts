@@ -78,7 +78,10 @@ export function upstreamHeaders(raw: string[], info: ForwardInfo): string[] {
 
 /** Adds the header names a Connection value lists (other than close, keep-alive and upgrade) to `into`. */
 function connectionTokens(value: string, into: Set<string> | null): Set<string> | null {
-  for (const l of value.toLowerCase().split(',')) {
+  const lower = value.toLowerCase();
+  // What nearly every client sends: nothing to split.
+  if (lower === 'keep-alive' || lower === 'close') return into;
+  for (const l of lower.split(',')) {
     const t = l.trim();
     if (t !== '' && t !== 'close' && t !== 'keep-alive' && t !== 'upgrade') (into ??= new Set()).add(t);
   }

@@ -25,3 +25,13 @@ test('request ids: 1-128 safe characters are reused, anything else is replaced b
   for (const bad of [undefined, '', 'a b', 'x'.repeat(129), ['a', 'b'], 'é']) assert.match(pickRequestId(bad as never), /^[0-9a-f]{32}$/);
   assert.notEqual(pickRequestId(undefined), pickRequestId(undefined));
 });
+
+test('fresh request ids are 32 hex characters and all different, across the batches they are cut from', () => {
+  const seen = new Set<string>();
+  for (let i = 0; i < 5000; i++) {
+    const id = pickRequestId(undefined);
+    assert.match(id, /^[0-9a-f]{32}$/);
+    seen.add(id);
+  }
+  assert.equal(seen.size, 5000);
+});
