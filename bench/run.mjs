@@ -13,7 +13,8 @@
  * when named), BENCH_DISTURB_PCT (20), BENCH_DISTURB_CORE_PCT (15), BENCH_DISTURBED_RETRIES (2), BENCH_RATE (0 = unlimited; else a
  * fixed offered load in req/s for the measured run), BENCH_NO_PIN=1,
  * BENCH_LOADGEN_CPU (0), BENCH_TARGET_CPU (1), BENCH_BACKEND_CPU (0), BENCH_START_TIMEOUT (15000 ms),
- * BENCH_FRESH (1: new backend and target processes every round; 0: one process each for the whole run).
+ * BENCH_FRESH (1: new backend and target processes every round; 0: one process each for the whole run),
+ * BENCH_BASELINE (a built checkout of another commit: each MicroGate row also runs from it, as <id>@base).
  *
  * Exit status: 0 when every selected target was measured (rows with errors, missing policies or a
  * restart after an outside kill are flagged in the table, not hidden), 1 when a target never came
@@ -77,7 +78,16 @@ for (const id of wanted) {
     process.exit(2);
   }
 }
-const selected = wanted.length === 0 ? TARGETS.filter((t) => !t.optional) : TARGETS.filter((t) => wanted.includes(t.id));
+const chosen = wanted.length === 0 ? TARGETS.filter((t) => !t.optional) : TARGETS.filter((t) => wanted.includes(t.id));
+// BENCH_BASELINE=<checkout>: every MicroGate row also runs from another built checkout (a git worktree
+// of an earlier commit, `npm run build` done there), interleaved with this one: an A/B of two builds
+// in one run, where two separate runs on a shared machine would differ by more than the change.
+const baselineRoot = process.env.BENCH_BASELINE ?? '';
+if (baselineRoot !== '' && !existsSync(join(baselineRoot, 'bin/microgate'))) {
+  process.stderr.write(`bench: BENCH_BASELINE "${baselineRoot}" has no bin/microgate\n`);
+  process.exit(2);
+}
+const selected = baselineRoot === '' ? chosen : chosen.flatMap((t) => (t.kind === 'microgate' ? [t, { ...t, id: `${t.id}@base`, label: `${t.label} [baseline build]`, root: baselineRoot }] : [t]));
 
 const CLK = clockTicks();
 const children = new Children();
@@ -176,7 +186,7 @@ function spawnTarget(state, ctx) {
     state.child = children.spawn(target.id, process.execPath, [join(ROOT, target.script), '--port', String(state.port), '--backend', ctx.backend.url, ...(target.args ?? [])], { cpu });
   } else {
     // stdout (pino, access log) → /dev/null; stderr kept for config errors.
-    state.child = children.spawn(target.id, process.execPath, [...(target.nodeArgs ?? []), join(ROOT, 'bin/microgate'), '--config', state.file], { cpu, cwd: tmpDir });
+    state.child = children.spawn(target.id, process.execPath, [...(target.nodeArgs ?? []), join(target.root ?? ROOT, 'bin/microgate'), '--config', state.file], { cpu, cwd: tmpDir });
   }
 }
 
