@@ -23,7 +23,7 @@ import type { AdminHandler, ConfigRef, Host, HostOptions, Module, ModuleSpec, Se
 import { createLogger, type Logger } from './logging/index.js';
 import type { Metrics } from './metrics/index.js';
 import { MODULES } from './modules.js';
-import { ClientIpResolver, compose, isUnsafePath, pickRequestId, PHASES, RequestContext, StageRegistry, type RouteTable, type StageEntry } from './pipeline/index.js';
+import { ClientIpResolver, compose, isUnsafePath, normalizeIp, pickRequestId, PHASES, RequestContext, StageRegistry, type RouteTable, type StageEntry } from './pipeline/index.js';
 import type { ProcessManager } from './procman/index.js';
 import type { RateLimitStore } from './store/index.js';
 import { planReload, reloadCounter, type ReloadFailure, type ReloadOutcome, type ReloadSuccess } from './reload/index.js';
@@ -689,7 +689,8 @@ export class Gateway {
     const ctx = new RequestContext(req, res, performance.now(), this.clock.now());
     ctx.path = path;
     ctx.query = q === -1 ? '' : url.slice(q + 1);
-    ctx.clientIp = this.#clientIp.resolve(req.socket.remoteAddress, this.#readsForwardedFor ? req.headers['x-forwarded-for'] : undefined);
+    ctx.peerIp = normalizeIp(req.socket.remoteAddress ?? '');
+    ctx.clientIp = this.#clientIp.resolve(ctx.peerIp, this.#readsForwardedFor ? req.headers['x-forwarded-for'] : undefined);
     // The request runs on the generation in force now, to its end, whatever a reload swaps meanwhile.
     const gen = this.#gen;
     gen.inFlight++;
@@ -715,7 +716,8 @@ export class Gateway {
     ctx.path = path;
     ctx.query = q === -1 ? '' : url.slice(q + 1);
     ctx.upgradeHead = head;
-    ctx.clientIp = this.#clientIp.resolve(req.socket.remoteAddress, this.#readsForwardedFor ? req.headers['x-forwarded-for'] : undefined);
+    ctx.peerIp = normalizeIp(req.socket.remoteAddress ?? '');
+    ctx.clientIp = this.#clientIp.resolve(ctx.peerIp, this.#readsForwardedFor ? req.headers['x-forwarded-for'] : undefined);
     const gen = this.#gen;
     gen.inFlight++;
     this.#inFlight++;

@@ -13,6 +13,9 @@ export class RequestContext {
   readonly startedAt: number;
   /** Date.now() at arrival. */
   readonly time: number;
+  /** The socket peer's address (IPv4-mapped IPv6 unwrapped): what X-Forwarded-For gets appended. */
+  peerIp = '';
+  /** The client's address: the peer, or the right-most untrusted X-Forwarded-For hop behind trusted proxies. */
   clientIp = '';
   /** URL path (no query). */
   path = '';

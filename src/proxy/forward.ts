@@ -9,7 +9,7 @@ import type { Dispatcher } from 'undici';
 import type { Backend } from '../balancer/index.js';
 import { GatewayError } from '../errors.js';
 import type { RequestContext } from '../pipeline/index.js';
-import { normalizeIp, upstreamPath } from '../pipeline/index.js';
+import { upstreamPath } from '../pipeline/index.js';
 import { responseHeaderList, upstreamHeaders } from './headers.js';
 import { deferUntilParsed, upstreamResetting } from './upstream-reset.js';
 
@@ -94,7 +94,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     this.body = hasBody ? (ctx.body !== null ? ctx.body : unknownLength ? countedBody(this) : ctx.req) : null;
     const req = ctx.req;
     this.headers = upstreamHeaders(req.rawHeaders, {
-      peerIp: normalizeIp(req.socket.remoteAddress ?? ''),
+      peerIp: ctx.peerIp,
       requestId: ctx.id,
       proto: (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http',
       stripCredentials: opts.stripCredentials && ctx.route !== null && !ctx.route.isPublic,
