@@ -36,8 +36,8 @@ export class BatchedStream {
   #len = 0;
   #timer: NodeJS.Timeout | null = null;
   readonly #bytes = new JsonBytes(this.#buf);
+  /** Queued items, each followed by its writer: [item, writer, item, writer, ...] (no pair object per item). */
   #deferred: unknown[] = [];
-  #writer: LineWriter<unknown> | null = null;
   /** Lines dropped because the output was too far behind. */
   dropped = 0;
   readonly #flushBound = () => this.flush();
@@ -95,13 +95,12 @@ export class BatchedStream {
    * past MAX_DEFERRED (output not keeping up) they are dropped and counted.
    */
   defer<T>(item: T, writer: LineWriter<T>): void {
-    if (this.#deferred.length >= MAX_DEFERRED) {
+    if (this.#deferred.length >= 2 * MAX_DEFERRED) {
       this.#drop();
       return;
     }
-    this.#deferred.push(item);
-    this.#writer = writer as LineWriter<unknown>;
-    if (this.#deferred.length >= FLUSH_ITEMS) this.flush();
+    this.#deferred.push(item, writer);
+    if (this.#deferred.length >= 2 * FLUSH_ITEMS) this.flush();
     else this.#arm();
   }
 
@@ -110,11 +109,11 @@ export class BatchedStream {
     const items = this.#deferred;
     if (items.length === 0) return;
     this.#deferred = [];
-    const writer = this.#writer!;
     const now = Date.now();
     const w = this.#bytes;
-    for (let i = 0; i < items.length; i++) {
+    for (let i = 0; i < items.length; i += 2) {
       const item = items[i];
+      const writer = items[i + 1] as LineWriter<unknown>;
       const max = writer.maxBytes(item);
       if (max > BUFFER_BYTES) {
         this.#append(writer.text(item, now));

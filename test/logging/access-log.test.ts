@@ -111,3 +111,22 @@ test('a request through a gateway is logged once, without its API key or bearer 
   assert.ok(!JSON.stringify(lines()).includes('key-abc123-secret'));
   assert.ok(!JSON.stringify(lines()).includes('some.jwt.token'));
 });
+
+test('items deferred with different line writers are each written by their own writer, in order', () => {
+  const chunks: string[] = [];
+  const stream = new BatchedStream({ write: (c: string | Uint8Array) => chunks.push(Buffer.from(c).toString('utf8')) }, { fd: null });
+  const writer = (tag: string) => ({
+    maxBytes: () => 64,
+    write: (w: import('../../src/events/json-bytes.js').JsonBytes, item: number) => {
+      w.raw(`${tag}${item}\n`);
+    },
+    text: (item: number) => `${tag}${item}\n`,
+  });
+  const a = writer('a');
+  const b = writer('b');
+  stream.defer(1, a);
+  stream.defer(2, b);
+  stream.defer(3, a);
+  stream.flushSync();
+  assert.equal(chunks.join(''), 'a1\nb2\na3\n');
+});
