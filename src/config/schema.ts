@@ -348,6 +348,13 @@ const loggingSchema = z.strictObject({
   level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   access_log: z.boolean().default(true),
   pretty: z.boolean().optional(),
+  /**
+   * Longest time a log line waits in the gateway before it is written to stdout (lines are
+   * batched: one write per interval, or sooner when 256 access lines or 64 KiB are pending).
+   */
+  flush_interval: duration()
+    .refine((ms) => ms >= 1 && ms <= 60_000, 'must be between 1ms and 60s')
+    .default(25),
 });
 
 /** The whole file. Sections left out get their defaults. */

@@ -38,6 +38,11 @@ export class BatchedStream {
   readonly #bytes = new JsonBytes(this.#buf);
   /** Queued items, each followed by its writer: [item, writer, item, writer, ...] (no pair object per item). */
   #deferred: unknown[] = [];
+  /** Longest wait of a pending line before it is written (ms). */
+  get flushMs(): number {
+    return this.#flushMs;
+  }
+
   /** Lines dropped because the output was too far behind. */
   dropped = 0;
   readonly #flushBound = () => this.flush();

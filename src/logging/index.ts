@@ -11,7 +11,7 @@ import { BatchedStream, type LineWriter } from './batched-stream.js';
 export type { Logger } from 'pino';
 export { BatchedStream, type LineSink, type LineWriter } from './batched-stream.js';
 
-export function createLogger(config: Pick<LoggingConfig, 'level' | 'pretty'>, destination?: pino.DestinationStream): Logger {
+export function createLogger(config: Pick<LoggingConfig, 'level' | 'pretty'> & { flush_interval?: number }, destination?: pino.DestinationStream): Logger {
   const pretty = config.pretty ?? (process.stdout.isTTY === true && destination === undefined);
   if (pretty) {
     return pino({
@@ -19,7 +19,7 @@ export function createLogger(config: Pick<LoggingConfig, 'level' | 'pretty'>, de
       transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } },
     });
   }
-  const out = destination ?? new BatchedStream();
+  const out = destination ?? new BatchedStream(process.stdout, { flushMs: config.flush_interval });
   const logger = pino(
     { level: config.level, base: undefined, timestamp: pino.stdTimeFunctions.isoTime, formatters: { level: (label) => ({ level: label }) } },
     out,

@@ -13,6 +13,17 @@ import { FILE, load, ONE_ROUTE, onlyProblem, problemsOf } from './helpers.js';
 const LINE_FORMAT = /^gw\.yml:\d+:\d+ \S+: .+$/;
 
 describe('problem reports', () => {
+  it('reads logging.flush_interval as a duration (default 25 ms) and refuses one outside 1ms-60s, naming the key and its line', () => {
+    assert.equal(load(ONE_ROUTE).logging.flush_interval, 25);
+    assert.equal(load(`${ONE_ROUTE}logging:\n  flush_interval: 250ms\n`).logging.flush_interval, 250);
+    for (const bad of ['2m', '0.5ms']) {
+      const p = onlyProblem(`${ONE_ROUTE}logging:\n  flush_interval: ${bad}\n`);
+      assert.equal(p.key, 'logging.flush_interval');
+      assert.equal(p.line, 5);
+      assert.match(p.message, /between 1ms and 60s/);
+    }
+  });
+
   it('names an unknown key with its full path and the line:col of the key itself', () => {
     const p = onlyProblem(`server:\n  port: 8080\n  prot: 9090\n`);
     assert.equal(p.file, FILE);

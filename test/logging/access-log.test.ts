@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import pino from 'pino';
 import { accessLog, BatchedStream, createLogger } from '../../src/logging/index.js';
 import { parseConfig } from '../../src/config/index.js';
 import type { CompletionRecord } from '../../src/events/index.js';
@@ -90,6 +91,25 @@ test('a line written after the buffer filled up is flushed by the timer, not lef
   for (let i = 0; i < 64; i++) stream.write(line);
   await new Promise((r) => setTimeout(r, 50));
   assert.equal(chunks.join('').length, 64 * 1000);
+});
+
+test('logging.flush_interval is how long a pending line may wait: the timer fires then, not at the default 25 ms', async () => {
+  const chunks: string[] = [];
+  const stream = new BatchedStream({ write: (c: string | Uint8Array) => chunks.push(Buffer.from(c).toString('utf8')) }, { fd: null, flushMs: 400 });
+  stream.write('{"msg":"one"}\n');
+  await new Promise((r) => setTimeout(r, 60));
+  assert.equal(chunks.length, 0, 'still waiting well past the default interval');
+  await new Promise((r) => setTimeout(r, 800));
+  assert.equal(chunks.join(''), '{"msg":"one"}\n');
+});
+
+test("the gateway's own logger writes stdout through a batched stream with the configured flush interval", () => {
+  const stdoutStream = (logger: ReturnType<typeof createLogger>) => (logger as unknown as Record<symbol, unknown>)[pino.symbols.streamSym];
+  const configured = stdoutStream(createLogger(parseConfig(`logging:\n  pretty: false\n  flush_interval: 2s\n`).logging));
+  assert.ok(configured instanceof BatchedStream);
+  assert.equal(configured.flushMs, 2000);
+  const byDefault = stdoutStream(createLogger(parseConfig('logging:\n  pretty: false\n').logging));
+  assert.equal((byDefault as BatchedStream).flushMs, 25);
 });
 
 test('a request through a gateway is logged once, without its API key or bearer token', async (t) => {
