@@ -68,8 +68,10 @@ export class BatchedStream {
     return (this.#out.writableLength ?? 0) > this.#maxPending;
   }
 
-  #drop(): void {
-    if (this.dropped++ === 0) this.#append(`{"level":"warn","time":"${new Date().toISOString()}","msg":"log output is not keeping up: dropping lines"}\n`);
+  #drop(lines = 1): void {
+    const first = this.dropped === 0;
+    this.dropped += lines;
+    if (first) this.#append(`{"level":"warn","time":"${new Date().toISOString()}","msg":"log output is not keeping up: dropping lines"}\n`);
   }
 
   #append(chunk: string): void {
@@ -114,6 +116,12 @@ export class BatchedStream {
     const items = this.#deferred;
     if (items.length === 0) return;
     this.#deferred = [];
+    if (this.#behind()) {
+      // The output is still writing earlier batches (a stalled pipe): these lines are dropped and
+      // counted, never added to its queue without bound.
+      this.#drop(items.length / 2);
+      return;
+    }
     const now = Date.now();
     const w = this.#bytes;
     for (let i = 0; i < items.length; i += 2) {

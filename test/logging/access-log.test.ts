@@ -150,3 +150,31 @@ test('items deferred with different line writers are each written by their own w
   stream.flushSync();
   assert.equal(chunks.join(''), 'a1\nb2\na3\n');
 });
+
+test('access lines are dropped and counted, not queued without bound, while stdout does not keep up', () => {
+  const chunks: string[] = [];
+  let pending = 0;
+  // A pipe whose reader has stalled: everything written stays in its queue.
+  const sink = {
+    write(c: string | Uint8Array) {
+      chunks.push(Buffer.from(c).toString('utf8'));
+      pending += c.length;
+    },
+    get writableLength() {
+      return pending;
+    },
+  };
+  const stream = new BatchedStream(sink, { fd: null, maxPendingBytes: 4096 });
+  const log = accessLog(createLogger({ level: 'info', pretty: false }, stream));
+  for (let i = 0; i < 2000; i++) log(completionRecord({ id: `r${i}`, path: '/api/x', status: 200 }));
+  stream.flush();
+  for (let i = 0; i < 2000; i++) log(completionRecord({ id: `s${i}`, path: '/api/x', status: 200 }));
+  stream.flush();
+  const lines = chunks.join('').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+  const access = lines.filter((l) => l.type === 'access');
+  // At most one batch (256 lines) goes out past the limit: the one that was being written when it was reached.
+  assert.ok(pending < 4096 + 256 * 400, `the stalled pipe holds ${pending} bytes: lines were queued past the limit`);
+  assert.ok(access.length < 4000, 'some lines were dropped');
+  assert.equal(stream.dropped, 4000 - access.length, 'every dropped line is counted');
+  assert.equal(lines.filter((l) => l.level === 'warn' && /not keeping up/.test(l.msg)).length, 1, 'one warning, not one per line');
+});
