@@ -12,12 +12,12 @@
  * BENCH_CONNECTIONS (32), PROFILE_TOP (25), PROFILE_INTERVAL_US (250), BENCH_NO_PIN=1.
  * The .cpuprofile is kept in bench/results/profiles/ (open it in Chrome DevTools or speedscope).
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { SourceMap } from 'node:module';
 import os from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { Children } from './lib/children.mjs';
+import { scriptScope } from './lib/children.mjs';
 import { runLoad } from './lib/load.mjs';
 import { httpGet, waitUntil } from './lib/net.mjs';
 import { freePorts, hasTaskset, pinPid } from './lib/system.mjs';
@@ -36,23 +36,7 @@ const top = Number(process.env.PROFILE_TOP ?? 25);
 const intervalUs = Number(process.env.PROFILE_INTERVAL_US ?? 250);
 const pin = process.env.BENCH_NO_PIN !== '1' && hasTaskset() && os.cpus().length >= 2;
 
-const children = new Children();
-const tmpDir = mkdtempSync(join(os.tmpdir(), 'microgate-profile-'));
-let done = false;
-async function cleanup(code) {
-  if (done) return;
-  done = true;
-  await children.stopAll(5000).catch(() => children.killAllNow());
-  rmSync(tmpDir, { recursive: true, force: true });
-  process.exit(code);
-}
-process.on('SIGINT', () => void cleanup(130));
-process.on('SIGTERM', () => void cleanup(143));
-process.on('exit', () => children.killAllNow());
-process.on('uncaughtException', (err) => {
-  process.stderr.write(`profile: ${err.stack ?? err}\n`);
-  void cleanup(1);
-});
+const { children, tmpDir, cleanup } = scriptScope('profile');
 process.stdout.on('error', () => {}); // e.g. piped into head: still clean up
 
 async function main() {

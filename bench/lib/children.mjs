@@ -4,6 +4,9 @@
  * all of them stopped on the way out: SIGTERM, then SIGKILL after a grace period.
  */
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import { join } from 'node:path';
 import { hasTaskset } from './system.mjs';
 
 const TAIL_BYTES = 8 * 1024;
@@ -117,4 +120,33 @@ export class Children {
       }
     }
   }
+}
+
+/**
+ * A script's children and scratch folder, both gone however the script ends: `cleanup(code)`
+ * when it is done, Ctrl-C, SIGTERM or an uncaught error (reported under `name`). `beforeRemove`
+ * runs before the folder is removed (to keep some of its files).
+ * @param {string} name
+ * @param {{ beforeRemove?: (tmpDir: string) => void }} [opts]
+ */
+export function scriptScope(name, { beforeRemove } = {}) {
+  const children = new Children();
+  const tmpDir = mkdtempSync(join(os.tmpdir(), `microgate-${name}-`));
+  let done = false;
+  async function cleanup(code) {
+    if (done) return;
+    done = true;
+    await children.stopAll(5000).catch(() => children.killAllNow());
+    beforeRemove?.(tmpDir);
+    rmSync(tmpDir, { recursive: true, force: true });
+    process.exit(code);
+  }
+  process.on('SIGINT', () => void cleanup(130));
+  process.on('SIGTERM', () => void cleanup(143));
+  process.on('exit', () => children.killAllNow());
+  process.on('uncaughtException', (err) => {
+    process.stderr.write(`${name}: ${err.stack ?? err}\n`);
+    void cleanup(1);
+  });
+  return { children, tmpDir, cleanup };
 }

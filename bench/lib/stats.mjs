@@ -43,3 +43,18 @@ export function floorOf(states) {
   const rows = states.filter((s) => s.target.floor && s.median && !s.median.disturbedOnly);
   return rows.length === 0 ? null : rows.reduce((a, s) => (s.median.cpuUsPerReq < a.median.cpuUsPerReq ? s : a));
 }
+
+/**
+ * Instructions per request over consecutive windows of one process (bench/instructions.mjs): it has
+ * settled once two windows in a row agree within `pct`%, and its figure is then the mean of those
+ * two. Unsettled, the figure is the mean of the last two windows (or the only one), flagged.
+ * @param {number[]} windows instructions per request, in order
+ * @param {number} pct
+ */
+export function settled(windows, pct) {
+  const n = windows.length;
+  if (n === 0) return { settled: false, figure: NaN };
+  if (n === 1) return { settled: false, figure: windows[0] };
+  const [a, b] = [windows[n - 2], windows[n - 1]];
+  return { settled: Math.abs(b - a) <= (pct / 100) * a, figure: (a + b) / 2 };
+}

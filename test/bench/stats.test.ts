@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { disturbance, floorOf, ratio, usedRuns } from '../../bench/lib/stats.mjs';
+import { disturbance, floorOf, ratio, settled, usedRuns } from '../../bench/lib/stats.mjs';
 
 const LIMITS = { disturbPct: 20, disturbCorePct: 15 };
 const quiet = { loadgen: 100, target: 100 };
@@ -66,5 +66,22 @@ describe('bench: medians and ratios', () => {
     const states = [row('forwarder', true, 30), row('fwd-stream', true, 25, true), row('fwd-object', true, 28), row('mg-proxy', false, 10)];
     assert.equal(floorOf(states)?.target.id, 'fwd-object');
     assert.equal(floorOf([row('forwarder', true, 30, true)]), null);
+  });
+});
+
+describe('bench: instructions per request settle', () => {
+  it('a process has settled once two windows in a row agree within the limit; its figure is their mean', () => {
+    assert.deepEqual(settled([266_000, 158_000, 135_000, 133_000], 3), { settled: true, figure: 134_000 });
+  });
+
+  it('has not settled while it keeps getting cheaper, and one window alone never settles', () => {
+    assert.equal(settled([255_000, 310_000, 202_000], 3).settled, false);
+    assert.deepEqual(settled([180_000], 3), { settled: false, figure: 180_000 });
+    assert.ok(Number.isNaN(settled([], 3).figure));
+  });
+
+  it('a rise counts as much as a fall', () => {
+    assert.equal(settled([100_000, 103_000], 3).settled, true);
+    assert.equal(settled([100_000, 103_500], 3).settled, false);
   });
 });
