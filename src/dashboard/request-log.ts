@@ -8,7 +8,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { CompletionRecord, Verdict } from '../events/index.js';
 import { SECRET_HEADERS } from '../events/index.js';
-import { IsoTimes, JsonBytes } from '../events/json-bytes.js';
+import { IsoTimes, JsonBytes, JsonKey } from '../events/json-bytes.js';
 
 /** One request as the dashboard API and SSE `request` event show it. */
 export interface RequestLog {
@@ -181,46 +181,71 @@ const isoTimes = new IsoTimes();
 /** Room kept for what follows the headers: the closing of both objects and `"truncated":true`. */
 const TAIL_BYTES = 64;
 
+/** The entry's constant text, prepared once (src/events/json-bytes.ts, JsonKey). */
+const K = {
+  id: new JsonKey('{"id":'),
+  timestamp: new JsonKey(',"timestamp":"'),
+  method: new JsonKey('","method":'),
+  path: new JsonKey(',"path":'),
+  query: new JsonKey(',"query":'),
+  status: new JsonKey(',"status":'),
+  latency: new JsonKey(',"latency_ms":'),
+  clientIp: new JsonKey(',"client_ip":'),
+  bytesIn: new JsonKey(',"bytes_in":'),
+  bytesOut: new JsonKey(',"bytes_out":'),
+  backend: new JsonKey(',"backend":'),
+  route: new JsonKey(',"route":'),
+  consumer: new JsonKey(',"consumer":'),
+  decision: new JsonKey(',"decision":'),
+  detail: new JsonKey(',"detail":'),
+  verdicts: new JsonKey(',"verdicts":'),
+  error: new JsonKey(',"error":'),
+  requestHeaders: new JsonKey(',"request_headers":'),
+  responseHeaders: new JsonKey(',"response_headers":'),
+  truncatedEnd: new JsonKey(',"truncated":true}'),
+};
+
 /** One entry: a RequestLog's JSON, written as bytes (test/dashboard/request-log.test.ts has the same view built as an object). */
 function writeEntry(w: JsonBytes, r: CompletionRecord): void {
   // The fields before the headers always fit (clipped to MAX_FIELD_CHARS; detail and verdicts only
   // when they fit); header values are left out once the entry is full.
   truncated = false;
-  w.strField('{"id":', clip(r.id));
-  w.raw(',"timestamp":"');
+  w.strField(K.id, clip(r.id));
+  w.key(K.timestamp);
   w.iso(r.time, isoTimes);
-  w.strField('","method":', clip(r.method));
-  w.strField(',"path":', clip(r.path));
-  w.strField(',"query":', clip(r.query));
-  w.numField(',"status":', r.status);
-  w.raw(',"latency_ms":');
+  w.strField(K.method, clip(r.method));
+  w.strField(K.path, clip(r.path));
+  w.strField(K.query, clip(r.query));
+  w.numField(K.status, r.status);
+  w.key(K.latency);
   w.ms3(r.latencyMs);
-  w.strField(',"client_ip":', clip(r.clientIp));
-  w.numField(',"bytes_in":', r.bytesIn);
-  w.numField(',"bytes_out":', r.bytesOut);
-  w.strField(',"backend":', r.backend);
-  w.strField(',"route":', r.route ?? '');
-  if (r.consumer !== undefined) w.strField(',"consumer":', clip(r.consumer));
-  if (r.decision !== undefined) w.strField(',"decision":', r.decision);
-  if (r.detail !== undefined) writeValue(w, ',"detail":', r.detail);
-  if (r.verdicts.length > 0) writeValue(w, ',"verdicts":', r.verdicts);
-  if (r.errorCode !== undefined) w.strField(',"error":', r.errorCode);
-  w.raw(',"request_headers":');
+  w.strField(K.clientIp, clip(r.clientIp));
+  w.numField(K.bytesIn, r.bytesIn);
+  w.numField(K.bytesOut, r.bytesOut);
+  w.strField(K.backend, r.backend);
+  w.strField(K.route, r.route ?? '');
+  if (r.consumer !== undefined) w.strField(K.consumer, clip(r.consumer));
+  if (r.decision !== undefined) w.strField(K.decision, r.decision);
+  if (r.detail !== undefined) writeValue(w, K.detail, r.detail);
+  if (r.verdicts.length > 0) writeValue(w, K.verdicts, r.verdicts);
+  if (r.errorCode !== undefined) w.strField(K.error, r.errorCode);
+  w.key(K.requestHeaders);
   writeHeaders(w, r.requestHeaders);
-  w.raw(',"response_headers":');
+  w.key(K.responseHeaders);
   writeHeaders(w, r.responseHeaders);
-  w.raw(truncated ? ',"truncated":true}' : '}');
+  if (truncated) w.key(K.truncatedEnd);
+  else w.raw('}');
 }
 
 /** A rare, nested value (a decision's numbers, policies' verdicts) through JSON.stringify, when it fits. */
-function writeValue(w: JsonBytes, key: string, v: unknown): void {
+function writeValue(w: JsonBytes, key: JsonKey, v: unknown): void {
   const text = JSON.stringify(v);
   if (text === undefined) return;
   if (!w.fits(text.length + TAIL_BYTES)) {
     truncated = true;
     return;
   }
-  w.raw(key);
+  w.key(key);
   w.json(text);
 }
 

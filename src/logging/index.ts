@@ -5,7 +5,7 @@
 import pino, { type Logger } from 'pino';
 import type { LoggingConfig } from '../config/index.js';
 import type { CompletionRecord } from '../events/index.js';
-import { IsoTimes, JsonBytes } from '../events/json-bytes.js';
+import { IsoTimes, JsonBytes, JsonKey } from '../events/json-bytes.js';
 import { BatchedStream, type LineWriter } from './batched-stream.js';
 
 export type { Logger } from 'pino';
@@ -79,27 +79,47 @@ function accessLineBytes(rec: CompletionRecord): number {
   return 512 + chars * 6;
 }
 
+/** The access line's constant text, prepared once (src/events/json-bytes.ts, JsonKey). */
+const K = {
+  start: new JsonKey('{"level":"info","time":"'),
+  timestamp: new JsonKey('","type":"access","timestamp":"'),
+  requestId: new JsonKey('","request_id":'),
+  method: new JsonKey(',"method":'),
+  path: new JsonKey(',"path":'),
+  status: new JsonKey(',"status":'),
+  duration: new JsonKey(',"duration_ms":'),
+  clientIp: new JsonKey(',"client_ip":'),
+  route: new JsonKey(',"route":'),
+  backend: new JsonKey(',"backend":'),
+  bytesIn: new JsonKey(',"bytes_in":'),
+  bytesOut: new JsonKey(',"bytes_out":'),
+  consumer: new JsonKey(',"consumer":'),
+  decision: new JsonKey(',"decision":'),
+  errorCode: new JsonKey(',"error_code":'),
+  end: new JsonKey(',"msg":"request"}\n'),
+};
+
 /** One access-log line in pino's shape (the keys and order of the lines pino writes for accessLogViaPino). */
 function writeAccessLine(w: JsonBytes, rec: CompletionRecord, nowMs: number): void {
-  w.raw('{"level":"info","time":"');
+  w.key(K.start);
   w.iso(nowMs, isoTimes);
-  w.raw('","type":"access","timestamp":"');
+  w.key(K.timestamp);
   w.iso(rec.time, isoTimes);
-  w.strField('","request_id":', rec.id);
-  w.strField(',"method":', rec.method);
-  w.strField(',"path":', rec.path);
-  w.numField(',"status":', rec.status);
-  w.raw(',"duration_ms":');
+  w.strField(K.requestId, rec.id);
+  w.strField(K.method, rec.method);
+  w.strField(K.path, rec.path);
+  w.numField(K.status, rec.status);
+  w.key(K.duration);
   w.ms3(rec.latencyMs);
-  w.strField(',"client_ip":', rec.clientIp);
-  w.strOrNullField(',"route":', rec.route);
-  w.strOrNullField(',"backend":', rec.backend === '' ? null : rec.backend);
-  w.numField(',"bytes_in":', rec.bytesIn);
-  w.numField(',"bytes_out":', rec.bytesOut);
-  w.strOrNullField(',"consumer":', rec.consumer);
-  w.strOrNullField(',"decision":', rec.decision);
-  w.strOrNullField(',"error_code":', rec.errorCode);
-  w.raw(',"msg":"request"}\n');
+  w.strField(K.clientIp, rec.clientIp);
+  w.strOrNullField(K.route, rec.route);
+  w.strOrNullField(K.backend, rec.backend === '' ? null : rec.backend);
+  w.numField(K.bytesIn, rec.bytesIn);
+  w.numField(K.bytesOut, rec.bytesOut);
+  w.strOrNullField(K.consumer, rec.consumer);
+  w.strOrNullField(K.decision, rec.decision);
+  w.strOrNullField(K.errorCode, rec.errorCode);
+  w.key(K.end);
 }
 
 /** Same fields through pino, for loggers with another destination (pretty output, tests). */

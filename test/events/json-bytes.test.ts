@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { IsoTimes, JsonBytes } from '../../src/events/json-bytes.js';
+import { IsoTimes, JsonBytes, JsonKey } from '../../src/events/json-bytes.js';
 
 function written(fn: (w: JsonBytes) => void): string {
   const w = new JsonBytes(Buffer.alloc(1 << 16));
@@ -45,6 +45,25 @@ describe('JsonBytes', () => {
     }
   });
 
+  it('writes long strings exactly as JSON.stringify does, plain ones and ones with a single character to escape anywhere, sliced or not', () => {
+    const rnd = seeded(7);
+    const plain = ' !#$%&()*+,-./0123456789:;<=>?@ABCXYZ[]^_`abcxyz{|}~';
+    for (let i = 0; i < 2_000; i++) {
+      const n = 16 + Math.floor(rnd() * 80);
+      let s = '';
+      for (let k = 0; k < n; k++) s += plain[Math.floor(rnd() * plain.length)];
+      if (i % 2 === 1) {
+        // One character that must not take the plain path: a quote, a backslash, a control, DEL or beyond ASCII.
+        const odd = ['"', '\\', '\n', '\u0000', '\u007f', 'é', '\u2028', '\ud800', '😀'][i % 9]!;
+        const at = Math.floor(rnd() * n);
+        s = s.slice(0, at) + odd + s.slice(at);
+      }
+      const sliced = ('>' + s + '<').slice(1, -1);
+      assert.equal(written((w) => w.str(s)), JSON.stringify(s), `string ${JSON.stringify(s)}`);
+      assert.equal(written((w) => w.str(sliced)), JSON.stringify(sliced));
+    }
+  });
+
   it('writes numbers as JSON.stringify does, non-finite ones as null', () => {
     for (const n of [0, 7, 10, 99, 100, 12345, 2 ** 31, 2 ** 53 - 1, 1e15, 1e21, 1.5, 0.001, -3, -0, 1.235, 123456.789, NaN, Infinity, -Infinity]) {
       assert.equal(written((w) => w.num(n)), JSON.stringify(n), `number ${n}`);
@@ -66,6 +85,38 @@ describe('JsonBytes', () => {
     const w = new JsonBytes(Buffer.alloc(100));
     assert.equal(w.fits(16), true);
     assert.equal(w.fits(17), false);
+  });
+});
+
+describe('JsonKey', () => {
+  it('writes its text exactly, at every alignment, for every tail length, between other writes', () => {
+    for (let len = 0; len <= 19; len++) {
+      const text = ',"' + 'abcdefghijklmnopqrstuvwxyz'.slice(0, len) + '":';
+      const key = new JsonKey(text);
+      for (let at = 0; at < 4; at++) {
+        assert.equal(written((w) => {
+          w.raw('x'.repeat(at));
+          w.key(key);
+          w.num(7);
+        }), 'x'.repeat(at) + text + '7');
+      }
+    }
+  });
+
+  it('writes into the buffer it is reset to, including a slice of a larger one at an odd offset', () => {
+    const key = new JsonKey('{"level":"info","time":"');
+    const big = Buffer.alloc(256, 0x2e);
+    const slice = big.subarray(13, 200);
+    const w = new JsonBytes(Buffer.alloc(64));
+    w.key(key);
+    w.reset(slice, 5);
+    w.key(key);
+    assert.equal(big.toString('latin1', 0, 13 + 5 + key.text.length), '.'.repeat(18) + key.text);
+    assert.equal(big[13 + 5 + key.text.length], 0x2e, 'nothing written past the text');
+  });
+
+  it('refuses text that is not ASCII, so a key is never written as something else', () => {
+    assert.throws(() => new JsonKey(',"café":'), /not ASCII/);
   });
 });
 
