@@ -85,7 +85,12 @@ const { children, tmpDir, cleanup } = scriptScope('instr', {
 /** A fixed number of requests at a fixed concurrency; resolves with the count of non-2xx/errors. */
 async function drive(url, headers, amount) {
   const r = await autocannon({ url, connections, pipelining: 1, amount, headers, timeout: 60 });
-  return { requests: r.requests.total, bad: r.errors + r.timeouts + r.non2xx };
+  const bad = r.errors + r.timeouts + r.non2xx;
+  if (bad > 0) {
+    const codes = Object.entries(r.statusCodeStats ?? {}).map(([k, v]) => `${k}×${v.count}`).join(' ');
+    process.stderr.write(`    ${bad} of ${r.requests.total} requests failed: ${r.errors} errors, ${r.timeouts} timeouts, status ${codes}\n`);
+  }
+  return { requests: r.requests.total, bad };
 }
 
 /** callgrind_control talks to the process through vgdb; the pid is valgrind's own (it runs the target in-process). */
@@ -168,7 +173,7 @@ async function main() {
     const rs = results.get(t.id);
     const med = median(rs.map((r) => r.perRequest));
     const bad = rs.reduce((s, r) => s + r.bad, 0);
-    lines.push(`| ${t.label} | ${Math.round(med).toLocaleString('en-US')} | ${rs.map((r) => fmt(r.perRequest)).join(' / ')} | ${Number.isFinite(floor) ? (med / floor).toFixed(3) + '×' : '—'}${bad ? ` ⚠ ${bad} errors` : ''}${rs.some((r) => !r.settled) ? ' ⚠ not settled' : ''} |`);
+    lines.push(`| ${t.label} | ${Math.round(med).toLocaleString('en-US')} | ${rs.map((r) => fmt(r.perRequest)).join(' / ')} | ${Number.isFinite(floor) && bad === 0 ? (med / floor).toFixed(3) + '×' : '—'}${bad ? ` ⚠ ${bad} failed requests: not this row's request path` : ''}${rs.some((r) => !r.settled) ? ' ⚠ not settled' : ''} |`);
   }
   process.stdout.write(lines.join('\n') + '\n');
 }
