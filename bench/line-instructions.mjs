@@ -13,36 +13,17 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { perRecordWriters, POOL, sampleRecords } from './lib/records.mjs';
 
 const SELF = fileURLToPath(import.meta.url);
-const DIST = new URL('../dist/', import.meta.url);
 
 if (process.argv[2] === '--write') {
-  // The child: N records through one writer (pooled records, as bench/access-log-line.mjs does).
+  // The child: N records through one writer.
   const [, , , writer, n] = process.argv;
-  const base = Date.now();
-  const records = [];
-  for (let i = 0; i < 1024; i++) {
-    const id = (i.toString(16) + 'a'.repeat(32)).slice(0, 32);
-    records.push({
-      id, time: base + i, method: 'GET', path: '/api/v1/users', query: i % 3 ? '' : 'page=2', route: '/api', backend: 'http://127.0.0.1:9001', status: 200,
-      latencyMs: 1.2345 + (i % 97) / 7, bytesIn: 0, bytesOut: 57, clientIp: '127.0.0.1', consumer: i % 2 ? 'api-key-1' : undefined, decision: undefined,
-      detail: undefined, verdicts: [], errorCode: undefined,
-      requestHeaders: { host: '127.0.0.1:8080', 'user-agent': 'autocannon', 'x-api-key': '[redacted]', accept: '*/*' },
-      responseHeaders: { 'content-type': 'application/json', 'content-length': '57', date: 'Sat, 28 Nov 2026 08:22:08 GMT', 'x-request-id': id },
-    });
-  }
-  let write;
-  if (writer === 'access') {
-    const { accessLog, BatchedStream, createLogger } = await import(new URL('logging/index.js', DIST).href);
-    const stream = new BatchedStream({ write() {}, writableLength: 0 }, { fd: null });
-    write = accessLog(createLogger({ level: 'info', pretty: false }, stream));
-  } else {
-    const { RequestLogStore } = await import(new URL('dashboard/request-log.js', DIST).href);
-    const ring = new RequestLogStore(1000, 500);
-    write = (r) => ring.push(r);
-  }
-  for (let i = 0; i < Number(n); i++) write(records[i & 1023]);
+  const writers = await perRecordWriters();
+  const write = writer === 'access' ? writers.access : writers.requestLog;
+  const records = sampleRecords();
+  for (let i = 0; i < Number(n); i++) write(records[i & (POOL - 1)]);
   process.exit(0);
 }
 

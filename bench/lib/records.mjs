@@ -1,0 +1,34 @@
+/**
+ * The per-request writers measured in-process (bench/access-log-line.mjs for CPU time,
+ * bench/line-instructions.mjs for instructions), and the records they are fed: 1,024 completion
+ * records shaped as the gateway publishes them (credentials already redacted), reused in turn.
+ */
+const DIST = new URL('../../dist/', import.meta.url);
+
+export const POOL = 1024;
+
+export function sampleRecords() {
+  const base = Date.now();
+  const records = [];
+  for (let i = 0; i < POOL; i++) {
+    const id = (i.toString(16) + 'a'.repeat(32)).slice(0, 32);
+    records.push({
+      id, time: base + i, method: 'GET', path: '/api/v1/users', query: i % 3 ? '' : 'page=2', route: '/api', backend: 'http://127.0.0.1:9001', status: 200,
+      latencyMs: 1.2345 + (i % 97) / 7, bytesIn: 0, bytesOut: 57, clientIp: '127.0.0.1', consumer: i % 2 ? 'api-key-1' : undefined, decision: undefined,
+      detail: undefined, verdicts: [], errorCode: undefined,
+      requestHeaders: { host: '127.0.0.1:8080', 'user-agent': 'autocannon', 'x-api-key': '[redacted]', accept: '*/*' },
+      responseHeaders: { 'content-type': 'application/json', 'content-length': '57', date: 'Sat, 28 Nov 2026 08:22:08 GMT', 'x-request-id': id },
+    });
+  }
+  return records;
+}
+
+/** The built writers: `access(record)` (an access line into a batched stream whose output goes nowhere) and `requestLog(record)` (the dashboard's ring). */
+export async function perRecordWriters() {
+  const { accessLog, BatchedStream, createLogger } = await import(new URL('logging/index.js', DIST).href);
+  const { RequestLogStore } = await import(new URL('dashboard/request-log.js', DIST).href);
+  const stream = new BatchedStream({ write() {}, writableLength: 0 }, { fd: null });
+  const access = accessLog(createLogger({ level: 'info', pretty: false }, stream));
+  const ring = new RequestLogStore(1000, 500);
+  return { access, requestLog: (r) => ring.push(r) };
+}
