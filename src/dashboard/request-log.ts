@@ -8,7 +8,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { CompletionRecord, Verdict } from '../events/index.js';
 import { SECRET_HEADERS } from '../events/index.js';
-import { IsoTimes, JsonBytes, JsonKey } from '../events/json-bytes.js';
+import { FieldCache, IsoTimes, JsonBytes, JsonKey } from '../events/json-bytes.js';
 
 /** One request as the dashboard API and SSE `request` event show it. */
 export interface RequestLog {
@@ -181,11 +181,11 @@ const isoTimes = new IsoTimes();
 /** Room kept for what follows the headers: the closing of both objects and `"truncated":true`. */
 const TAIL_BYTES = 64;
 
-/** The entry's constant text, prepared once (src/events/json-bytes.ts, JsonKey). */
+/** The entry's constant text, and the fields whose values come from a small set, prepared once (src/events/json-bytes.ts: JsonKey, FieldCache). */
 const K = {
   id: new JsonKey('{"id":'),
   timestamp: new JsonKey(',"timestamp":"'),
-  method: new JsonKey('","method":'),
+  method: new FieldCache('","method":'),
   path: new JsonKey(',"path":'),
   query: new JsonKey(',"query":'),
   status: new JsonKey(',"status":'),
@@ -193,13 +193,13 @@ const K = {
   clientIp: new JsonKey(',"client_ip":'),
   bytesIn: new JsonKey(',"bytes_in":'),
   bytesOut: new JsonKey(',"bytes_out":'),
-  backend: new JsonKey(',"backend":'),
-  route: new JsonKey(',"route":'),
-  consumer: new JsonKey(',"consumer":'),
-  decision: new JsonKey(',"decision":'),
+  backend: new FieldCache(',"backend":'),
+  route: new FieldCache(',"route":'),
+  consumer: new FieldCache(',"consumer":', 1024),
+  decision: new FieldCache(',"decision":'),
   detail: new JsonKey(',"detail":'),
   verdicts: new JsonKey(',"verdicts":'),
-  error: new JsonKey(',"error":'),
+  error: new FieldCache(',"error":'),
   requestHeaders: new JsonKey(',"request_headers":'),
   responseHeaders: new JsonKey(',"response_headers":'),
   truncatedEnd: new JsonKey(',"truncated":true}'),
@@ -213,7 +213,7 @@ function writeEntry(w: JsonBytes, r: CompletionRecord): void {
   w.strField(K.id, clip(r.id));
   w.key(K.timestamp);
   w.iso(r.time, isoTimes);
-  w.strField(K.method, clip(r.method));
+  w.cachedField(K.method, clip(r.method));
   w.strField(K.path, clip(r.path));
   w.strField(K.query, clip(r.query));
   w.numField(K.status, r.status);
@@ -222,13 +222,13 @@ function writeEntry(w: JsonBytes, r: CompletionRecord): void {
   w.strField(K.clientIp, clip(r.clientIp));
   w.numField(K.bytesIn, r.bytesIn);
   w.numField(K.bytesOut, r.bytesOut);
-  w.strField(K.backend, r.backend);
-  w.strField(K.route, r.route ?? '');
-  if (r.consumer !== undefined) w.strField(K.consumer, clip(r.consumer));
-  if (r.decision !== undefined) w.strField(K.decision, r.decision);
+  w.cachedField(K.backend, r.backend);
+  w.cachedField(K.route, r.route ?? '');
+  if (r.consumer !== undefined) w.cachedField(K.consumer, clip(r.consumer));
+  if (r.decision !== undefined) w.cachedField(K.decision, r.decision);
   if (r.detail !== undefined) writeValue(w, K.detail, r.detail);
   if (r.verdicts.length > 0) writeValue(w, K.verdicts, r.verdicts);
-  if (r.errorCode !== undefined) w.strField(K.error, r.errorCode);
+  if (r.errorCode !== undefined) w.cachedField(K.error, r.errorCode);
   w.key(K.requestHeaders);
   writeHeaders(w, r.requestHeaders);
   w.key(K.responseHeaders);
@@ -258,26 +258,60 @@ function clip(s: string): string {
   return s.slice(0, MAX_FIELD_CHARS);
 }
 
+/** A header name as an entry writes it: `,"<lower-case name>":` prepared once, and whether its value is a secret. */
+interface HeaderName {
+  readonly field: JsonKey;
+  readonly secret: boolean;
+}
+/**
+ * Header names seen so far (the names a gateway sees are a small set: Node and undici hand out the
+ * same string for each well-known one). Past MAX_HEADER_NAMES distinct names, new ones are written
+ * the ordinary way.
+ */
+const headerNames = new Map<string, HeaderName | null>();
+const MAX_HEADER_NAMES = 1024;
+const REDACTED = new JsonKey('"[redacted]"');
+
+function headerName(key: string): HeaderName | null {
+  let known = headerNames.get(key);
+  if (known === undefined) {
+    if (headerNames.size >= MAX_HEADER_NAMES) return null;
+    const lower = key.toLowerCase();
+    const text = `,${JSON.stringify(lower)}:`;
+    known = /^[\x20-\x7e]*$/.test(text) ? { field: new JsonKey(text), secret: SECRET_HEADERS.has(lower) } : null;
+    headerNames.set(key, known);
+  }
+  return known;
+}
+
 /** A header object as {name: value}, credentials redacted; values that do not fit are left out. */
 function writeHeaders(w: JsonBytes, headers: IncomingHttpHeaders | OutgoingHttpHeaders | undefined): void {
-  w.raw('{');
-  let first = true;
+  // Every member is written with a leading comma; the first one's becomes the opening brace.
+  const open = w.pos;
   if (headers !== undefined) {
     for (const key in headers) {
       const v = headers[key];
       if (v === undefined) continue;
-      const name = key.toLowerCase();
-      const value = SECRET_HEADERS.has(name) ? '[redacted]' : typeof v === 'string' ? v : Array.isArray(v) ? v.join(', ') : String(v);
-      if (!w.fits(name.length + value.length + TAIL_BYTES)) {
+      const known = headerName(key);
+      const secret = known !== null ? known.secret : SECRET_HEADERS.has(key.toLowerCase());
+      const value = secret ? '' : typeof v === 'string' ? v : Array.isArray(v) ? v.join(', ') : String(v);
+      if (!w.fits(key.length + value.length + TAIL_BYTES)) {
         truncated = true;
         continue;
       }
-      if (!first) w.raw(',');
-      first = false;
-      w.str(name);
-      w.raw(':');
-      w.str(value);
+      if (known !== null) w.key(known.field);
+      else {
+        w.raw(',');
+        w.str(key.toLowerCase());
+        w.raw(':');
+      }
+      if (secret) w.key(REDACTED);
+      else w.str(value);
     }
   }
-  w.raw('}');
+  if (w.pos === open) w.raw('{}');
+  else {
+    w.buf[open] = 0x7b; // {
+    w.raw('}');
+  }
 }

@@ -5,7 +5,7 @@
 import pino, { type Logger } from 'pino';
 import type { LoggingConfig } from '../config/index.js';
 import type { CompletionRecord } from '../events/index.js';
-import { IsoTimes, JsonBytes, JsonKey } from '../events/json-bytes.js';
+import { FieldCache, IsoTimes, JsonBytes, JsonKey } from '../events/json-bytes.js';
 import { BatchedStream, type LineWriter } from './batched-stream.js';
 
 export type { Logger } from 'pino';
@@ -79,23 +79,23 @@ function accessLineBytes(rec: CompletionRecord): number {
   return 512 + chars * 6;
 }
 
-/** The access line's constant text, prepared once (src/events/json-bytes.ts, JsonKey). */
+/** The access line's constant text, and the fields whose values come from a small set, prepared once (src/events/json-bytes.ts: JsonKey, FieldCache). */
 const K = {
   start: new JsonKey('{"level":"info","time":"'),
   timestamp: new JsonKey('","type":"access","timestamp":"'),
   requestId: new JsonKey('","request_id":'),
-  method: new JsonKey(',"method":'),
+  method: new FieldCache(',"method":'),
   path: new JsonKey(',"path":'),
   status: new JsonKey(',"status":'),
   duration: new JsonKey(',"duration_ms":'),
   clientIp: new JsonKey(',"client_ip":'),
-  route: new JsonKey(',"route":'),
-  backend: new JsonKey(',"backend":'),
+  route: new FieldCache(',"route":'),
+  backend: new FieldCache(',"backend":'),
   bytesIn: new JsonKey(',"bytes_in":'),
   bytesOut: new JsonKey(',"bytes_out":'),
-  consumer: new JsonKey(',"consumer":'),
-  decision: new JsonKey(',"decision":'),
-  errorCode: new JsonKey(',"error_code":'),
+  consumer: new FieldCache(',"consumer":', 1024),
+  decision: new FieldCache(',"decision":'),
+  errorCode: new FieldCache(',"error_code":'),
   end: new JsonKey(',"msg":"request"}\n'),
 };
 
@@ -106,19 +106,19 @@ function writeAccessLine(w: JsonBytes, rec: CompletionRecord, nowMs: number): vo
   w.key(K.timestamp);
   w.iso(rec.time, isoTimes);
   w.strField(K.requestId, rec.id);
-  w.strField(K.method, rec.method);
+  w.cachedField(K.method, rec.method);
   w.strField(K.path, rec.path);
   w.numField(K.status, rec.status);
   w.key(K.duration);
   w.ms3(rec.latencyMs);
   w.strField(K.clientIp, rec.clientIp);
-  w.strOrNullField(K.route, rec.route);
-  w.strOrNullField(K.backend, rec.backend === '' ? null : rec.backend);
+  w.cachedField(K.route, rec.route);
+  w.cachedField(K.backend, rec.backend === '' ? null : rec.backend);
   w.numField(K.bytesIn, rec.bytesIn);
   w.numField(K.bytesOut, rec.bytesOut);
-  w.strOrNullField(K.consumer, rec.consumer);
-  w.strOrNullField(K.decision, rec.decision);
-  w.strOrNullField(K.errorCode, rec.errorCode);
+  w.cachedField(K.consumer, rec.consumer);
+  w.cachedField(K.decision, rec.decision);
+  w.cachedField(K.errorCode, rec.errorCode);
   w.key(K.end);
 }
 

@@ -142,6 +142,18 @@ describe('request log entries', () => {
     assert.deepEqual(entryOf(r), expected(r));
   });
 
+  it('are exact past the tables of known header names and field values, for names in any case or not ASCII, and for no headers at all', () => {
+    const log = new RequestLogStore(1);
+    for (let i = 0; i < 1300; i++) {
+      const requestHeaders: Record<string, string> = { [`x-name-${i}`]: `v${i}`, 'X-API-KEY': 'upper-secret', [`x-caf\u00e9-${i % 3}`]: '\u00e9', 'x-"q"': 'a"b' };
+      const r = rec({ method: i % 2 ? 'GET' : `M\u00c9${i}`, route: i % 5 ? `/r${i}` : null, backend: i % 7 ? `http://b${i}:1` : '', consumer: i % 3 ? `c${i}` : undefined, decision: i % 11 ? undefined : 'rate_limited', requestHeaders, responseHeaders: i % 4 ? {} : undefined });
+      log.push(r);
+      const j = log.search({ limit: 1 })[0]!;
+      assert.deepEqual(j, expected(r), `entry ${i}`);
+      assert.equal(j.request_headers['x-api-key'], '[redacted]');
+    }
+  });
+
   it('cut a field longer than MAX_FIELD_CHARS and leave out header values beyond MAX_ENTRY_BYTES, and say so', () => {
     const longPath = '/' + 'p'.repeat(MAX_FIELD_CHARS * 2);
     const big: Record<string, string> = {};

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { IsoTimes, JsonBytes, JsonKey } from '../../src/events/json-bytes.js';
+import { FieldCache, IsoTimes, JsonBytes, JsonKey } from '../../src/events/json-bytes.js';
 
 function written(fn: (w: JsonBytes) => void): string {
   const w = new JsonBytes(Buffer.alloc(1 << 16));
@@ -125,5 +125,25 @@ describe('ISO times', () => {
   it('are written as Date#toISOString writes them, for alternating seconds', () => {
     const t = new IsoTimes();
     for (const ms of times) assert.equal(written((w) => w.iso(ms, t)), new Date(Math.floor(ms)).toISOString(), `ms ${ms}`);
+  });
+});
+
+describe('cached fields', () => {
+  it('write the key and the value as JSON.stringify would, for repeated, new, non-ASCII and missing values', () => {
+    const cache = new FieldCache(',"route":', 8);
+    const values = ['/api', '/api', '/b"q', 'caf\u00e9', '/api', '', '\ud800', null, undefined, '/api'];
+    for (let i = 0; i < 40; i++) values.push(`/v${i % 12}`);
+    for (const v of values) {
+      assert.equal(written((w) => w.cachedField(cache, v)), `,"route":${v === null || v === undefined ? 'null' : JSON.stringify(v)}`, String(v));
+    }
+  });
+
+  it('stop preparing new values at their limit and write those the ordinary way', () => {
+    const cache = new FieldCache(',"k":', 3);
+    for (let i = 0; i < 5; i++) cache.field(`v${i}`);
+    assert.ok(cache.field('v0') !== null, 'a value seen before the limit stays prepared');
+    assert.equal(cache.field('v4'), null, 'a value seen after the limit is not prepared');
+    assert.equal(cache.field('caf\u00e9'), null, 'text that is not ASCII is not prepared');
+    assert.equal(written((w) => w.cachedField(cache, 'v4')), ',"k":"v4"');
   });
 });
