@@ -17,13 +17,13 @@ import type { Config } from './config/index.js';
 import { ConfigError, formatProblem, isAdminPath, loadConfig, notYetBuilt, type ConfigProblem } from './config/index.js';
 import type { DashboardOptions } from './dashboard/index.js';
 import { GatewayError, toGatewayError } from './errors.js';
-import { CompletionBus, NO_VERDICTS, NoticeBus, redactInPlace, type CompletionRecord } from './events/index.js';
+import { CompletionBus, namesSecret, NO_VERDICTS, NoticeBus, redactInPlace, type CompletionRecord } from './events/index.js';
 import { drainDelay, isHealthPath, type HealthChecker } from './health/index.js';
 import type { AdminHandler, ConfigRef, Host, HostOptions, Module, ModuleSpec, ServiceDirectory, Services } from './host.js';
 import { createLogger, type Logger } from './logging/index.js';
 import type { Metrics } from './metrics/index.js';
 import { MODULES } from './modules.js';
-import { ClientIpResolver, compose, isUnsafePath, normalizeIp, pickRequestId, PHASES, RequestContext, StageRegistry, type RouteTable, type StageEntry } from './pipeline/index.js';
+import { ClientIpResolver, compose, isUnsafePath, peerIpOf, pickRequestId, PHASES, RequestContext, StageRegistry, type RouteTable, type StageEntry } from './pipeline/index.js';
 import type { ProcessManager } from './procman/index.js';
 import type { RateLimitStore } from './store/index.js';
 import { planReload, reloadCounter, type ReloadFailure, type ReloadOutcome, type ReloadSuccess } from './reload/index.js';
@@ -689,7 +689,7 @@ export class Gateway {
     const ctx = new RequestContext(req, res, performance.now(), this.clock.now());
     ctx.path = path;
     ctx.query = q === -1 ? '' : url.slice(q + 1);
-    ctx.peerIp = normalizeIp(req.socket.remoteAddress ?? '');
+    ctx.peerIp = peerIpOf(req.socket);
     ctx.clientIp = this.#clientIp.resolve(ctx.peerIp, this.#readsForwardedFor ? req.headers['x-forwarded-for'] : undefined);
     // The request runs on the generation in force now, to its end, whatever a reload swaps meanwhile.
     const gen = this.#gen;
@@ -716,7 +716,7 @@ export class Gateway {
     ctx.path = path;
     ctx.query = q === -1 ? '' : url.slice(q + 1);
     ctx.upgradeHead = head;
-    ctx.peerIp = normalizeIp(req.socket.remoteAddress ?? '');
+    ctx.peerIp = peerIpOf(req.socket);
     ctx.clientIp = this.#clientIp.resolve(ctx.peerIp, this.#readsForwardedFor ? req.headers['x-forwarded-for'] : undefined);
     const gen = this.#gen;
     gen.inFlight++;
@@ -812,6 +812,7 @@ export class Gateway {
       if (extra !== null) for (let i = 0; i < extra.length; i += 2) res.setHeader(extra[i]!, extra[i + 1]!);
       sendError(res, err.status, err.code, err.message, ctx.id, err.headers);
       ctx.responseHeaders = res.getHeaders();
+      ctx.responseSecrets = true;
     } else if (!res.writableEnded) {
       res.destroy();
     }
@@ -842,8 +843,9 @@ export class Gateway {
       requestHeaders: ctx.req.headers,
       responseHeaders: ctx.responseHeaders,
     };
-    redactInPlace(record.requestHeaders as Record<string, unknown>);
-    redactInPlace(record.responseHeaders as Record<string, unknown> | undefined);
+    // Node parsed req.headers from rawHeaders: a secret can be in the object only if the raw list names one.
+    if (namesSecret(ctx.req.rawHeaders)) redactInPlace(record.requestHeaders as Record<string, unknown>);
+    if (ctx.responseSecrets) redactInPlace(record.responseHeaders as Record<string, unknown> | undefined);
     this.bus.publish(record);
     if (--this.#inFlight === 0 && this.#drainWaiters.length > 0) {
       for (const w of this.#drainWaiters.splice(0)) w();

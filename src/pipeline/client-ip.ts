@@ -39,6 +39,23 @@ export class ClientIpResolver {
   }
 }
 
+const kPeerIp = Symbol('microgate.peerIp');
+type PeerTagged = { [kPeerIp]?: string; readonly remoteAddress?: string };
+
+/**
+ * The socket peer's address, normalized, remembered on the socket: a keep-alive connection's
+ * requests ask once (node's remoteAddress goes through the handle on every read).
+ */
+export function peerIpOf(socket: { readonly remoteAddress?: string }): string {
+  const tagged = socket as PeerTagged;
+  const known = tagged[kPeerIp];
+  if (known !== undefined) return known;
+  const addr = tagged.remoteAddress;
+  // A socket already closed has no address; nothing is remembered for it.
+  if (addr === undefined) return '';
+  return (tagged[kPeerIp] = normalizeIp(addr));
+}
+
 /** "::ffff:127.0.0.1" → "127.0.0.1". */
 export function normalizeIp(ip: string): string {
   return ip.startsWith('::ffff:') && ip.includes('.') ? ip.slice(7) : ip;

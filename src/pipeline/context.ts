@@ -36,6 +36,11 @@ export class RequestContext {
   extraHeaders: string[] | null = null;
   /** Headers sent to the client, once a response started (for the request log). */
   responseHeaders: OutgoingHttpHeaders | undefined = undefined;
+  /**
+   * False when whoever set `responseHeaders` checked that they name no secret header (the proxy
+   * does, from the list it writes): the publisher then skips their redaction. True (redact) otherwise.
+   */
+  responseSecrets = true;
   /** For an Upgrade (WebSocket) request: the bytes that arrived after the headers. null otherwise. */
   upgradeHead: Buffer | null = null;
   /** The whole request body, when it was read before a backend was chosen (server.request_buffer). */

@@ -6,7 +6,7 @@ export { RequestContext } from './context.js';
 export { compose, type Next, type Stage, type StageWithNext } from './compose.js';
 export { RouteTable, upstreamPath, type CompiledRoute } from './routes.js';
 export { requestId, pickRequestId, newRequestId } from './request-id.js';
-export { ClientIpResolver, normalizeIp, isLoopback } from './client-ip.js';
+export { ClientIpResolver, normalizeIp, isLoopback, peerIpOf } from './client-ip.js';
 export { PHASES, StageRegistry, type Phase, type RequestKind, type StageEntry, type StageRegistrar } from './phases.js';
 export { isUnsafePath } from './path.js';
 export { clientKey } from './client-key.js';

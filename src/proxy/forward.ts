@@ -140,7 +140,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     }
     const ctx = this.ctx;
     this.status = statusCode;
-    const list = responseHeaderList(headers, ctx.id, ctx.extraHeaders);
+    const list = responseHeaderList(headers, ctx.id, ctx.extraHeaders, ctx);
     if (statusCode === 204 || statusCode === 304) {
       // Nothing to stream: written at the end, once the backend is known not to have sent a body anyway.
       this.noContent = list;

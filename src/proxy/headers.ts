@@ -1,5 +1,6 @@
 /** Header rewriting for both directions: hop-by-hop removal and the X-Forwarded-* set. */
 import type { IncomingHttpHeaders } from 'node:http';
+import { isSecretName } from '../events/index.js';
 
 /**
  * Request header names the gateway never forwards as sent: hop-by-hop (RFC 9110 §7.6.1), the
@@ -105,12 +106,17 @@ const HOP_RESPONSE_SET = new Set([...HOP_RESPONSE, 'x-request-id']);
  * The client response's headers as a flat [name, value, ...] list for writeHead: the upstream's
  * headers without hop-by-hop ones (and those named in Connection), then X-Request-Id and the
  * gateway's own headers. Building a list is cheaper than deleting keys from undici's object.
+ * Sets `seen.responseSecrets` to whether `headers` names a secret header (so the publisher knows
+ * whether the object needs redacting).
  */
-export function responseHeaderList(headers: IncomingHttpHeaders, requestId: string, extra: string[] | null): string[] {
+export function responseHeaderList(headers: IncomingHttpHeaders, requestId: string, extra: string[] | null, seen: SecretSeen): string[] {
   const out: string[] = [];
   const conn = headers.connection;
   const named = typeof conn === 'string' && conn !== 'keep-alive' && conn !== 'close' ? conn.toLowerCase().split(',').map((t) => t.trim()) : null;
+  let secret = false;
   for (const name in headers) {
+    // Every name of the object is looked at, those left out of the list too: the object is what the request log keeps.
+    if (isSecretName(name)) secret = true;
     if (HOP_RESPONSE_SET.has(name) || (named !== null && named.includes(name))) continue;
     const value = headers[name];
     if (value === undefined) continue;
@@ -119,5 +125,11 @@ export function responseHeaderList(headers: IncomingHttpHeaders, requestId: stri
   }
   out.push('x-request-id', requestId);
   if (extra !== null) for (let i = 0; i < extra.length; i++) out.push(extra[i]!);
+  seen.responseSecrets = secret;
   return out;
+}
+
+/** Where responseHeaderList says whether the header object names a secret header (the request context). */
+export interface SecretSeen {
+  responseSecrets: boolean;
 }

@@ -208,7 +208,7 @@ class Handshake {
       return;
     }
     try {
-      out.writeHead(res.statusCode!, responseHeaderList(res.headers, ctx.id, ctx.extraHeaders));
+      out.writeHead(res.statusCode!, responseHeaderList(res.headers, ctx.id, ctx.extraHeaders, ctx));
     } catch (err) {
       res.destroy();
       ctx.decision = 'upstream_error';

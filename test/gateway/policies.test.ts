@@ -41,6 +41,35 @@ test('a valid API key passes and the completion record names the consumer, never
   assert.ok(!JSON.stringify(records[0]).includes(KEY), 'the key leaked into the completion record');
 });
 
+test('credentials are redacted from the record whatever the case of their names, and a response header the proxy drops is redacted too', async (t) => {
+  const be = await startBackend(t, (req, res) => {
+    req.resume();
+    // Connection names set-cookie: the client never sees it, but the record keeps the backend's header object.
+    res.writeHead(200, [['Set-Cookie', 'session=backend-secret'], ['Connection', 'set-cookie'], ['Content-Length', '2']].flat());
+    res.end('ok');
+  });
+  const gw = await startGateway(t, `routes:\n  - path: /api\n    backend: ${be.url}\n`);
+  const records: CompletionRecord[] = [];
+  gw.bus.subscribe((r) => records.push(r));
+  const r = await send(`${gw.url}/api/x`, { headers: { AUTHORIZATION: 'Bearer client-secret', 'X-Api-Key': 'client-key', Cookie: 'c=client-cookie' } });
+  assert.equal(r.status, 200);
+  assert.equal(r.headers['set-cookie'], undefined, 'a header named in Connection is not relayed');
+  const rec = records[0]!;
+  assert.equal(rec.requestHeaders.authorization, '[redacted]');
+  assert.equal(rec.requestHeaders['x-api-key'], '[redacted]');
+  assert.equal(rec.requestHeaders.cookie, '[redacted]');
+  assert.equal(rec.responseHeaders?.['set-cookie'], '[redacted]');
+  for (const secret of ['client-secret', 'client-key', 'client-cookie', 'backend-secret']) assert.ok(!JSON.stringify(rec).includes(secret), `${secret} leaked into the record`);
+
+  // A request without credentials is not touched (its response still carries the backend's cookie).
+  const plain = await send(`${gw.url}/api/y`, { headers: { accept: 'text/plain', 'user-agent': 'probe' } });
+  assert.equal(plain.status, 200);
+  assert.equal(records[1]!.requestHeaders.accept, 'text/plain');
+  assert.equal(records[1]!.requestHeaders['user-agent'], 'probe');
+  assert.ok(!JSON.stringify(records[1]!.requestHeaders).includes('[redacted]'));
+  assert.equal(records[1]!.responseHeaders?.['set-cookie'], '[redacted]');
+});
+
 test('a valid HS256 JWT passes and its sub becomes the consumer', async (t) => {
   const be = await startBackend(t);
   const gw = await startGateway(t, `auth:\n  jwt_secret: "${SECRET}"\nroutes:\n  - path: /api\n    backend: ${be.url}\n`);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ClientIpResolver, pickRequestId } from '../../src/pipeline/index.js';
+import { ClientIpResolver, peerIpOf, pickRequestId } from '../../src/pipeline/index.js';
 
 test('without trusted proxies the socket peer is the client and X-Forwarded-For is ignored', () => {
   const r = new ClientIpResolver([]);
@@ -34,4 +34,27 @@ test('fresh request ids are 32 hex characters and all different, across the batc
     seen.add(id);
   }
   assert.equal(seen.size, 5000);
+});
+
+test('the peer address is read from a socket once and unwrapped from its IPv4-mapped form', () => {
+  let reads = 0;
+  const socket = {
+    get remoteAddress() {
+      reads++;
+      return '::ffff:10.1.2.3';
+    },
+  };
+  assert.equal(peerIpOf(socket), '10.1.2.3');
+  assert.equal(peerIpOf(socket), '10.1.2.3');
+  assert.equal(reads, 1);
+  // A closed socket has no address: nothing is remembered, the next read asks again.
+  let addr: string | undefined;
+  const closed = {
+    get remoteAddress() {
+      return addr;
+    },
+  };
+  assert.equal(peerIpOf(closed), '');
+  addr = '::1';
+  assert.equal(peerIpOf(closed), '::1');
 });
