@@ -100,8 +100,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
       stripCredentials: opts.stripCredentials && ctx.route !== null && !ctx.route.isPublic,
     });
     this.path = upstreamPath(ctx.route!, req.url!);
-    // `on`, not `once`: a response closes once, and once() wraps the listener in a new closure per request.
-    ctx.res.on('close', onClientClose);
+    watchClient(this);
     (ctx.res as unknown as Tagged)[kHandler] = this;
   }
 
@@ -194,6 +193,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   complete(): void {
     this.backend!.inFlight--;
     this.ended = true;
+    unwatchClient(this);
     const ctx = this.ctx;
     if (this.noContent !== null && !ctx.res.headersSent && !ctx.res.destroyed) {
       try {
@@ -218,6 +218,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     this.backend!.inFlight--;
     if (this.ended) return;
     this.ended = true;
+    unwatchClient(this);
     const ctx = this.ctx;
     const backend = this.backend!;
     const code = (err as NodeJS.ErrnoException).code ?? '';
@@ -290,6 +291,7 @@ export function abandonUpstream(ctx: RequestContext): void {
   const handler = (ctx.res as unknown as Partial<Tagged>)[kHandler];
   if (handler === undefined || handler.ended) return;
   handler.ended = true;
+  unwatchClient(handler);
   handler.clientGone = true;
   handler.controller?.abort(new Error('client request body stalled'));
   handler.backend?.breaker?.release();
@@ -316,9 +318,48 @@ function countedBody(handler: ForwardHandler): Readable {
   return handler.ctx.req.pipe(counter);
 }
 
-function onClientClose(this: RequestContext['res']): void {
-  const handler = (this as unknown as Tagged)[kHandler];
-  if (handler.ended || this.writableFinished) return;
+/**
+ * A client that goes away mid-exchange must stop the upstream requests it left open. The
+ * connection's socket is watched, once per connection, and holds the exchanges open on it (one,
+ * or several when the client pipelines): a listener on every response cost ~700 instructions a
+ * request, and node never closes the responses queued behind the one it is writing, so a
+ * pipelined request's upstream was not released when its client left.
+ */
+const kExchanges = Symbol('forwardExchanges');
+type Watched = { [kExchanges]?: ForwardHandler[] };
+
+function watchClient(handler: ForwardHandler): void {
+  const socket = handler.ctx.req.socket as unknown as Watched & Pick<NodeJS.EventEmitter, 'on'>;
+  let open = socket[kExchanges];
+  if (open === undefined) {
+    open = socket[kExchanges] = [];
+    socket.on('close', onClientSocketClose);
+  } else if (open.length > 0) {
+    // An exchange that ended without saying so (none should) is not kept for the connection's life.
+    for (let i = open.length - 1; i >= 0; i--) if (open[i]!.ctx.finished) open.splice(i, 1);
+  }
+  open.push(handler);
+}
+
+function unwatchClient(handler: ForwardHandler): void {
+  const open = (handler.ctx.req.socket as unknown as Watched)[kExchanges];
+  if (open === undefined) return;
+  const last = open.length - 1;
+  if (last >= 0 && open[last] === handler) open.pop();
+  else {
+    const i = open.indexOf(handler);
+    if (i !== -1) open.splice(i, 1);
+  }
+}
+
+function onClientSocketClose(this: Watched): void {
+  const open = this[kExchanges];
+  if (open === undefined || open.length === 0) return;
+  for (const handler of open.splice(0)) clientGone(handler);
+}
+
+function clientGone(handler: ForwardHandler): void {
+  if (handler.ended || handler.ctx.res.writableFinished) return;
   handler.clientGone = true;
   handler.controller?.abort(new Error('client aborted'));
 }

@@ -180,6 +180,32 @@ test('a client abort releases the upstream request', async (t) => {
   await wait(10);
 });
 
+test('a client that closes a keep-alive connection releases the upstream requests still open on it, pipelined ones too', async (t) => {
+  const closed: string[] = [];
+  const be = await startBackend(t, (req, res) => {
+    if (req.headers['x-health-check'] || req.url === '/fast') return void res.end('ok');
+    res.on('close', () => closed.push(req.url!));
+    // never answers
+  });
+  const gw = await startGateway(t, `routes:\n  - path: /\n    backend: ${be.url}\n`);
+  const records: string[] = [];
+  gw.bus.subscribe((r) => records.push(`${r.path} ${r.decision ?? r.status}`));
+  const client = rawClient(t, gw.port);
+  // Two answered requests first: the connection's watch passes from one exchange to the next.
+  client.socket.write('GET /fast HTTP/1.1\r\nHost: gw\r\n\r\n');
+  await until(() => records.length === 1);
+  client.socket.write('GET /fast HTTP/1.1\r\nHost: gw\r\n\r\n');
+  await until(() => records.length === 2);
+  // Then two pipelined requests the backend never answers, and the client goes away.
+  client.socket.write('GET /slow-1 HTTP/1.1\r\nHost: gw\r\n\r\nGET /slow-2 HTTP/1.1\r\nHost: gw\r\n\r\n');
+  await until(() => be.requests.filter((r) => r.url!.startsWith('/slow')).length === 2, 3000);
+  client.socket.destroy();
+  await until(() => closed.length === 2, 3000);
+  await until(() => records.length === 4, 3000);
+  assert.deepEqual(records.slice(2).sort(), ['/slow-1 client_aborted', '/slow-2 client_aborted']);
+  assert.deepEqual(closed.sort(), ['/slow-1', '/slow-2']);
+});
+
 test('a backend that hangs up on a WebSocket handshake gives the client 502', async (t) => {
   const be = await startBackend(t);
   be.server.on('upgrade', (_req, socket) => socket.destroy());
