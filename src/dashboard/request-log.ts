@@ -8,7 +8,7 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { CompletionRecord, Verdict } from '../events/index.js';
 import { SECRET_HEADERS } from '../events/index.js';
-import { FieldCache, IsoTimes, JsonBytes, JsonKey } from '../events/json-bytes.js';
+import { FieldCache, IsoTimes, JsonBytes, JsonKey, NumField } from '../events/json-bytes.js';
 
 /** One request as the dashboard API and SSE `request` event show it. */
 export interface RequestLog {
@@ -177,22 +177,22 @@ export class RequestLogStore {
   }
 }
 
-const isoTimes = new IsoTimes();
 /** Room kept for what follows the headers: the closing of both objects and `"truncated":true`. */
 const TAIL_BYTES = 64;
 
 /** The entry's constant text, and the fields whose values come from a small set, prepared once (src/events/json-bytes.ts: JsonKey, FieldCache). */
 const K = {
   id: new JsonKey('{"id":'),
-  timestamp: new JsonKey(',"timestamp":"'),
+  /** The timestamp's key with the time's second. */
+  timestamp: new IsoTimes(',"timestamp":"'),
   method: new FieldCache('","method":'),
   path: new JsonKey(',"path":'),
   query: new JsonKey(',"query":'),
-  status: new JsonKey(',"status":'),
+  status: new NumField(',"status":'),
   latency: new JsonKey(',"latency_ms":'),
-  clientIp: new JsonKey(',"client_ip":'),
-  bytesIn: new JsonKey(',"bytes_in":'),
-  bytesOut: new JsonKey(',"bytes_out":'),
+  clientIp: new FieldCache(',"client_ip":', 1024),
+  bytesIn: new NumField(',"bytes_in":'),
+  bytesOut: new NumField(',"bytes_out":'),
   backend: new FieldCache(',"backend":'),
   route: new FieldCache(',"route":'),
   consumer: new FieldCache(',"consumer":', 1024),
@@ -211,17 +211,16 @@ function writeEntry(w: JsonBytes, r: CompletionRecord): void {
   // when they fit); header values are left out once the entry is full.
   truncated = false;
   w.strField(K.id, clip(r.id));
-  w.key(K.timestamp);
-  w.iso(r.time, isoTimes);
+  w.iso(r.time, K.timestamp);
   w.cachedField(K.method, clip(r.method));
   w.strField(K.path, clip(r.path));
   w.strField(K.query, clip(r.query));
-  w.numField(K.status, r.status);
+  w.numCached(K.status, r.status);
   w.key(K.latency);
   w.ms3(r.latencyMs);
-  w.strField(K.clientIp, clip(r.clientIp));
-  w.numField(K.bytesIn, r.bytesIn);
-  w.numField(K.bytesOut, r.bytesOut);
+  w.cachedField(K.clientIp, clip(r.clientIp));
+  w.numCached(K.bytesIn, r.bytesIn);
+  w.numCached(K.bytesOut, r.bytesOut);
   w.cachedField(K.backend, r.backend);
   w.cachedField(K.route, r.route ?? '');
   if (r.consumer !== undefined) w.cachedField(K.consumer, clip(r.consumer));

@@ -274,6 +274,16 @@ export class JsonBytes {
     this.num(n);
   }
 
+  /** A numeric field (see NumField). */
+  numCached(field: NumField, n: number): void {
+    const k = field.field(n);
+    if (k !== null) this.key(k);
+    else {
+      this.key(field.key);
+      this.num(n);
+    }
+  }
+
   /** A field whose value comes from a small set (see FieldCache), or null when it has none. */
   cachedField(cache: FieldCache, s: string | undefined | null): void {
     if (s === undefined || s === null) {
@@ -327,17 +337,44 @@ function unicodeEscape(buf: Buffer, p: number, c: number): number {
  * seconds ("2026-11-28T08:22:08.") is formatted once per second and kept for the last two.
  */
 export class IsoTimes {
+  readonly #before: string;
   #sec = [NaN, NaN];
   #prefix: JsonKey[] = [EMPTY_KEY, EMPTY_KEY];
   #next = 0;
 
-  /** "YYYY-MM-DDTHH:MM:SS." of the epoch second `sec`, prepared as a JsonKey. */
+  /** @param before constant ASCII text written before every time (the key, say), prepared with it */
+  constructor(before = '') {
+    this.#before = before;
+  }
+
+  /** `before` and "YYYY-MM-DDTHH:MM:SS." of the epoch second `sec`, prepared as a JsonKey. */
   secondPrefix(sec: number): JsonKey {
     if (sec === this.#sec[0]) return this.#prefix[0]!;
     if (sec === this.#sec[1]) return this.#prefix[1]!;
     const i = this.#next;
     this.#next = 1 - i;
     this.#sec[i] = sec;
-    return (this.#prefix[i] = new JsonKey(new Date(sec * 1000).toISOString().slice(0, -4)));
+    return (this.#prefix[i] = new JsonKey(this.#before + new Date(sec * 1000).toISOString().slice(0, -4)));
+  }
+}
+
+/**
+ * A numeric field whose values are mostly small integers (a status, a byte count): its key and each
+ * value from 0 to 1023 prepared once, as the key and number in one JsonKey, when first seen.
+ */
+export class NumField {
+  readonly key: JsonKey;
+  readonly #text: string;
+  readonly #small: (JsonKey | undefined)[] = new Array<JsonKey | undefined>(1024).fill(undefined);
+
+  constructor(key: string) {
+    this.key = new JsonKey(key);
+    this.#text = key;
+  }
+
+  /** The key and `n` as one JsonKey, or null for a number that is not an integer from 0 to 1023. */
+  field(n: number): JsonKey | null {
+    if (!(n >= 0 && n < 1024) || n !== Math.floor(n)) return null;
+    return (this.#small[n] ??= new JsonKey(this.#text + n));
   }
 }

@@ -5,7 +5,7 @@
 import pino, { type Logger } from 'pino';
 import type { LoggingConfig } from '../config/index.js';
 import type { CompletionRecord } from '../events/index.js';
-import { FieldCache, IsoTimes, JsonBytes, JsonKey } from '../events/json-bytes.js';
+import { FieldCache, IsoTimes, JsonBytes, JsonKey, NumField } from '../events/json-bytes.js';
 import { BatchedStream, type LineWriter } from './batched-stream.js';
 
 export type { Logger } from 'pino';
@@ -70,52 +70,58 @@ const ACCESS_LINE: LineWriter<CompletionRecord> = {
   },
 };
 
-/** ISO times of the access log's `time` (now) and `timestamp` (request start). */
-const isoTimes = new IsoTimes();
-
 /** The most bytes writeAccessLine can write for `rec`: fixed text plus 6 bytes per character of the strings. */
 function accessLineBytes(rec: CompletionRecord): number {
   const chars = rec.id.length + rec.method.length + rec.path.length + rec.clientIp.length + (rec.route?.length ?? 0) + rec.backend.length + (rec.consumer?.length ?? 0) + (rec.decision?.length ?? 0) + (rec.errorCode?.length ?? 0);
   return 512 + chars * 6;
 }
 
-/** The access line's constant text, and the fields whose values come from a small set, prepared once (src/events/json-bytes.ts: JsonKey, FieldCache). */
+/**
+ * The access line's constant text, and the fields whose values come from a small set, prepared
+ * once (src/events/json-bytes.ts): the key before each ISO time with the time's second, small
+ * numbers with their key, strings from a small set with their key, and the line's end for a
+ * request without consumer, decision or error (most of them) as one piece.
+ */
 const K = {
-  start: new JsonKey('{"level":"info","time":"'),
-  timestamp: new JsonKey('","type":"access","timestamp":"'),
+  /** `time` (the line's, now) and `timestamp` (the request's start), each with the text before it. */
+  time: new IsoTimes('{"level":"info","time":"'),
+  timestamp: new IsoTimes('","type":"access","timestamp":"'),
   requestId: new JsonKey('","request_id":'),
   method: new FieldCache(',"method":'),
   path: new JsonKey(',"path":'),
-  status: new JsonKey(',"status":'),
+  status: new NumField(',"status":'),
   duration: new JsonKey(',"duration_ms":'),
-  clientIp: new JsonKey(',"client_ip":'),
+  clientIp: new FieldCache(',"client_ip":', 1024),
   route: new FieldCache(',"route":'),
   backend: new FieldCache(',"backend":'),
-  bytesIn: new JsonKey(',"bytes_in":'),
-  bytesOut: new JsonKey(',"bytes_out":'),
+  bytesIn: new NumField(',"bytes_in":'),
+  bytesOut: new NumField(',"bytes_out":'),
   consumer: new FieldCache(',"consumer":', 1024),
   decision: new FieldCache(',"decision":'),
   errorCode: new FieldCache(',"error_code":'),
   end: new JsonKey(',"msg":"request"}\n'),
+  plainEnd: new JsonKey(',"consumer":null,"decision":null,"error_code":null,"msg":"request"}\n'),
 };
 
 /** One access-log line in pino's shape (the keys and order of the lines pino writes for accessLogViaPino). */
 function writeAccessLine(w: JsonBytes, rec: CompletionRecord, nowMs: number): void {
-  w.key(K.start);
-  w.iso(nowMs, isoTimes);
-  w.key(K.timestamp);
-  w.iso(rec.time, isoTimes);
+  w.iso(nowMs, K.time);
+  w.iso(rec.time, K.timestamp);
   w.strField(K.requestId, rec.id);
   w.cachedField(K.method, rec.method);
   w.strField(K.path, rec.path);
-  w.numField(K.status, rec.status);
+  w.numCached(K.status, rec.status);
   w.key(K.duration);
   w.ms3(rec.latencyMs);
-  w.strField(K.clientIp, rec.clientIp);
+  w.cachedField(K.clientIp, rec.clientIp);
   w.cachedField(K.route, rec.route);
   w.cachedField(K.backend, rec.backend === '' ? null : rec.backend);
-  w.numField(K.bytesIn, rec.bytesIn);
-  w.numField(K.bytesOut, rec.bytesOut);
+  w.numCached(K.bytesIn, rec.bytesIn);
+  w.numCached(K.bytesOut, rec.bytesOut);
+  if (rec.consumer === undefined && rec.decision === undefined && rec.errorCode === undefined) {
+    w.key(K.plainEnd);
+    return;
+  }
   w.cachedField(K.consumer, rec.consumer);
   w.cachedField(K.decision, rec.decision);
   w.cachedField(K.errorCode, rec.errorCode);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { FieldCache, IsoTimes, JsonBytes, JsonKey } from '../../src/events/json-bytes.js';
+import { FieldCache, IsoTimes, JsonBytes, JsonKey, NumField } from '../../src/events/json-bytes.js';
 
 function written(fn: (w: JsonBytes) => void): string {
   const w = new JsonBytes(Buffer.alloc(1 << 16));
@@ -145,5 +145,26 @@ describe('cached fields', () => {
     assert.equal(cache.field('v4'), null, 'a value seen after the limit is not prepared');
     assert.equal(cache.field('caf\u00e9'), null, 'text that is not ASCII is not prepared');
     assert.equal(written((w) => w.cachedField(cache, 'v4')), ',"k":"v4"');
+  });
+});
+
+describe('numeric fields', () => {
+  it('write the key and the number as JSON.stringify would, small integers prepared and the rest not', () => {
+    const field = new NumField(',"status":');
+    for (const n of [0, 1, 200, 200, 499, 1023, 1024, 65536, -1, 0.5, 12.25, 1e21, Number.NaN, Infinity, -0]) {
+      assert.equal(written((w) => w.numCached(field, n)), `,"status":${JSON.stringify(n)}`, String(n));
+    }
+    assert.ok(field.field(7) !== null && field.field(7) === field.field(7), 'a small integer is prepared once');
+    assert.equal(field.field(1024), null);
+    assert.equal(field.field(2.5), null);
+  });
+});
+
+describe('ISO times after constant text', () => {
+  it('write the text and the time as Date#toISOString, across seconds', () => {
+    const times = new IsoTimes('{"t":"');
+    for (const ms of [0, 999, 1000, 1_795_876_700_050, 1_795_876_700_999, 1_795_876_701_000, 1_795_876_700_050]) {
+      assert.equal(written((w) => w.iso(ms, times)), `{"t":"${new Date(ms).toISOString()}`);
+    }
   });
 });
