@@ -27,8 +27,16 @@ if (!values.port || !values.backend || !['stream', 'stream-object', 'dispatch'].
 }
 
 const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
-/** Lengths of the hop-by-hop names: most headers are passed without lower-casing them. */
-const HOP_LENGTHS = new Set([...HOP].map((h) => h.length));
+/** The hop-by-hop names as clients spell them (lower case and Capitalized-Words): most need no lower-casing. */
+const HOP_SPELLED = new Set([...HOP].flatMap((h) => [h, h.replace(/(^|-)([a-z])/g, (_m, d, c) => d + c.toUpperCase())]));
+/** Per name length, a bit per first letter of the hop-by-hop names: most headers pass after two loads and a shift. */
+const HOP_FIRST = new Uint32Array(32);
+for (const h of HOP) HOP_FIRST[h.length] |= 1 << (h.charCodeAt(0) - 97);
+function isHop(name) {
+  const len = name.length;
+  if (len >= 32 || ((HOP_FIRST[len] >>> ((name.charCodeAt(0) | 0x20) - 97)) & 1) === 0) return false;
+  return HOP_SPELLED.has(name) || HOP.has(name.toLowerCase());
+}
 const pool = new Pool(values.backend, { connections: 256, pipelining: 1 });
 
 /** The client's raw headers minus hop-by-hop ones, as a fresh flat list. */
@@ -36,7 +44,7 @@ function requestHeaders(raw) {
   const out = [];
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i];
-    if (HOP_LENGTHS.has(name.length) && HOP.has(name.toLowerCase())) continue;
+    if (isHop(name)) continue;
     out.push(name, raw[i + 1]);
   }
   return out;

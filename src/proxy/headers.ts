@@ -24,8 +24,41 @@ const DROP_REQUEST = new Set([
   'x-request-id',
 ]);
 const CREDENTIALS = new Set(['x-api-key', 'authorization']);
-/** Lengths of every name above, so most headers are passed without lower-casing them. */
-const DROP_LENGTHS = new Set([...DROP_REQUEST, ...CREDENTIALS].map((n) => n.length));
+
+/** What the upstream header list does with a request header the client sent. */
+const DROP = 1;
+const APPEND_XFF = 2;
+const CONNECTION = 3;
+const CREDENTIAL = 4;
+
+/**
+ * The action for each name above, under its lower-case spelling and the usual Capitalized-Words
+ * one (what nearly every client sends), so most lookups need no lower-casing.
+ */
+const ACTIONS = new Map<string, number>();
+for (const [name, action] of [
+  ...[...DROP_REQUEST].map((n): [string, number] => [n, n === 'x-forwarded-for' ? APPEND_XFF : n === 'connection' ? CONNECTION : DROP]),
+  ...[...CREDENTIALS].map((n): [string, number] => [n, CREDENTIAL]),
+]) {
+  ACTIONS.set(name, action);
+  ACTIONS.set(name.replace(/(^|-)([a-z])/g, (_m, dash: string, c: string) => dash + c.toUpperCase()), action);
+}
+
+/**
+ * Per name length, a bit per first letter (a = bit 0) of the names above: a header whose length
+ * and first letter match none (most of them: accept, user-agent, content-type, …) is passed on
+ * after two loads and a shift, without a lookup.
+ */
+const FIRST_LETTERS = new Uint32Array(32);
+for (const n of ACTIONS.keys()) FIRST_LETTERS[n.length] = FIRST_LETTERS[n.length]! | (1 << ((n.charCodeAt(0) | 0x20) - 97));
+
+/** The action for a request header name, or 0 (forward it). */
+function actionOf(name: string): number {
+  const len = name.length;
+  // A shift counts modulo 32: a first character that is not a letter may pass here, and the lookup decides.
+  if (len >= 32 || ((FIRST_LETTERS[len]! >>> ((name.charCodeAt(0) | 0x20) - 97)) & 1) === 0) return 0;
+  return ACTIONS.get(name) ?? ACTIONS.get(name.toLowerCase()) ?? 0;
+}
 
 const HOP_RESPONSE = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
 
@@ -53,17 +86,18 @@ export function upstreamHeaders(raw: string[], info: ForwardInfo): string[] {
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
-    if (DROP_LENGTHS.has(name.length)) {
-      const lower = name.toLowerCase();
-      if (lower === 'x-forwarded-for') {
+    const action = actionOf(name);
+    if (action !== 0) {
+      if (action === APPEND_XFF) {
         xff = xff === '' ? value : `${xff}, ${value}`;
         continue;
       }
-      if (lower === 'connection') connectionNamed = connectionTokens(value, connectionNamed);
-      if (DROP_REQUEST.has(lower)) continue;
-      if (info.stripCredentials && CREDENTIALS.has(lower)) continue;
-    }
-    if (name.length === 4 && host === '' && name.toLowerCase() === 'host') host = value;
+      if (action === CONNECTION) {
+        connectionNamed = connectionTokens(value, connectionNamed);
+        continue;
+      }
+      if (action === DROP || info.stripCredentials) continue;
+    } else if (name.length === 4 && host === '' && (name === 'Host' || name === 'host' || name.toLowerCase() === 'host')) host = value;
     out.push(name, value);
   }
   if (connectionNamed !== null) {

@@ -39,3 +39,30 @@ test('keeps the order and case of the headers it passes, then adds the forwardin
     'x-forwarded-for', '10.0.0.9', 'x-forwarded-host', 'h', 'x-forwarded-proto', 'http', 'x-request-id', 'rid-1', 'x-gateway', 'microgate',
   ]);
 });
+
+test('drops every hop-by-hop, forwarding and (when stripping) credential header in any spelling, and passes look-alikes', () => {
+  const dropped = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'http2-settings', 'expect', 'x-forwarded-host', 'x-forwarded-proto', 'x-request-id'];
+  const credentials = ['x-api-key', 'authorization'];
+  const capitalized = (n: string) => n.replace(/(^|-)([a-z])/g, (_m, d: string, c: string) => d + c.toUpperCase());
+  const spellings = (n: string) => [n, n.toUpperCase(), capitalized(n), n[0]!.toUpperCase() + n.slice(1)];
+  // Same length and first letter as a dropped name, or a first character that is not a letter.
+  const lookAlikes = ['X-Forwarded-Port', 'Keep-Alivf', 'Trailers', 'Te2', 'Expecs', 'Authorizatio', 'X-Api-Kez', '-onnection', '4e', 'Host'];
+  for (const name of [...dropped, ...credentials]) {
+    for (const spelled of spellings(name)) {
+      const raw = ['Host', 'h', spelled, 'v', ...lookAlikes.flatMap((n) => [n, 'kept'])];
+      const out = pairs(upstreamHeaders(raw, INFO));
+      assert.ok(!out.some(([n, v]) => n === spelled && v === 'v'), `${spelled} was forwarded`);
+      for (const n of lookAlikes) assert.ok(out.some(([m, v]) => m === n && (v === 'kept' || n === 'Host')), `${n} was dropped`);
+      const kept = pairs(upstreamHeaders(raw, { ...INFO, stripCredentials: false }));
+      assert.equal(kept.some(([n, v]) => n === spelled && v === 'v'), credentials.includes(name), `${spelled} with stripCredentials false`);
+    }
+  }
+  // X-Forwarded-For in any spelling is appended to, never forwarded as sent.
+  for (const spelled of spellings('x-forwarded-for')) {
+    assert.deepEqual(pairs(upstreamHeaders([spelled, '1.2.3.4', 'Host', 'h'], INFO)).filter(([n]) => n.toLowerCase() === 'x-forwarded-for'), [['x-forwarded-for', '1.2.3.4, 10.0.0.9']]);
+  }
+  // Host in any spelling becomes X-Forwarded-Host.
+  for (const spelled of ['host', 'Host', 'HOST', 'hOsT']) {
+    assert.deepEqual(pairs(upstreamHeaders([spelled, 'h.example'], INFO)).filter(([n]) => n === 'x-forwarded-host'), [['x-forwarded-host', 'h.example']]);
+  }
+});
