@@ -31,6 +31,40 @@ interface Policy {
   readonly policyField: string;
   /** RateLimit field value up to the r value: `"name";r=`. */
   readonly limitFieldPrefix: string;
+  /** Bucket keys made so far, by consumer id and by client IP (see bucketKey). */
+  readonly consumerKeys: Map<string, string>;
+  readonly ipKeys: Map<string, string>;
+}
+
+/**
+ * Distinct clients whose bucket keys a policy remembers; past it the map starts over. A key made
+ * per request is a new string the store's map must flatten and hash every time; a remembered one
+ * carries its hash, and the consumer id or (per connection) client IP it comes from does too.
+ */
+const MAX_REMEMBERED_KEYS = 8192;
+
+/** The bucket key of an authenticated client: `consumerPrefix + consumer`, remembered. */
+function consumerBucketKey(policy: Policy, consumer: string): string {
+  const keys = policy.consumerKeys;
+  let key = keys.get(consumer);
+  if (key === undefined) {
+    if (keys.size >= MAX_REMEMBERED_KEYS) keys.clear();
+    key = policy.consumerPrefix + consumer;
+    keys.set(consumer, key);
+  }
+  return key;
+}
+
+/** The bucket key of an anonymous client: `ipPrefix + clientKey(ip)` (an IPv6 address's /64), remembered by address. */
+function ipBucketKey(policy: Policy, ip: string): string {
+  const keys = policy.ipKeys;
+  let key = keys.get(ip);
+  if (key === undefined) {
+    if (keys.size >= MAX_REMEMBERED_KEYS) keys.clear();
+    key = policy.ipPrefix + clientKey(ip);
+    keys.set(ip, key);
+  }
+  return key;
 }
 
 export interface RateLimitOptions {
@@ -94,7 +128,7 @@ export function rateLimit(opts: RateLimitOptions): RateLimit {
     }
     const consumer = ctx.consumer;
     // An IPv6 client is its /64: one host can pick any address in it.
-    const key = consumer === undefined ? policy.ipPrefix + clientKey(ctx.clientIp) : policy.consumerPrefix + consumer;
+    const key = consumer === undefined ? ipBucketKey(policy, ctx.clientIp) : consumerBucketKey(policy, consumer);
     const result = store.take(key, policy.capacity, policy.refillPerSec);
     if (isPromise(result)) {
       const p = policy;
@@ -104,7 +138,7 @@ export function rateLimit(opts: RateLimitOptions): RateLimit {
   }
 
   function chargeAuthFailure(ctx: RequestContext): void | Promise<void> {
-    const result = store.take(global.ipPrefix + clientKey(ctx.clientIp), global.capacity, global.refillPerSec);
+    const result = store.take(ipBucketKey(global, ctx.clientIp), global.capacity, global.refillPerSec);
     if (isPromise(result)) return result.then((r) => admit(ctx, global, r, false));
     admit(ctx, global, result, false);
   }
@@ -162,6 +196,8 @@ function makePolicy(name: string, capacity: number, refillPerSec: number, keyPre
     consumerPrefix: keyPrefix + 'c:',
     policyField: `${item};q=${limit};w=${window}`,
     limitFieldPrefix: `${item};r=`,
+    consumerKeys: new Map(),
+    ipKeys: new Map(),
   };
 }
 

@@ -155,6 +155,23 @@ describe('rateLimit stage', () => {
     assert.equal(await admitted(stage, () => ctxFor({ ip: '203.0.113.9', consumer: '192.0.2.1' })), 1);
   });
 
+  it('keeps each client in its own bucket past the keys it remembers, IPv6 clients by /64', async () => {
+    const { stage } = setup({ max_tokens: 1 });
+    // More distinct clients than a policy remembers bucket keys for (8,192): each still gets exactly its own token.
+    for (let i = 0; i < 9000; i++) {
+      const ip = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+      assert.equal((await run(stage, ctxFor({ ip }))).passed, true, ip);
+      assert.equal((await run(stage, ctxFor({ ip }))).passed, false, `${ip} again`);
+      if (i % 1000 === 0) assert.equal((await run(stage, ctxFor({ ip: '192.0.2.1', consumer: `c${i}` }))).passed, true);
+    }
+    // The first clients' keys were forgotten and made again: their buckets are the same ones, still empty.
+    assert.equal((await run(stage, ctxFor({ ip: '10.0.0.0' }))).passed, false);
+    assert.equal((await run(stage, ctxFor({ ip: '192.0.2.9', consumer: 'c0' }))).passed, false);
+    assert.equal((await run(stage, ctxFor({ ip: '2001:db8:a:b::1' }))).passed, true);
+    assert.equal((await run(stage, ctxFor({ ip: '2001:db8:a:b:ffff::2' }))).passed, false, 'same /64');
+    assert.equal((await run(stage, ctxFor({ ip: '2001:db8:a:c::1' }))).passed, true, 'another /64');
+  });
+
   it('shares one bucket across routes with scope global', async () => {
     const { stage } = setup({ max_tokens: 4, scope: 'global' });
     const a = route('/a');
