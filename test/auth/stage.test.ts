@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { SignJWT } from 'jose';
 import { auth, createAuthenticator, FailureBudget, type Authenticator, type AuthStageOptions } from '../../src/auth/index.js';
 import { ManualClock } from '../../src/clock.js';
-import { MemoryStore } from '../../src/store/index.js';
+import { MemoryStore, type TakeResult } from '../../src/store/index.js';
 import { GatewayError } from '../../src/errors.js';
 import { compose, RequestContext, type CompiledRoute } from '../../src/pipeline/index.js';
 import { SECRET, authConfig } from './helpers.js';
@@ -168,6 +168,20 @@ describe('the auth stage with a failure budget', () => {
       assert.equal(out.forwarded, true);
     }
     assert.equal(store.size, 0, 'no budget bucket for an address that never failed');
+  });
+
+  it('keeps each address its own budget past the bucket keys it remembers, IPv6 addresses by /64', () => {
+    const { budget } = budgetOf(1);
+    for (let i = 0; i < 9000; i++) {
+      const ip = `10.0.${(i >> 8) & 255}.${i & 255}`;
+      assert.equal((budget.peek(ip) as TakeResult).allowed, true, ip);
+      budget.charge(ip);
+      assert.equal((budget.peek(ip) as TakeResult).allowed, false, `${ip} after a failure`);
+    }
+    assert.equal((budget.peek('10.0.0.0') as TakeResult).allowed, false, 'a forgotten key is made again for the same bucket');
+    budget.charge('2001:db8:a:b::1');
+    assert.equal((budget.peek('2001:db8:a:b:ffff::2') as TakeResult).allowed, false, 'same /64');
+    assert.equal((budget.peek('2001:db8:a:c::1') as TakeResult).allowed, true, 'another /64');
   });
 
   it('refuses the right key with auth_throttled once wrong keys spent the budget, before verifying it', async () => {
