@@ -1,7 +1,7 @@
 /**
  * SipHash-2-4 with a 128-bit output (Aumasson and Bernstein, "SipHash: a fast short-input PRF",
- * and the 128-bit variant of the reference implementation) over a string's UTF-16 code units,
- * read as little-endian byte pairs, so equal strings and only equal strings give equal input.
+ * and the 128-bit variant of the reference implementation) over a string's bytes: Latin-1 when it
+ * can be, UTF-16LE otherwise, with a last byte telling which (see sipHash128).
  *
  * Why it is here: the API-key check hashes every presented key. `crypto.hash('sha256', …)` costs
  * one call into OpenSSL, its UTF-8 encoding and a Buffer per request (0.6-4 µs, the larger on
@@ -87,8 +87,13 @@ function finish(out: Int32Array, at: number): void {
 export type SipKey = Int32Array;
 
 /**
- * SipHash-2-4-128 of `s` (its UTF-16LE bytes) under `key`, written to `out[at..at+3]` as the
- * output's words: out[at] high and out[at+1] low half of its first 8 bytes, then the second 8.
+ * SipHash-2-4-128 of `s` under `key`, written to `out[at..at+3]` as the output's words: out[at]
+ * high and out[at+1] low half of its first 8 bytes, then the second 8.
+ *
+ * The message is the string's bytes and a last byte saying how they were read: its Latin-1 bytes
+ * then 0x00 when every code unit is below 256 (API keys, tokens: eight characters per 64-bit
+ * word), else its UTF-16LE code units then 0x01 (four per word). Each form is one-to-one and the
+ * last byte keeps the two apart, so equal strings and only equal strings give equal input.
  */
 export function sipHash128(key: SipKey, s: string, out: Int32Array, at = 0): void {
   const k0l = key[0]!, k0h = key[1]!, k1l = key[2]!, k1h = key[3]!;
@@ -100,22 +105,70 @@ export function sipHash128(key: SipKey, s: string, out: Int32Array, at = 0): voi
   v[5] = k0l ^ 0x6e657261;
   v[6] = k1h ^ 0x74656462;
   v[7] = k1l ^ 0x79746573;
+  if (latin1Words(s)) utf16Words(s);
+  v[5] = v[5]! ^ 0xee;
+  finish(out, at);
+  v[3] = v[3]! ^ 0xdd;
+  finish(out, at + 2);
+}
+
+/**
+ * Absorbs `s` as Latin-1 bytes and 0x00, eight per word. Returns true, having absorbed nothing,
+ * when a code unit is 256 or more: the string must be read as UTF-16 instead. The state is only
+ * changed once the whole string is known to be Latin-1 (a check before each word's compression
+ * would leave half-absorbed state behind).
+ */
+function latin1Words(s: string): boolean {
+  const n = s.length;
+  for (let i = 0; i < n; i++) if (s.charCodeAt(i) > 0xff) return true;
+  const whole = n - (n & 7);
+  let i = 0;
+  for (; i < whole; i += 8) {
+    compress(
+      s.charCodeAt(i + 4) | (s.charCodeAt(i + 5) << 8) | (s.charCodeAt(i + 6) << 16) | (s.charCodeAt(i + 7) << 24),
+      s.charCodeAt(i) | (s.charCodeAt(i + 1) << 8) | (s.charCodeAt(i + 2) << 16) | (s.charCodeAt(i + 3) << 24),
+    );
+  }
+  // The last word: the 0-7 remaining bytes, then 0x00 (the marker, nothing to add), and in the top
+  // byte the message's length mod 256 (the marker counts). With 7 remaining the marker is its top
+  // byte, so the word is full and the length goes in a word of its own.
+  const rest = n - whole;
+  let ml = 0;
+  let mh = 0;
+  for (let k = 0; k < rest; k++) {
+    const c = s.charCodeAt(i + k);
+    if (k < 4) ml |= c << (8 * k);
+    else mh |= c << (8 * (k - 4));
+  }
+  const len = ((n + 1) & 0xff) << 24;
+  if (rest === 7) {
+    compress(mh, ml);
+    compress(len, 0);
+  } else compress(mh | len, ml);
+  return false;
+}
+
+/** Absorbs `s` as UTF-16LE code units and 0x01, four units per word. */
+function utf16Words(s: string): void {
   const n = s.length;
   const whole = n - (n & 3);
   let i = 0;
   for (; i < whole; i += 4) {
     compress(s.charCodeAt(i + 2) | (s.charCodeAt(i + 3) << 16), s.charCodeAt(i) | (s.charCodeAt(i + 1) << 16));
   }
-  // The last word: the 0-3 remaining code units, and the message's byte length mod 256 in the top byte.
-  let ml = 0;
-  let mh = ((n * 2) & 0xff) << 24;
+  // The last word: the 0-3 remaining code units, the marker byte 0x01 after them, and the
+  // message's byte length mod 256 in the top byte (at most 7 bytes before it: it always fits).
   const rest = n - whole;
-  if (rest >= 1) ml = s.charCodeAt(i);
-  if (rest >= 2) ml |= s.charCodeAt(i + 1) << 16;
-  if (rest === 3) mh |= s.charCodeAt(i + 2);
+  let ml = 0;
+  let mh = ((n * 2 + 1) & 0xff) << 24;
+  if (rest === 0) ml = 0x01;
+  else if (rest === 1) ml = s.charCodeAt(i) | (0x01 << 16);
+  else if (rest === 2) {
+    ml = s.charCodeAt(i) | (s.charCodeAt(i + 1) << 16);
+    mh |= 0x01;
+  } else {
+    ml = s.charCodeAt(i) | (s.charCodeAt(i + 1) << 16);
+    mh |= s.charCodeAt(i + 2) | (0x01 << 16);
+  }
   compress(mh, ml);
-  v[5] = v[5]! ^ 0xee;
-  finish(out, at);
-  v[3] = v[3]! ^ 0xdd;
-  finish(out, at + 2);
 }

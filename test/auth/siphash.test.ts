@@ -27,18 +27,41 @@ function ours(key: Int32Array, s: string): string {
   return hex(out);
 }
 
-function theirs(key: Int32Array, s: string): string {
-  const r = reference.hash(new Uint32Array(key.buffer), new Uint8Array(Buffer.from(s, 'utf16le')));
+/** The reference's hash of a message given as bytes. */
+function theirsBytes(key: Int32Array, m: Uint8Array): string {
+  const r = reference.hash(new Uint32Array(key.buffer), m);
   // [second output hi, lo, first output hi, lo]
   return hex(new Int32Array([r[2]!, r[3]!, r[0]!, r[1]!]));
 }
 
+/** The reference's hash of the message sipHash128 makes of a string: Latin-1 bytes and 0x00, or UTF-16LE and 0x01. */
+function theirs(key: Int32Array, s: string): string {
+  const latin1 = [...s].every((c) => c.length === 1 && c.charCodeAt(0) < 256);
+  const bytes = latin1 ? Buffer.concat([Buffer.from(s, 'latin1'), Buffer.from([0])]) : Buffer.concat([Buffer.from(s, 'utf16le'), Buffer.from([1])]);
+  return theirsBytes(key, new Uint8Array(bytes));
+}
+
 describe('SipHash-2-4-128', () => {
-  it("gives the paper's 128-bit test vector for the empty message", () => {
-    assert.equal(ours(PAPER_KEY, ''), 'a3817f04ba25a8e66df67214c7550293');
+  it("is checked against a reference that gives the paper's 128-bit test vectors", () => {
+    assert.equal(theirsBytes(PAPER_KEY, new Uint8Array(0)), 'a3817f04ba25a8e66df67214c7550293');
+    // The reference implementation's vector for the 15-byte message 00 01 … 0e.
+    assert.equal(theirsBytes(PAPER_KEY, Uint8Array.from({ length: 15 }, (_, i) => i)), '5493e99933b0a8117e08ec0f97cfc3d9');
   });
 
-  it('matches the reference implementation on the UTF-16LE bytes of strings of every length from 0 to 70', () => {
+  it('reads a Latin-1 string eight characters a word and any other string as UTF-16, and never confuses the two', () => {
+    // "ab" as Latin-1 and "\u6261" as UTF-16 are the same two bytes, 61 62: the last byte tells them apart.
+    assert.notEqual(ours(PAPER_KEY, 'ab'), ours(PAPER_KEY, '\u6261'));
+    assert.notEqual(ours(PAPER_KEY, 'ab\u0001'), ours(PAPER_KEY, '\u6261'));
+    assert.notEqual(ours(PAPER_KEY, '\u00ff'), ours(PAPER_KEY, '\u0100'));
+    for (let n = 0; n <= 40; n++) {
+      const latin = 'k'.repeat(n);
+      assert.equal(ours(PAPER_KEY, latin), theirs(PAPER_KEY, latin), `latin-1 length ${n}`);
+      const wide = '\u0101'.repeat(n);
+      assert.equal(ours(PAPER_KEY, wide), theirs(PAPER_KEY, wide), `utf-16 length ${n}`);
+    }
+  });
+
+  it('matches the reference implementation on strings of every length from 0 to 70', () => {
     for (let n = 0; n <= 70; n++) {
       let s = '';
       for (let i = 0; i < n; i++) s += String.fromCharCode((i * 7919 + n * 31) & 0xffff);
