@@ -17,7 +17,7 @@ import type { Config } from './config/index.js';
 import { ConfigError, formatProblem, isAdminPath, loadConfig, notYetBuilt, type ConfigProblem } from './config/index.js';
 import type { DashboardOptions } from './dashboard/index.js';
 import { GatewayError, toGatewayError } from './errors.js';
-import { CompletionBus, namesSecret, NO_VERDICTS, NoticeBus, redactInPlace, type CompletionRecord } from './events/index.js';
+import { CompletionBus, NO_VERDICTS, NoticeBus, redactInPlace, redactListed, type CompletionRecord } from './events/index.js';
 import { drainDelay, isHealthPath, type HealthChecker } from './health/index.js';
 import type { AdminHandler, ConfigRef, Host, HostOptions, Module, ModuleSpec, ServiceDirectory, Services } from './host.js';
 import { createLogger, type Logger } from './logging/index.js';
@@ -843,8 +843,7 @@ export class Gateway {
       requestHeaders: ctx.req.headers,
       responseHeaders: ctx.responseHeaders,
     };
-    // Node parsed req.headers from rawHeaders: a secret can be in the object only if the raw list names one.
-    if (namesSecret(ctx.req.rawHeaders)) redactInPlace(record.requestHeaders as Record<string, unknown>);
+    redactListed(record.requestHeaders as Record<string, unknown>, ctx.req.rawHeaders);
     if (ctx.responseSecrets) redactInPlace(record.responseHeaders as Record<string, unknown> | undefined);
     this.bus.publish(record);
     if (--this.#inFlight === 0 && this.#drainWaiters.length > 0) {

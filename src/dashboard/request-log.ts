@@ -261,7 +261,19 @@ function clip(s: string): string {
 interface HeaderName {
   readonly field: JsonKey;
   readonly secret: boolean;
+  /**
+   * The value this header had the last two times it was seen alike (most headers repeat: Host,
+   * Content-Type, Connection, Date within its second), with its quoted JSON prepared; and the
+   * value seen last, which becomes the prepared one when it comes again. A value that never
+   * repeats costs two comparisons and is written the ordinary way.
+   */
+  value: string | null;
+  quoted: JsonKey | null;
+  candidate: string | null;
 }
+/** Values longer than this are never prepared (nor kept as a candidate). */
+const MAX_PREPARED_VALUE = 256;
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
 /**
  * Header names seen so far (the names a gateway sees are a small set: Node and undici hand out the
  * same string for each well-known one). Past MAX_HEADER_NAMES distinct names, new ones are written
@@ -277,7 +289,7 @@ function headerName(key: string): HeaderName | null {
     if (headerNames.size >= MAX_HEADER_NAMES) return null;
     const lower = key.toLowerCase();
     const text = `,${JSON.stringify(lower)}:`;
-    known = /^[\x20-\x7e]*$/.test(text) ? { field: new JsonKey(text), secret: SECRET_HEADERS.has(lower) } : null;
+    known = PRINTABLE_ASCII.test(text) ? { field: new JsonKey(text), secret: SECRET_HEADERS.has(lower), value: null, quoted: null, candidate: null } : null;
     headerNames.set(key, known);
   }
   return known;
@@ -305,7 +317,21 @@ function writeHeaders(w: JsonBytes, headers: IncomingHttpHeaders | OutgoingHttpH
         w.raw(':');
       }
       if (secret) w.key(REDACTED);
-      else w.str(value);
+      else if (known === null) w.str(value);
+      else if (value === known.value) w.key(known.quoted!);
+      else {
+        w.str(value);
+        if (value.length > MAX_PREPARED_VALUE) continue;
+        if (value !== known.candidate) known.candidate = value;
+        else {
+          const quoted = JSON.stringify(value);
+          if (PRINTABLE_ASCII.test(quoted)) {
+            known.value = value;
+            known.quoted = new JsonKey(quoted);
+          }
+          known.candidate = null;
+        }
+      }
     }
   }
   if (w.pos === open) w.raw('{}');

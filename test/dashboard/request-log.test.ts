@@ -154,6 +154,16 @@ describe('request log entries', () => {
     }
   });
 
+  it('are exact when header values repeat, alternate, change, are long, quoted or not ASCII', () => {
+    const log = new RequestLogStore(1);
+    const values = ['a', 'a', 'a', 'b', 'a', 'b', 'b', 'b', 'x"y', 'x"y', 'x"y', 'caf\u00e9', 'caf\u00e9', 'caf\u00e9', 'v'.repeat(300), 'v'.repeat(300), 'v'.repeat(300), '', '', 'a'];
+    for (const [i, v] of values.entries()) {
+      const r = rec({ requestHeaders: { 'x-repeat': v, host: `h${i % 2}` }, responseHeaders: { date: i < 10 ? 'Sat, 28 Nov 2026 08:22:08 GMT' : 'Sat, 28 Nov 2026 08:22:09 GMT' } });
+      log.push(r);
+      assert.deepEqual(log.search({ limit: 1 })[0], expected(r), `entry ${i}: ${JSON.stringify(v).slice(0, 20)}`);
+    }
+  });
+
   it('cut a field longer than MAX_FIELD_CHARS and leave out header values beyond MAX_ENTRY_BYTES, and say so', () => {
     const longPath = '/' + 'p'.repeat(MAX_FIELD_CHARS * 2);
     const big: Record<string, string> = {};

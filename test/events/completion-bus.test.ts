@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { CompletionBus, isSecretName, namesSecret, redactInPlace, SECRET_HEADERS } from '../../src/events/index.js';
+import { CompletionBus, isSecretName, redactInPlace, redactListed, SECRET_HEADERS } from '../../src/events/index.js';
 import { completionRecord } from '../helpers/records.js';
 
 test('a throwing listener is reported and the other listeners still get the record', () => {
@@ -35,17 +35,22 @@ test('credential values are redacted in place, other headers untouched', () => {
   assert.equal(headers.accept, '*/*');
 });
 
-test('a header list names a secret whatever the case of the name, and names of the same length that are not secrets do not', () => {
+test('the secret headers a raw list names are redacted in the parsed object whatever the case of the name, and nothing else is', () => {
   for (const name of SECRET_HEADERS) {
     for (const spelled of [name, name.toUpperCase(), name[0]!.toUpperCase() + name.slice(1)]) {
-      assert.equal(namesSecret(['host', 'x', spelled, 'v']), true, spelled);
+      const headers: Record<string, unknown> = { host: 'h', [name]: 'secret-value', accept: '*/*' };
+      redactListed(headers, ['Host', 'h', spelled, 'secret-value', 'Accept', '*/*']);
+      assert.deepEqual(headers, { host: 'h', [name]: '[redacted]', accept: '*/*' }, spelled);
     }
   }
   // accept/cookie, user-agent/set-cookie, x-trace-i/x-api-key, content-range/authorization share lengths.
-  assert.equal(namesSecret(['Accept', '*/*', 'User-Agent', 'ua', 'Connection', 'close', 'X-Trace-I', '1', 'Content-Range', 'b', 'Host', 'h']), false);
-  assert.equal(namesSecret([]), false);
-  // Values are never taken for names.
-  assert.equal(namesSecret(['x-note', 'cookie']), false);
+  const plain: Record<string, unknown> = { accept: '*/*', 'user-agent': 'ua', connection: 'close', 'x-trace-i': '1', 'content-range': 'b', 'x-note': 'cookie' };
+  redactListed(plain, ['Accept', '*/*', 'User-Agent', 'ua', 'Connection', 'close', 'X-Trace-I', '1', 'Content-Range', 'b', 'x-note', 'cookie']);
+  assert.deepEqual(plain, { accept: '*/*', 'user-agent': 'ua', connection: 'close', 'x-trace-i': '1', 'content-range': 'b', 'x-note': 'cookie' });
+  // A name the list has but the object does not (nothing to redact) adds nothing.
+  const none: Record<string, unknown> = {};
+  redactListed(none, ['Cookie', 'c=1']);
+  assert.deepEqual(none, {});
 });
 
 test('no two secret header names share a length (the length table keeps one name per length)', () => {
