@@ -262,6 +262,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
         this.retried = true;
         this.ended = false;
         this.controller = null;
+        watchClient(this);
         ctx.detail = { retried_from: backend.url };
         this.dispatch(other);
         return;

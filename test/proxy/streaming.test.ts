@@ -4,7 +4,7 @@ import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { Readable } from 'node:stream';
 import { test } from 'node:test';
-import { rawRequest, send, startBackend, startGateway, until, wait } from '../helpers/gateway.js';
+import { deadPort, rawRequest, send, startBackend, startGateway, until, wait } from '../helpers/gateway.js';
 
 /** A raw TCP client of the gateway: `text()` is everything it received so far. */
 function rawClient(t: { after: (fn: () => unknown) => void }, port: number) {
@@ -204,6 +204,32 @@ test('a client that closes a keep-alive connection releases the upstream request
   await until(() => records.length === 4, 3000);
   assert.deepEqual(records.slice(2).sort(), ['/slow-1 client_aborted', '/slow-2 client_aborted']);
   assert.deepEqual(closed.sort(), ['/slow-1', '/slow-2']);
+});
+
+test('a client that leaves after its request was retried on another backend releases the retried upstream request', async (t) => {
+  const closed: string[] = [];
+  const be = await startBackend(t, (req, res) => {
+    if (req.headers['x-health-check']) return void res.end('ok');
+    res.on('close', () => closed.push(req.url!));
+    // never answers
+  });
+  const dead = `http://127.0.0.1:${await deadPort()}`;
+  const gw = await startGateway(t, `routes:\n  - path: /\n    backends: ["${dead}", "${be.url}"]\nhealthcheck:\n  interval: 3600\n`);
+  const records: { path: string; decision?: string; retried?: unknown }[] = [];
+  gw.bus.subscribe((r) => records.push({ path: r.path, decision: r.decision, retried: r.detail?.retried_from }));
+  // Once the start-up probe has found the dead backend down, treat it as not probed yet, so it is picked.
+  await until(() => gw.backends.get(dead)!.healthy === false, 3000);
+  for (const b of gw.backends.values()) b.healthy = null;
+  // Round robin: one of the first two requests goes to the dead backend first and is retried.
+  for (let i = 0; i < 2; i++) {
+    const client = rawClient(t, gw.port);
+    client.socket.write(`GET /hang-${i} HTTP/1.1\r\nHost: gw\r\n\r\n`);
+    await until(() => be.requests.some((r) => r.url === `/hang-${i}`), 3000);
+    client.socket.destroy();
+    await until(() => closed.includes(`/hang-${i}`) && records.some((r) => r.path === `/hang-${i}`), 3000);
+  }
+  assert.ok(records.some((r) => r.retried === dead), JSON.stringify(records));
+  for (const r of records) assert.equal(r.decision, 'client_aborted', JSON.stringify(r));
 });
 
 test('a backend that hangs up on a WebSocket handshake gives the client 502', async (t) => {
