@@ -10,7 +10,7 @@ import { GatewayError, type ErrorCode } from '../errors.js';
 import { clientKey } from '../pipeline/index.js';
 import type { RateLimitStore, TakeResult } from '../store/index.js';
 
-const MAX_REMEMBERED_KEYS = 8192;
+const MAX_REMEMBERED_KEYS = 2048;
 const KEY_PREFIX = 'af:';
 
 /** Failures that spend the budget: a wrong key or token. Not a missing credential, nor an expired token (its signature was good). */

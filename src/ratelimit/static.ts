@@ -39,9 +39,11 @@ interface Policy {
 /**
  * Distinct clients whose bucket keys a policy remembers; past it the map starts over. A key made
  * per request is a new string the store's map must flatten and hash every time; a remembered one
- * carries its hash, and the consumer id or (per connection) client IP it comes from does too.
+ * carries its hash, and the consumer id or (per connection) client IP it comes from does too. At
+ * most ~200 KB a policy (with `scope: route`, one per route): with more active clients than this
+ * the map starts over often and a request costs what it did before, not more.
  */
-const MAX_REMEMBERED_KEYS = 8192;
+const MAX_REMEMBERED_KEYS = 2048;
 
 /** The bucket key of an authenticated client: `consumerPrefix + consumer`, remembered. */
 function consumerBucketKey(policy: Policy, consumer: string): string {

@@ -157,7 +157,7 @@ describe('rateLimit stage', () => {
 
   it('keeps each client in its own bucket past the keys it remembers, IPv6 clients by /64', async () => {
     const { stage } = setup({ max_tokens: 1 });
-    // More distinct clients than a policy remembers bucket keys for (8,192): each still gets exactly its own token.
+    // More distinct clients than a policy remembers bucket keys for (2,048): each still gets exactly its own token.
     for (let i = 0; i < 9000; i++) {
       const ip = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
       assert.equal((await run(stage, ctxFor({ ip }))).passed, true, ip);
