@@ -14,7 +14,7 @@ import { CircuitBreaker, type BreakerTrip } from '../breaker/index.js';
 import type { Verdict } from '../events/index.js';
 import type { AdaptiveReadout, Host, ModuleSpec } from '../host.js';
 import type { CounterCell } from '../metrics/cells.js';
-import { clientKey, type CompiledRoute, type Next, type RequestContext } from '../pipeline/index.js';
+import { BucketKeys, clientKey, type CompiledRoute, type Next, type RequestContext } from '../pipeline/index.js';
 import { BreakerTuning } from './breaker-tuning.js';
 import { resolveAdaptiveConfig } from './config.js';
 import { RedisRouteBucketStore } from './redis-route-bucket-store.js';
@@ -237,12 +237,15 @@ class RouteEntry {
 
 /** Stage (`limit` phase, after the static limit): the learned route-wide limit with fair shedding. */
 function adaptiveLimitStage(routes: ReadonlyMap<CompiledRoute, RouteEntry>) {
+  // Client keys (an address's, an IPv6 address's /64; `c:<consumer>`), remembered as the static limiter's are.
+  const ipKeys = new BucketKeys('', clientKey);
+  const consumerKeys = new BucketKeys('c:');
   return function adaptiveLimit(ctx: RequestContext, next: Next): void {
     const route = ctx.route;
     const entry = route === null ? undefined : routes.get(route);
     if (entry === undefined) return next(ctx);
     const consumer = ctx.consumer;
-    const refusal = entry.limit.decide(consumer === undefined ? clientKey(ctx.clientIp) : 'c:' + consumer);
+    const refusal = entry.limit.decide(consumer === undefined ? ipKeys.of(ctx.clientIp) : consumerKeys.of(consumer));
     if (refusal === null) {
       if (entry.limit.limit !== null) ctx.addVerdict(entry.pass);
       return next(ctx);

@@ -7,10 +7,9 @@
  */
 import type { AuthConfig } from '../config/index.js';
 import { GatewayError, type ErrorCode } from '../errors.js';
-import { clientKey } from '../pipeline/index.js';
+import { BucketKeys, clientKey } from '../pipeline/index.js';
 import type { RateLimitStore, TakeResult } from '../store/index.js';
 
-const MAX_REMEMBERED_KEYS = 2048;
 const KEY_PREFIX = 'af:';
 
 /** Failures that spend the budget: a wrong key or token. Not a missing credential, nor an expired token (its signature was good). */
@@ -25,6 +24,8 @@ export class FailureBudget {
   readonly #store: Pick<RateLimitStore, 'take'>;
   readonly #capacity: number;
   readonly #refillPerSec: number;
+  /** Bucket keys by client address (every request that presents a credential looks at its budget). */
+  readonly #keys = new BucketKeys(KEY_PREFIX, clientKey);
 
   constructor(opts: FailureBudgetOptions) {
     if (typeof opts?.store?.take !== 'function') throw new TypeError('FailureBudget: a store is required');
@@ -43,29 +44,12 @@ export class FailureBudget {
 
   /** Looks at the budget of `clientIp` without spending it; `allowed` false means refuse. */
   peek(clientIp: string): TakeResult | Promise<TakeResult> {
-    return this.#store.take(this.#keyOf(clientIp), this.#capacity, this.#refillPerSec, 0);
+    return this.#store.take(this.#keys.of(clientIp), this.#capacity, this.#refillPerSec, 0);
   }
 
   /** Spends one failure of `clientIp`'s budget. */
   charge(clientIp: string): TakeResult | Promise<TakeResult> {
-    return this.#store.take(this.#keyOf(clientIp), this.#capacity, this.#refillPerSec, 1);
-  }
-
-  /**
-   * Bucket keys by client address, remembered (up to MAX_REMEMBERED_KEYS, then started over): every
-   * request that presents a credential looks at its budget, and a key made each time is a new
-   * string the store must flatten and hash.
-   */
-  readonly #keys = new Map<string, string>();
-
-  #keyOf(clientIp: string): string {
-    let key = this.#keys.get(clientIp);
-    if (key === undefined) {
-      if (this.#keys.size >= MAX_REMEMBERED_KEYS) this.#keys.clear();
-      key = KEY_PREFIX + clientKey(clientIp);
-      this.#keys.set(clientIp, key);
-    }
-    return key;
+    return this.#store.take(this.#keys.of(clientIp), this.#capacity, this.#refillPerSec, 1);
   }
 
   /** The 429 for a spent budget, with Retry-After. */

@@ -25,3 +25,40 @@ export function clientKey(ip: string): string {
   for (let i = 0; i < 4; i++) key += (i === 0 ? '' : ':') + (Number.parseInt(groups[i] ?? '0', 16) || 0).toString(16);
   return key + '::/64';
 }
+
+/** How many distinct clients a BucketKeys remembers before it starts over. */
+export const MAX_REMEMBERED_KEYS = 2048;
+
+/**
+ * Store keys `prefix + derive(part)` for a per-client limit, remembered per part (a consumer id, a
+ * client address) up to MAX_REMEMBERED_KEYS, then started over. A key made per request is a new
+ * string the store's map must flatten and hash every time; a remembered one carries its hash, and
+ * so does the part it is looked up by (a consumer id, or a connection's address). At most ~200 KB
+ * each; with more active clients than it holds, a request costs what it did without it, not more.
+ */
+export class BucketKeys {
+  readonly #prefix: string;
+  readonly #derive: ((part: string) => string) | null;
+  readonly #keys = new Map<string, string>();
+
+  /** @param derive what of `part` the key holds (clientKey: an IPv6 address's /64); the part itself when null */
+  constructor(prefix: string, derive: ((part: string) => string) | null = null) {
+    this.#prefix = prefix;
+    this.#derive = derive;
+  }
+
+  /** Parts remembered now (never more than MAX_REMEMBERED_KEYS). */
+  get size(): number {
+    return this.#keys.size;
+  }
+
+  of(part: string): string {
+    let key = this.#keys.get(part);
+    if (key === undefined) {
+      if (this.#keys.size >= MAX_REMEMBERED_KEYS) this.#keys.clear();
+      key = this.#prefix + (this.#derive === null ? part : this.#derive(part));
+      this.#keys.set(part, key);
+    }
+    return key;
+  }
+}

@@ -9,4 +9,4 @@ export { requestId, pickRequestId, newRequestId } from './request-id.js';
 export { ClientIpResolver, normalizeIp, isLoopback, peerIpOf } from './client-ip.js';
 export { PHASES, StageRegistry, type Phase, type RequestKind, type StageEntry, type StageRegistrar } from './phases.js';
 export { isUnsafePath } from './path.js';
-export { clientKey } from './client-key.js';
+export { BucketKeys, clientKey } from './client-key.js';

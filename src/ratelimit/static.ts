@@ -1,7 +1,7 @@
 /** The static token-bucket limiter stage and the auth-failure charge. */
 import type { RateLimitConfig } from '../config/index.js';
 import { GatewayError } from '../errors.js';
-import { clientKey, type CompiledRoute, type RequestContext, type Stage } from '../pipeline/index.js';
+import { BucketKeys, clientKey, type CompiledRoute, type RequestContext, type Stage } from '../pipeline/index.js';
 import type { RateLimitStore, TakeResult } from '../store/index.js';
 
 /*
@@ -24,49 +24,13 @@ interface Policy {
   readonly refillPerSec: number;
   /** The q parameter: whole tokens. */
   readonly limit: number;
-  /** Bucket key prefixes for an anonymous client (by IP) and an authenticated one (by consumer id). */
-  readonly ipPrefix: string;
-  readonly consumerPrefix: string;
+  /** Bucket keys of an anonymous client (by IP, an IPv6 address's /64) and an authenticated one (by consumer id). */
+  readonly ipKeys: BucketKeys;
+  readonly consumerKeys: BucketKeys;
   /** RateLimit-Policy field value. */
   readonly policyField: string;
   /** RateLimit field value up to the r value: `"name";r=`. */
   readonly limitFieldPrefix: string;
-  /** Bucket keys made so far, by consumer id and by client IP (see bucketKey). */
-  readonly consumerKeys: Map<string, string>;
-  readonly ipKeys: Map<string, string>;
-}
-
-/**
- * Distinct clients whose bucket keys a policy remembers; past it the map starts over. A key made
- * per request is a new string the store's map must flatten and hash every time; a remembered one
- * carries its hash, and the consumer id or (per connection) client IP it comes from does too. At
- * most ~200 KB a policy (with `scope: route`, one per route): with more active clients than this
- * the map starts over often and a request costs what it did before, not more.
- */
-const MAX_REMEMBERED_KEYS = 2048;
-
-/** The bucket key of an authenticated client: `consumerPrefix + consumer`, remembered. */
-function consumerBucketKey(policy: Policy, consumer: string): string {
-  const keys = policy.consumerKeys;
-  let key = keys.get(consumer);
-  if (key === undefined) {
-    if (keys.size >= MAX_REMEMBERED_KEYS) keys.clear();
-    key = policy.consumerPrefix + consumer;
-    keys.set(consumer, key);
-  }
-  return key;
-}
-
-/** The bucket key of an anonymous client: `ipPrefix + clientKey(ip)` (an IPv6 address's /64), remembered by address. */
-function ipBucketKey(policy: Policy, ip: string): string {
-  const keys = policy.ipKeys;
-  let key = keys.get(ip);
-  if (key === undefined) {
-    if (keys.size >= MAX_REMEMBERED_KEYS) keys.clear();
-    key = policy.ipPrefix + clientKey(ip);
-    keys.set(ip, key);
-  }
-  return key;
 }
 
 export interface RateLimitOptions {
@@ -130,7 +94,7 @@ export function rateLimit(opts: RateLimitOptions): RateLimit {
     }
     const consumer = ctx.consumer;
     // An IPv6 client is its /64: one host can pick any address in it.
-    const key = consumer === undefined ? ipBucketKey(policy, ctx.clientIp) : consumerBucketKey(policy, consumer);
+    const key = consumer === undefined ? policy.ipKeys.of(ctx.clientIp) : policy.consumerKeys.of(consumer);
     const result = store.take(key, policy.capacity, policy.refillPerSec);
     if (isPromise(result)) {
       const p = policy;
@@ -140,7 +104,7 @@ export function rateLimit(opts: RateLimitOptions): RateLimit {
   }
 
   function chargeAuthFailure(ctx: RequestContext): void | Promise<void> {
-    const result = store.take(ipBucketKey(global, ctx.clientIp), global.capacity, global.refillPerSec);
+    const result = store.take(global.ipKeys.of(ctx.clientIp), global.capacity, global.refillPerSec);
     if (isPromise(result)) return result.then((r) => admit(ctx, global, r, false));
     admit(ctx, global, result, false);
   }
@@ -194,12 +158,10 @@ function makePolicy(name: string, capacity: number, refillPerSec: number, keyPre
     capacity,
     refillPerSec,
     limit,
-    ipPrefix: keyPrefix + 'i:',
-    consumerPrefix: keyPrefix + 'c:',
+    ipKeys: new BucketKeys(keyPrefix + 'i:', clientKey),
+    consumerKeys: new BucketKeys(keyPrefix + 'c:'),
     policyField: `${item};q=${limit};w=${window}`,
     limitFieldPrefix: `${item};r=`,
-    consumerKeys: new Map(),
-    ipKeys: new Map(),
   };
 }
 
