@@ -273,7 +273,6 @@ interface HeaderName {
 }
 /** Values longer than this are never prepared (nor kept as a candidate). */
 const MAX_PREPARED_VALUE = 256;
-const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
 /**
  * Header names seen so far (the names a gateway sees are a small set: Node and undici hand out the
  * same string for each well-known one). Past MAX_HEADER_NAMES distinct names, new ones are written
@@ -288,11 +287,31 @@ function headerName(key: string): HeaderName | null {
   if (known === undefined) {
     if (headerNames.size >= MAX_HEADER_NAMES) return null;
     const lower = key.toLowerCase();
-    const text = `,${JSON.stringify(lower)}:`;
-    known = PRINTABLE_ASCII.test(text) ? { field: new JsonKey(text), secret: SECRET_HEADERS.has(lower), value: null, quoted: null, candidate: null } : null;
+    const field = JsonKey.ascii(`,${JSON.stringify(lower)}:`);
+    known = field === null ? null : { field, secret: SECRET_HEADERS.has(lower), value: null, quoted: null, candidate: null };
     headerNames.set(key, known);
   }
   return known;
+}
+
+/** A known header's value: prepared as quoted JSON once it came twice in a row (see HeaderName). */
+function writeValueOf(w: JsonBytes, known: HeaderName, value: string): void {
+  if (value === known.value) {
+    w.key(known.quoted!);
+    return;
+  }
+  w.str(value);
+  if (value.length > MAX_PREPARED_VALUE) return;
+  if (value !== known.candidate) {
+    known.candidate = value;
+    return;
+  }
+  known.candidate = null;
+  const quoted = JsonKey.ascii(JSON.stringify(value));
+  if (quoted !== null) {
+    known.value = value;
+    known.quoted = quoted;
+  }
 }
 
 /** A header object as {name: value}, credentials redacted; values that do not fit are left out. */
@@ -310,27 +329,16 @@ function writeHeaders(w: JsonBytes, headers: IncomingHttpHeaders | OutgoingHttpH
         truncated = true;
         continue;
       }
-      if (known !== null) w.key(known.field);
-      else {
+      if (known === null) {
         w.raw(',');
         w.str(key.toLowerCase());
         w.raw(':');
-      }
-      if (secret) w.key(REDACTED);
-      else if (known === null) w.str(value);
-      else if (value === known.value) w.key(known.quoted!);
-      else {
-        w.str(value);
-        if (value.length > MAX_PREPARED_VALUE) continue;
-        if (value !== known.candidate) known.candidate = value;
-        else {
-          const quoted = JSON.stringify(value);
-          if (PRINTABLE_ASCII.test(quoted)) {
-            known.value = value;
-            known.quoted = new JsonKey(quoted);
-          }
-          known.candidate = null;
-        }
+        if (secret) w.key(REDACTED);
+        else w.str(value);
+      } else {
+        w.key(known.field);
+        if (secret) w.key(REDACTED);
+        else writeValueOf(w, known, value);
       }
     }
   }

@@ -150,12 +150,6 @@ export function secretNameOf(name: string): string | null {
   return name === secret || name.toLowerCase() === secret ? secret : null;
 }
 
-/** Whether a lower-case header name is a secret one (SECRET_HEADERS), in a load and a compare. */
-export function isSecretName(lowerName: string): boolean {
-  const len = lowerName.length;
-  return len < SECRET_BY_LENGTH.length && SECRET_BY_LENGTH[len] === lowerName;
-}
-
 /** The secret header names by length (no two share one; a test holds that). */
 const SECRET_BY_LENGTH: (string | undefined)[] = Array.from({ length: Math.max(...SECRET_HEADER_LIST.map((n) => n.length)) + 1 }, () => undefined);
 for (const name of SECRET_HEADER_LIST) SECRET_BY_LENGTH[name.length] = name;

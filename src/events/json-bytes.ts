@@ -31,8 +31,13 @@ export class JsonKey {
   readonly words: Uint32Array;
   readonly tail: Uint8Array;
 
+  /** `text` prepared, or null when it is not ASCII (JSON text from data: a value that cannot be prepared). */
+  static ascii(text: string): JsonKey | null {
+    return isAscii(text) ? new JsonKey(text) : null;
+  }
+
   constructor(text: string) {
-    for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) throw new RangeError(`JsonKey: ${JSON.stringify(text)} is not ASCII`);
+    if (!isAscii(text)) throw new RangeError(`JsonKey: ${JSON.stringify(text)} is not ASCII`);
     const bytes = Buffer.from(text, 'latin1');
     const n = bytes.length >> 2;
     this.text = text;
@@ -76,8 +81,7 @@ export class FieldCache {
     let field = this.#fields.get(value);
     if (field === undefined) {
       if (this.#fields.size >= this.#max) return null;
-      const text = this.#text + JSON.stringify(value);
-      field = isAscii(text) ? new JsonKey(text) : null;
+      field = JsonKey.ascii(this.#text + JSON.stringify(value));
       this.#fields.set(value, field);
     }
     this.#last = value;
@@ -262,18 +266,6 @@ export class JsonBytes {
     this.str(s);
   }
 
-  /** `key` and a string value, or null when it has none. */
-  strOrNullField(key: JsonKey, s: string | undefined | null): void {
-    this.key(key);
-    this.strOrNull(s);
-  }
-
-  /** `key` and a number. */
-  numField(key: JsonKey, n: number): void {
-    this.key(key);
-    this.num(n);
-  }
-
   /** A numeric field (see NumField). */
   numCached(field: NumField, n: number): void {
     const k = field.field(n);
@@ -296,12 +288,6 @@ export class JsonBytes {
       this.key(cache.key);
       this.str(s);
     }
-  }
-
-  /** A string, or null when undefined. */
-  strOrNull(s: string | undefined | null): void {
-    if (s === undefined || s === null) this.raw('null');
-    else this.str(s);
   }
 
   /** Text already in JSON form, copied as UTF-8. */

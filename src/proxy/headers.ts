@@ -1,6 +1,6 @@
 /** Header rewriting for both directions: hop-by-hop removal and the X-Forwarded-* set. */
 import type { IncomingHttpHeaders } from 'node:http';
-import { isSecretName } from '../events/index.js';
+import { secretNameOf } from '../events/index.js';
 
 /**
  * Request header names the gateway never forwards as sent: hop-by-hop (RFC 9110 §7.6.1), the
@@ -150,7 +150,7 @@ export function responseHeaderList(headers: IncomingHttpHeaders, requestId: stri
   let secret = false;
   for (const name in headers) {
     // Every name of the object is looked at, those left out of the list too: the object is what the request log keeps.
-    if (isSecretName(name)) secret = true;
+    if (secretNameOf(name) !== null) secret = true;
     if (HOP_RESPONSE_SET.has(name) || (named !== null && named.includes(name))) continue;
     const value = headers[name];
     if (value === undefined) continue;
