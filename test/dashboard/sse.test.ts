@@ -101,14 +101,15 @@ describe('dashboard SSE stream', () => {
   });
 
   it('drops and counts events for a client that stops reading, without slowing the gateway or other clients', async (t) => {
-    const LINES = 2500;
+    const LINES = 4000;
     const script = `const s = 'x'.repeat(8000); for (let i = 0; i < ${LINES}; i++) console.log(s); console.log('done');`;
-    // sse_buffer 500 (4 MB of these lines): the stalled client still loses events (the flood is 20 MB,
-    // kernel buffers hold a few), and the reading client, in this busy test process, may lag that far
-    // before it counts as too slow (100 ended its stream once on a loaded CI machine).
+    // sse_buffer 1000 (8 MB of these lines): the stalled client still loses events (the flood is 32 MB;
+    // loopback socket buffers hold at most ~10 MB), and the reading client, in this busy test process,
+    // may lag that far before it counts as too slow (100 ended its stream on a loaded CI machine once,
+    // and 500 did too, twice, with the suite running two files at a time).
     const { url, dashboard, logs, gw } = await setup(
       t,
-      `dashboard: { sse_buffer: 500, heartbeat: 50ms }\nprocesses:\n  - id: flood\n    command: ${q(process.execPath)}\n    args: ["-e", ${q(script)}]\n`,
+      `dashboard: { sse_buffer: 1000, heartbeat: 50ms }\nprocesses:\n  - id: flood\n    command: ${q(process.execPath)}\n    args: ["-e", ${q(script)}]\n`,
     );
     // A client that sends its request and never reads a byte.
     const { port } = new URL(url);
