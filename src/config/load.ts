@@ -1,35 +1,17 @@
 /** Reading a config file: YAML with positions, `${ENV}` substitution, schema validation, freezing. */
 import { readFile, stat } from 'node:fs/promises';
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from 'yaml';
+import { ConfigError, type ConfigProblem } from './problems.js';
+import { deepFreeze } from './runtime.js';
 import { configSchema, crossCheck, type Config } from './schema.js';
-
-/** One problem in a config file, located at `file:line:col`. */
-export interface ConfigProblem {
-  file: string;
-  line: number;
-  col: number;
-  key: string;
-  message: string;
-}
-
-/** Thrown when a config cannot be used; `problems` lists every one found, not just the first. */
-export class ConfigError extends Error {
-  readonly problems: ConfigProblem[];
-  constructor(problems: ConfigProblem[]) {
-    super(problems.map(formatProblem).join('\n'));
-    this.name = 'ConfigError';
-    this.problems = problems;
-  }
-}
-
-export function formatProblem(p: ConfigProblem): string {
-  return `${p.file}:${p.line}:${p.col} ${p.key || '(top level)'}: ${p.message}`;
-}
 
 const ENV_REF = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 
-/** Reads, validates and freezes a config file. Throws ConfigError with every problem. */
-export async function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
+/**
+ * Reads, validates and freezes a config file in this thread. Throws ConfigError with every problem.
+ * The gateway reads its config through `loadConfig` (load-isolated.ts), which runs this in a worker.
+ */
+export async function loadConfigInProcess(file: string, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
   let text: string;
   try {
     const size = (await stat(file)).size;
@@ -200,12 +182,4 @@ function formatPath(path: (string | number)[]): string {
   let out = '';
   for (const p of path) out += typeof p === 'number' ? `[${p}]` : out === '' ? p : `.${p}`;
   return out;
-}
-
-function deepFreeze<T>(value: T): T {
-  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const v of Object.values(value)) deepFreeze(v);
-  }
-  return value;
 }

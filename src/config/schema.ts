@@ -5,6 +5,7 @@
  */
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { isAdminPath, normalizePrefix } from './runtime.js';
 import { parseDuration, parseSize } from './units.js';
 
 /** A duration: "30s", "1m30s", "250ms", or a bare number meaning seconds. Result in ms. */
@@ -282,8 +283,6 @@ const processSchema = z.strictObject({
   /** Pass the gateway's whole environment to the child (default: only PATH, HOME, LANG, LC_*, TZ, NODE_ENV, PORT). */
   inherit_env: z.boolean().optional(),
 });
-/** Default of processes[].start_timeout. */
-export const DEFAULT_START_TIMEOUT_MS = 15_000;
 
 const adminSchema = z.strictObject({
   token: z.string().min(16, 'the admin token must be at least 16 characters').optional(),
@@ -508,25 +507,6 @@ function adaptiveNeedsAnalytics(cfg: Record<string, unknown>): Issue[] {
   return out;
 }
 // --- end adaptive layer cross-checks ---
-
-/** Route prefixes are compared without a trailing slash ("/api/v1/" is "/api/v1"). */
-export function normalizePrefix(path: string): string {
-  return path.length > 1 && path.endsWith('/') ? path.replace(/\/+$/, '') || '/' : path;
-}
-
-/** Paths the gateway answers itself, before any route. */
-export function isAdminPath(path: string): boolean {
-  return (
-    path === '/health' ||
-    path === '/health/live' ||
-    path === '/health/ready' ||
-    path === '/metrics' ||
-    path === '/analytics' ||
-    path.startsWith('/analytics/') ||
-    path === '/dashboard' ||
-    path.startsWith('/dashboard/')
-  );
-}
 
 export type Config = z.output<typeof configSchema>;
 export type ServerConfig = Config['server'];

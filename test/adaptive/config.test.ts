@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigError, parseConfig, type ConfigProblem } from '../../src/config/index.js';
+import { ConfigError, type ConfigProblem } from '../../src/config/index.js';
+import { parseConfig } from '../../src/config/load.js';
 import { resolveAdaptiveConfig } from '../../src/adaptive/index.js';
 
 function problems(text: string): ConfigProblem[] {

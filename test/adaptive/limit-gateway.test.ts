@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it, type TestContext } from 'node:test';
-import { parseConfig } from '../../src/config/index.js';
+import { parseConfig } from '../../src/config/load.js';
 import type { CompletionRecord } from '../../src/events/index.js';
 import type { Gateway } from '../../src/gateway.js';
 import { send, startBackend, until, wait } from '../helpers/gateway.js';

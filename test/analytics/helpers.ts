@@ -1,7 +1,8 @@
 /** Shared helpers for the analytics tests (not a test file itself): a seeded PRNG, Poisson traffic, an analytics instance on a manual clock. */
 import { ManualClock } from '../../src/clock.js';
 import { seededRandom } from '../helpers/random.js';
-import { parseConfig, type AnalyticsConfig } from '../../src/config/index.js';
+import { type AnalyticsConfig } from '../../src/config/index.js';
+import { parseConfig } from '../../src/config/load.js';
 import { createAnalytics, type Analytics, type AnalyticsOptions } from '../../src/analytics/index.js';
 import { completionRecord } from '../helpers/records.js';
 import type { CompletionRecord } from '../../src/events/index.js';

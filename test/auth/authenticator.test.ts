@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { SignJWT } from 'jose';
 import { AuthConfigError, createAuthenticator } from '../../src/auth/index.js';
 import { ManualClock } from '../../src/clock.js';
-import { parseConfig } from '../../src/config/index.js';
+import { parseConfig } from '../../src/config/load.js';
 import { SECRET, assertSync, authConfig, bearer, expectFailure, expectOk } from './helpers.js';
 
 const clock = new ManualClock();

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { availableParallelism } from 'node:os';
 import { test } from 'node:test';
 import { resolveWorkers } from '../../src/cluster/index.js';
-import { ConfigError, parseConfig } from '../../src/config/index.js';
+import { ConfigError } from '../../src/config/index.js';
+import { parseConfig } from '../../src/config/load.js';
 
 const ROUTE = 'routes:\n  - path: /\n    backend: "http://127.0.0.1:9001"\n';
 

@@ -1,6 +1,7 @@
 /** Shared helpers for the config tests (not a test file itself). */
 import assert from 'node:assert/strict';
-import { ConfigError, parseConfig, type Config, type ConfigProblem } from '../../src/config/index.js';
+import { ConfigError, type Config, type ConfigProblem } from '../../src/config/index.js';
+import { parseConfig } from '../../src/config/load.js';
 
 export const FILE = 'gw.yml';
 

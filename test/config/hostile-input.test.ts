@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { ConfigError, parseConfig } from '../../src/config/index.js';
+import { ConfigError } from '../../src/config/index.js';
+import { parseConfig } from '../../src/config/load.js';
 
 const CHILD = fileURLToPath(new URL('./fixtures/parse-in-child.ts', import.meta.url));
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));

@@ -7,7 +7,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, test } from 'node:test';
-import { ConfigError, formatProblem, loadConfig, parseConfig } from '../../src/config/index.js';
+import { ConfigError, formatProblem, loadConfig } from '../../src/config/index.js';
+import { parseConfig } from '../../src/config/load.js';
 import { FILE, load, ONE_ROUTE, onlyProblem, problemsOf } from './helpers.js';
 
 const LINE_FORMAT = /^gw\.yml:\d+:\d+ \S+: .+$/;

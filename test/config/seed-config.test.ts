@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { loadConfig, notYetBuilt, parseConfig, summarize } from '../../src/config/index.js';
+import { loadConfig, notYetBuilt, summarize } from '../../src/config/index.js';
+import { parseConfig } from '../../src/config/load.js';
 
 const SEED = fileURLToPath(new URL('./fixtures/seed-config.yml', import.meta.url));
 const REPO_CONFIG = fileURLToPath(new URL('../../config.yml', import.meta.url));

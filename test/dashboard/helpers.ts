@@ -8,7 +8,7 @@ import { createServer as createNetServer } from 'node:net';
 import { Writable } from 'node:stream';
 import type { TestContext } from 'node:test';
 import type { Clock } from '../../src/clock.js';
-import { parseConfig } from '../../src/config/index.js';
+import { parseConfig } from '../../src/config/load.js';
 import type { Dashboard, DashboardOptions } from '../../src/dashboard/index.js';
 import { createGateway, type Gateway } from '../../src/gateway.js';
 import { createLogger } from '../../src/logging/index.js';

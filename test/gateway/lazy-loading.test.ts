@@ -25,7 +25,7 @@ const JWT_SECRET = 'lazy-loading-secret-0123456789';
 function gatewayRun(configYaml: string): Promise<string> {
   const script = `
     import { createServer } from 'node:http';
-    import { parseConfig } from './src/config/index.ts';
+    import { parseConfig } from './src/config/load.ts';
     import { createGateway } from './src/gateway.ts';
     import { createLogger } from './src/logging/index.ts';
     const backend = createServer((req, res) => res.end('ok')).listen(0, '127.0.0.1');

@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { parseConfig } from '../../src/config/index.js';
+import { parseConfig } from '../../src/config/load.js';
 import { createGateway } from '../../src/gateway.js';
 import { deadPort, send, silentLogger, startBackend, until } from '../helpers/gateway.js';
 

@@ -41,7 +41,7 @@ describe('the young generation during start-up', () => {
       // As bin/microgate does: hold first, then load the gateway.
       holdYoungGeneration();
       const heldBefore = youngGenerationHeld();
-      const { parseConfig } = await import('./dist/config/index.js');
+      const { parseConfig } = await import('./dist/config/load.js');
       const { createGateway } = await import('./dist/gateway.js');
       const { createLogger } = await import('./dist/logging/index.js');
       survive();

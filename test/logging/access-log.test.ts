@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import pino from 'pino';
 import { accessLog, BatchedStream, createLogger } from '../../src/logging/index.js';
-import { parseConfig } from '../../src/config/index.js';
+import { parseConfig } from '../../src/config/load.js';
 import type { CompletionRecord } from '../../src/events/index.js';
 import { createGateway } from '../../src/gateway.js';
 import { send, startBackend } from '../helpers/gateway.js';

@@ -79,7 +79,7 @@ describe('/health/live and /health/ready', () => {
   });
 
   test('a route cannot claim /health/live or /health/ready', async () => {
-    const { parseConfig } = await import('../../src/config/index.js');
+    const { parseConfig } = await import('../../src/config/load.js');
     assert.throws(() => parseConfig('routes:\n  - path: /health/ready\n    backend: http://127.0.0.1:1\n', 't.yml'), /answered by the gateway itself/);
   });
 

@@ -1,7 +1,7 @@
 /** planReload: what a reload may change live, what needs a restart, and the snapshot put in force. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseConfig } from '../../src/config/index.js';
+import { parseConfig } from '../../src/config/load.js';
 import { planReload, RESTART_REQUIRED } from '../../src/reload/index.js';
 
 const cfg = (yaml: string) => parseConfig(yaml, 'p.yml', {});

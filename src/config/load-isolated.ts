@@ -1,0 +1,58 @@
+/**
+ * How the gateway reads its config file: in a worker thread (load-worker.ts) that parses and
+ * validates it and hands back the plain snapshot. The YAML parser and the schema's validator are
+ * only needed while a file is read, but a module, once imported, stays in the heap for the life of
+ * the process: in the gateway's own thread they cost ~10 MB of RSS at start (docs/decisions.md,
+ * "Config read in a worker"). A worker costs ~30 ms more per read (start-up and reloads).
+ */
+import { Worker } from 'node:worker_threads';
+import { ConfigError } from './problems.js';
+import { deepFreeze } from './runtime.js';
+import type { Config } from './schema.js';
+
+const FROM_SOURCE = import.meta.url.endsWith('.ts');
+/** The worker's module: its TypeScript source when this runs from source (tests under tsx). */
+const WORKER_URL = new URL(FROM_SOURCE ? './load-worker.ts' : './load-worker.js', import.meta.url).href;
+/**
+ * The worker starts from this text, which imports the module. Run from source, it first registers
+ * tsx in the worker: hooks registered with --import in the parent do not reach worker threads.
+ */
+const WORKER_ENTRY = FROM_SOURCE
+  ? `import('tsx/esm/api').then((tsx) => tsx.register()).then(() => import(${JSON.stringify(WORKER_URL)}));`
+  : `import(${JSON.stringify(WORKER_URL)});`;
+
+type Answer = { ok: true; config: Config } | { ok: false; problems: ConfigError['problems'] } | { ok: false; error: string };
+
+/**
+ * Reads, validates and freezes a config file. Throws ConfigError with every problem; a reader that
+ * could not run (no memory for a thread, say) is reported the same way, as a problem of the file.
+ */
+export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
+  return new Promise<Config>((resolve, reject) => {
+    let settled = false;
+    const cannotRead = (why: string) => {
+      if (settled) return;
+      settled = true;
+      reject(new ConfigError([{ file, line: 0, col: 0, key: '', message: `cannot read config: ${why}` }]));
+    };
+    let worker: Worker;
+    try {
+      worker = new Worker(WORKER_ENTRY, { eval: true, workerData: { file, env: { ...env } } });
+    } catch (err) {
+      cannotRead(`the config reader did not start (${(err as Error).message})`);
+      return;
+    }
+    worker.once('message', (answer: Answer) => {
+      if (settled) return;
+      if (answer.ok) {
+        settled = true;
+        resolve(deepFreeze(answer.config));
+      } else if ('problems' in answer) {
+        settled = true;
+        reject(new ConfigError(answer.problems));
+      } else cannotRead(answer.error);
+    });
+    worker.once('error', (err) => cannotRead(`the config reader failed (${err.message})`));
+    worker.once('exit', (code) => cannotRead(`the config reader exited with code ${code} before answering`));
+  });
+}

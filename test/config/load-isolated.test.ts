@@ -1,0 +1,105 @@
+/**
+ * loadConfig reads a file in a worker thread: the gateway's own heap never holds the YAML parser
+ * or the validator (zod), yet it gets the same frozen snapshot and the same problems.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { ConfigError, loadConfig } from '../../src/config/index.js';
+import { parseConfig } from '../../src/config/load.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+function isDeepFrozen(value: unknown): boolean {
+  if (value === null || typeof value !== 'object') return true;
+  return Object.isFrozen(value) && Object.values(value).every(isDeepFrozen);
+}
+
+describe('loadConfig reads the file in a worker thread', () => {
+  for (const name of ['config.yml', 'config.example.yml', 'examples/adaptive.yml', 'examples/learning.yml']) {
+    it(`gives the snapshot parseConfig gives for ${name}, deeply frozen`, async () => {
+      const file = join(ROOT, name);
+      const env = { MICROGATE_JWT_SECRET: 'from-the-environment-0123456789' };
+      const viaWorker = await loadConfig(file, env);
+      assert.deepEqual(viaWorker, parseConfig(await readFile(file, 'utf8'), file, env));
+      assert.ok(isDeepFrozen(viaWorker), 'every object of the snapshot is frozen');
+    });
+  }
+
+  it('reports every problem as a ConfigError naming the file, line and key', async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'mg-isolated-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const file = join(dir, 'bad.yml');
+    await writeFile(file, 'server:\n  port: "eighty"\nroutes:\n  - path: /a\n    backnd: http://127.0.0.1:1\n');
+    await assert.rejects(loadConfig(file, {}), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.deepEqual(
+        err.problems.map((p) => [p.file, p.line, p.key]),
+        [
+          [file, 2, 'server.port'],
+          [file, 4, 'routes[0].backends'],
+          [file, 5, 'routes[0].backnd'],
+        ],
+      );
+      return true;
+    });
+  });
+
+  // A fresh Node process with a resolve hook registered in its main thread (not through --import,
+  // which worker threads would run too): it prints "loaded:<name>" when its own thread imports
+  // `zod` or `yaml`. The gateway reads its file, serves a request and reloads the file.
+  function gatewayRun(readWith: 'loadConfig' | 'parseConfig'): Promise<string> {
+    const script = `
+      import { register } from 'node:module';
+      register('data:text/javascript,' + encodeURIComponent(
+        "export async function resolve(s, c, next) { if (s === 'zod' || s === 'yaml') process.stderr.write('loaded:' + s + '\\\\n'); return next(s, c); }"));
+      const { createServer, get } = await import('node:http');
+      const { mkdtempSync, writeFileSync, readFileSync } = await import('node:fs');
+      const { tmpdir } = await import('node:os');
+      const { join } = await import('node:path');
+      const backend = createServer((req, res) => res.end('ok')).listen(0, '127.0.0.1');
+      await new Promise((r) => backend.once('listening', r));
+      const file = join(mkdtempSync(join(tmpdir(), 'mg-isolated-run-')), 'gw.yml');
+      writeFileSync(file, 'routes:\\n  - path: /\\n    backend: http://127.0.0.1:' + backend.address().port + '\\n');
+      const config = ${JSON.stringify(readWith)} === 'loadConfig'
+        ? await (await import('./src/config/index.ts')).loadConfig(file)
+        : (await import('./src/config/load.ts')).parseConfig(readFileSync(file, 'utf8'), file);
+      const { createGateway } = await import('./src/gateway.ts');
+      const { createLogger } = await import('./src/logging/index.ts');
+      const gw = createGateway(config, { defaultMetrics: false, logger: createLogger({ level: 'silent' }), configFile: file });
+      await gw.start({ port: 0, host: '127.0.0.1' });
+      const status = await new Promise((resolve, reject) => {
+        get({ host: '127.0.0.1', port: gw.port, path: '/x' }, (r) => { r.resume(); r.on('end', () => resolve(r.statusCode)); }).on('error', reject);
+      });
+      const reload = await gw.reloadFromFile();
+      process.stderr.write('status:' + status + ' reload:' + reload.result + '\\n');
+      await gw.close();
+      backend.close();
+      process.stderr.write('done\\n');
+    `;
+    return new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      child.on('error', reject);
+      child.on('exit', () => resolve(err));
+    });
+  }
+
+  it('the gateway thread never imports the YAML parser or the validator, through start-up, a request and a reload', async () => {
+    const out = await gatewayRun('loadConfig');
+    assert.match(out, /status:200 reload:\w+\ndone/, out);
+    assert.doesNotMatch(out, /loaded:/, out);
+  });
+
+  it('the hook sees them when the config is parsed in the gateway thread (the check above can fail)', async () => {
+    const out = await gatewayRun('parseConfig');
+    assert.match(out, /done/, out);
+    assert.match(out, /loaded:yaml/, out);
+    assert.match(out, /loaded:zod/, out);
+  });
+});
