@@ -2,6 +2,7 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Decision, Verdict } from '../events/index.js';
 import type { Backend } from '../balancer/index.js';
+import type { ForwardHandler } from '../proxy/forward.js';
 import type { CompiledRoute } from './routes.js';
 
 export class RequestContext {
@@ -47,6 +48,8 @@ export class RequestContext {
   body: Buffer | null = null;
   /** The first chunks of a chunked body longer than server.request_buffer; the rest still streams from req. */
   bodyPrefix: Buffer[] | null = null;
+  /** The upstream exchange the forwarding stage started (null before), so a stalled request body can abandon it. */
+  exchange: ForwardHandler | null = null;
   /** Set once the completion record was published. */
   finished = false;
 
