@@ -1,7 +1,7 @@
 /**
  * The worker thread that reads a config file for load-isolated.ts: it loads the YAML parser and
  * the schema's validator, reads and validates the file, posts the result and ends; its heap (the
- * validator's code and schema objects, ~10 MB of RSS) goes with it.
+ * validator's code and schema objects, ~4 MB of the gateway's heap) goes with it.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { loadConfigInProcess } from './load.js';
