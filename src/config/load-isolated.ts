@@ -7,7 +7,7 @@
  * config.example.yml; start-up 40-90 ms slower, a reload ~250 ms instead of ~25 ms).
  */
 import { Worker } from 'node:worker_threads';
-import { ConfigError } from './problems.js';
+import { ConfigError, type ConfigProblem } from './problems.js';
 import { deepFreeze } from './runtime.js';
 import type { Config } from './schema.js';
 
@@ -16,13 +16,13 @@ const FROM_SOURCE = import.meta.url.endsWith('.ts');
 const WORKER_URL = new URL(FROM_SOURCE ? './load-worker.ts' : './load-worker.js', import.meta.url).href;
 /**
  * The worker starts from this text, which imports the module. Run from source, it first registers
- * tsx in the worker: hooks registered with --import in the parent do not reach worker threads.
+ * tsx in the worker: tsx's hooks, though the parent runs with --import tsx, are not active there.
  */
 const WORKER_ENTRY = FROM_SOURCE
   ? `import('tsx/esm/api').then((tsx) => tsx.register()).then(() => import(${JSON.stringify(WORKER_URL)}));`
   : `import(${JSON.stringify(WORKER_URL)});`;
 
-type Answer = { ok: true; config: Config } | { ok: false; problems: ConfigError['problems'] } | { ok: false; error: string };
+type Answer = { ok: true; config: Config } | { ok: false; problems: ConfigProblem[] } | { ok: false; error: string };
 
 /**
  * Reads, validates and freezes a config file. Throws ConfigError with every problem; a reader that

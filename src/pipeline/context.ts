@@ -2,8 +2,13 @@
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import type { Decision, Verdict } from '../events/index.js';
 import type { Backend } from '../balancer/index.js';
-import type { ForwardHandler } from '../proxy/forward.js';
 import type { CompiledRoute } from './routes.js';
+
+/** An upstream exchange in progress, as the stages before and around the forwarding stage see it. */
+export interface UpstreamExchange {
+  /** The client failed its request body: stop the exchange without a verdict on the backend. */
+  abandon(): void;
+}
 
 export class RequestContext {
   readonly req: IncomingMessage;
@@ -49,7 +54,7 @@ export class RequestContext {
   /** The first chunks of a chunked body longer than server.request_buffer; the rest still streams from req. */
   bodyPrefix: Buffer[] | null = null;
   /** The upstream exchange the forwarding stage started (null before), so a stalled request body can abandon it. */
-  exchange: ForwardHandler | null = null;
+  exchange: UpstreamExchange | null = null;
   /** Set once the completion record was published. */
   finished = false;
 

@@ -2,7 +2,7 @@
  * Pipeline: the request context, compose(), the route table and the small stages every request
  * passes (request ID, client IP). Stages are factories returning named functions; no I/O here.
  */
-export { RequestContext } from './context.js';
+export { RequestContext, type UpstreamExchange } from './context.js';
 export { compose, type Next, type Stage, type StageWithNext } from './compose.js';
 export { RouteTable, upstreamPath, type CompiledRoute } from './routes.js';
 export { requestId, pickRequestId, newRequestId } from './request-id.js';

@@ -9,7 +9,6 @@
 import type { IncomingMessage } from 'node:http';
 import { GatewayError } from '../errors.js';
 import type { RequestContext } from '../pipeline/index.js';
-import { abandonUpstream } from './forward.js';
 
 export interface BodyOptions {
   /** Largest request body in bytes; larger → 413. */
@@ -122,7 +121,7 @@ class BodyState {
     ctx.res.shouldKeepAlive = false;
     ctx.decision = 'request_timeout';
     // Streaming into a backend already: stop that exchange; the backend did nothing wrong.
-    abandonUpstream(ctx);
+    ctx.exchange?.abandon();
     this.opts.fail(ctx, new GatewayError('request_timeout', `No request body bytes arrived for ${this.opts.timeoutMs} ms`));
   }
 }

@@ -8,7 +8,7 @@ import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Backend } from '../balancer/index.js';
 import { GatewayError } from '../errors.js';
-import type { RequestContext } from '../pipeline/index.js';
+import type { RequestContext, UpstreamExchange } from '../pipeline/index.js';
 import { upstreamPath } from '../pipeline/index.js';
 import { responseHeaderList, upstreamHeaders } from './headers.js';
 import { deferUntilParsed, upstreamResetting } from './upstream-reset.js';
@@ -69,7 +69,7 @@ export function forward(opts: ForwardOptions) {
   };
 }
 
-export class ForwardHandler implements Dispatcher.DispatchHandler {
+class ForwardHandler implements Dispatcher.DispatchHandler, UpstreamExchange {
   readonly ctx: RequestContext;
   readonly opts: ForwardOptions;
   readonly hasBody: boolean;
@@ -188,6 +188,19 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     this.complete();
   }
 
+  /**
+   * The client failed its request body (it stalled): stop this exchange, unless it ended, without a
+   * verdict on the backend. The caller answers the client.
+   */
+  abandon(): void {
+    if (this.ended) return;
+    this.ended = true;
+    unwatchClient(this);
+    this.clientGone = true;
+    this.controller?.abort(new Error('client request body stalled'));
+    this.backend?.breaker?.release();
+  }
+
   /** The rest of the backend's bytes were parsed: `broken` when they held a body after the 204/304 (a parse error). */
   verdict(broken: boolean): void {
     if (broken) this.onResponseError(this.controller!, Object.assign(new Error(`Backend sent a body with a ${this.status} response`), { code: BODY_NOT_ALLOWED }));
@@ -283,20 +296,6 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
       this.opts.fail(ctx, new GatewayError('upstream_error', `Upstream request failed (${code || err.name})`, { cause: err }));
     }
   }
-}
-
-/**
- * The client failed its request body (it stalled): stop the upstream exchange, if one started,
- * without a verdict on the backend. The caller answers the client.
- */
-export function abandonUpstream(ctx: RequestContext): void {
-  const handler = ctx.exchange;
-  if (handler === null || handler.ended) return;
-  handler.ended = true;
-  unwatchClient(handler);
-  handler.clientGone = true;
-  handler.controller?.abort(new Error('client request body stalled'));
-  handler.backend?.breaker?.release();
 }
 
 /** A 204 or 304 announcing a body: Transfer-Encoding, or (204 only; a 304 repeats the representation's) a non-zero Content-Length. */
