@@ -76,7 +76,7 @@ export function mountDashboard(host: DashboardHost, opts: DashboardOptions = {})
   const unsubscribeBus = host.bus.subscribe(function dashboardRecord(record: CompletionRecord): void {
     const seq = log.push(record);
     live.record(record.latencyMs, record.status);
-    broker.publishJson('request', seq, entryJson);
+    broker.publishEntry('request', seq, entryJson);
   });
 
   const unsubscribeNotices = host.notices?.subscribe((n) => broker.publish(n.event, n.data)) ?? (() => {});

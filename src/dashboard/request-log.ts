@@ -229,9 +229,9 @@ function writeEntry(w: JsonBytes, r: CompletionRecord): void {
   if (r.verdicts.length > 0) writeValue(w, K.verdicts, r.verdicts);
   if (r.errorCode !== undefined) w.cachedField(K.error, r.errorCode);
   w.key(K.requestHeaders);
-  writeHeaders(w, r.requestHeaders);
+  writeHeaders(w, r.requestHeaders, requestNames);
   w.key(K.responseHeaders);
-  writeHeaders(w, r.responseHeaders);
+  writeHeaders(w, r.responseHeaders, responseNames);
   if (truncated) w.key(K.truncatedEnd);
   else w.raw('}');
 }
@@ -263,12 +263,13 @@ interface HeaderName {
   readonly secret: boolean;
   /**
    * The value this header had the last two times it was seen alike (most headers repeat: Host,
-   * Content-Type, Connection, Date within its second), with its quoted JSON prepared; and the
-   * value seen last, which becomes the prepared one when it comes again. A value that never
-   * repeats costs two comparisons and is written the ordinary way.
+   * Content-Type, Connection, Date within its second), prepared with the name as one text
+   * (`,"host":"example.com"`, or the redacted value for a secret); and the value seen last, which
+   * becomes the prepared one when it comes again. A value that never repeats costs two comparisons
+   * and is written the ordinary way.
    */
   value: string | null;
-  quoted: JsonKey | null;
+  pair: JsonKey | null;
   candidate: string | null;
 }
 /** Values longer than this are never prepared (nor kept as a candidate). */
@@ -288,18 +289,35 @@ function headerName(key: string): HeaderName | null {
     if (headerNames.size >= MAX_HEADER_NAMES) return null;
     const lower = key.toLowerCase();
     const field = JsonKey.ascii(`,${JSON.stringify(lower)}:`);
-    known = field === null ? null : { field, secret: SECRET_HEADERS.has(lower), value: null, quoted: null, candidate: null };
+    const secret = SECRET_HEADERS.has(lower);
+    // A secret's value is never looked at: its pair is the name with the redacted value.
+    known = field === null ? null : { field, secret, value: null, pair: secret ? new JsonKey(field.text + REDACTED.text) : null, candidate: null };
     headerNames.set(key, known);
   }
   return known;
 }
 
-/** A known header's value: prepared as quoted JSON once it came twice in a row (see HeaderName). */
-function writeValueOf(w: JsonBytes, known: HeaderName, value: string): void {
+/**
+ * The names at each position of the last header object written on one side (requests' or
+ * responses'): objects of one shape list their names in the same order, so a name is found by one
+ * comparison of its (interned) string instead of a lookup.
+ */
+class NameCursor {
+  readonly keys: (string | undefined)[] = [];
+  readonly known: (HeaderName | null)[] = [];
+}
+/** Positions a cursor remembers; names past it are looked up every time. */
+const CURSOR_POSITIONS = 64;
+const requestNames = new NameCursor();
+const responseNames = new NameCursor();
+
+/** A known header's value: prepared with its name once it came twice in a row (see HeaderName). */
+function writeKnown(w: JsonBytes, known: HeaderName, value: string): void {
   if (value === known.value) {
-    w.key(known.quoted!);
+    w.key(known.pair!);
     return;
   }
+  w.key(known.field);
   w.str(value);
   if (value.length > MAX_PREPARED_VALUE) return;
   if (value !== known.candidate) {
@@ -307,22 +325,32 @@ function writeValueOf(w: JsonBytes, known: HeaderName, value: string): void {
     return;
   }
   known.candidate = null;
-  const quoted = JsonKey.ascii(JSON.stringify(value));
-  if (quoted !== null) {
+  const pair = JsonKey.ascii(known.field.text + JSON.stringify(value));
+  if (pair !== null) {
     known.value = value;
-    known.quoted = quoted;
+    known.pair = pair;
   }
 }
 
 /** A header object as {name: value}, credentials redacted; values that do not fit are left out. */
-function writeHeaders(w: JsonBytes, headers: IncomingHttpHeaders | OutgoingHttpHeaders | undefined): void {
+function writeHeaders(w: JsonBytes, headers: IncomingHttpHeaders | OutgoingHttpHeaders | undefined, names: NameCursor): void {
   // Every member is written with a leading comma; the first one's becomes the opening brace.
   const open = w.pos;
   if (headers !== undefined) {
+    let at = 0;
     for (const key in headers) {
       const v = headers[key];
       if (v === undefined) continue;
-      const known = headerName(key);
+      let known: HeaderName | null;
+      if (at < CURSOR_POSITIONS) {
+        if (names.keys[at] === key) known = names.known[at]!;
+        else {
+          known = headerName(key);
+          names.keys[at] = key;
+          names.known[at] = known;
+        }
+        at++;
+      } else known = headerName(key);
       const secret = known !== null ? known.secret : SECRET_HEADERS.has(key.toLowerCase());
       const value = secret ? '' : typeof v === 'string' ? v : Array.isArray(v) ? v.join(', ') : String(v);
       if (!w.fits(key.length + value.length + TAIL_BYTES)) {
@@ -335,11 +363,8 @@ function writeHeaders(w: JsonBytes, headers: IncomingHttpHeaders | OutgoingHttpH
         w.raw(':');
         if (secret) w.key(REDACTED);
         else w.str(value);
-      } else {
-        w.key(known.field);
-        if (secret) w.key(REDACTED);
-        else writeValueOf(w, known, value);
-      }
+      } else if (secret) w.key(known.pair!);
+      else writeKnown(w, known, value);
     }
   }
   if (w.pos === open) w.raw('{}');

@@ -13,18 +13,27 @@ import type { DashboardErrorCode } from './http.js';
 /** Turns a stored value into the JSON payload (e.g. a completion record into a RequestLog). */
 export type Encoder = (value: never) => unknown;
 
-/** Turns a stored value into its JSON text directly, or undefined when it is gone (the event is then not sent). */
-export type JsonEncoder = (value: never) => string | undefined;
 
 interface SseEvent {
   readonly id: number;
   readonly event: string;
   readonly value: unknown;
   readonly encode: Encoder | null;
-  /** `encode` gives JSON text (a JsonEncoder), not a value to stringify. */
+  /** `encode` gives JSON text, or undefined when the value is gone (the event is then not sent), not a value to stringify. */
   readonly json: boolean;
   /** The wire form, built on first use and shared by every client. */
   text: string | null;
+}
+
+/**
+ * The event name and encoder of entries published with `publishEntry` (the request log's): what
+ * the history keeps for such an event instead of an event object, beside its id and number.
+ */
+class EntryKind {
+  constructor(
+    readonly event: string,
+    readonly encode: (seq: number) => string | undefined,
+  ) {}
 }
 
 export interface SseBrokerOptions {
@@ -67,6 +76,10 @@ class SseClient {
   }
 }
 
+function entryEvent(id: number, kind: EntryKind, seq: number): SseEvent {
+  return { id, event: kind.event, value: seq, encode: kind.encode as Encoder, json: true, text: null };
+}
+
 function wire(ev: SseEvent): string {
   if (ev.text === null) {
     if (ev.json) {
@@ -85,7 +98,15 @@ function wire(ev: SseEvent): string {
 export class SseBroker {
   readonly #opts: SseBrokerOptions;
   readonly #clients = new Set<SseClient>();
-  readonly #history: (SseEvent | undefined)[];
+  /**
+   * The history ring: per slot the event's id and, for an entry (one event per request), its kind
+   * and number; for any other event, the event itself. A request's event is two numbers written
+   * into typed arrays, not an object kept for `history` events' time: that object outlived a
+   * scavenge or two and was promoted, a cost on every request whether or not a browser watched.
+   */
+  readonly #histId: Float64Array;
+  readonly #histSeq: Float64Array;
+  readonly #history: (SseEvent | EntryKind | undefined)[];
   #histNext = 0;
   #histSize = 0;
   /** Id of the newest kept event that fell out of the history: a client behind it missed something. */
@@ -102,10 +123,14 @@ export class SseBroker {
   #heartbeat: NodeJS.Timeout | null = null;
   #dropped = 0;
   #closed = false;
+  /** The kind of the last entry published (the same one every time, in practice). */
+  #entryKind: EntryKind | null = null;
 
   constructor(opts: SseBrokerOptions) {
     this.#opts = opts;
-    this.#history = new Array<SseEvent | undefined>(opts.history);
+    this.#history = new Array<SseEvent | EntryKind | undefined>(opts.history);
+    this.#histId = new Float64Array(opts.history);
+    this.#histSeq = new Float64Array(opts.history);
     this.#firstId = Date.now() * 1000;
     this.#seq = this.#firstId;
   }
@@ -124,31 +149,53 @@ export class SseBroker {
    * snapshots) are numbered but not kept for replay.
    */
   publish<T>(event: string, value: T, encode: ((v: T) => unknown) | null = null, keep = true): void {
-    this.#publish(event, value, encode as Encoder | null, false, keep);
+    this.#publish(event, value, encode as Encoder | null, keep);
   }
 
   /**
-   * Publishes an event whose payload `encode` gives as JSON text when it is first sent (the
-   * request log's entries, which are kept as JSON already). When it gives undefined (the entry
-   * is gone) the event is skipped.
+   * Publishes entry number `seq` (the request log's), whose JSON text `encode` gives when the event
+   * is first sent; when it gives undefined (the entry is gone) the event is skipped. Nothing is
+   * allocated unless a client is connected.
    */
-  publishJson<T>(event: string, value: T, encode: (v: T) => string | undefined): void {
-    this.#publish(event, value, encode as Encoder, true, true);
+  publishEntry(event: string, seq: number, encode: (seq: number) => string | undefined): void {
+    if (this.#closed) return;
+    let kind = this.#entryKind;
+    if (kind === null || kind.event !== event || kind.encode !== encode) kind = this.#entryKind = new EntryKind(event, encode);
+    const id = ++this.#seq;
+    if (this.#history.length > 0) {
+      const i = this.#remember(id);
+      this.#histSeq[i] = seq;
+      if (this.#history[i] !== kind) this.#history[i] = kind;
+    }
+    if (this.#clients.size === 0) return;
+    this.#pending.push(entryEvent(id, kind, seq));
+    this.#flushHandle ??= setImmediate(this.#flush);
   }
 
-  #publish(event: string, value: unknown, encode: Encoder | null, json: boolean, keep: boolean): void {
+  #publish(event: string, value: unknown, encode: Encoder | null, keep: boolean): void {
     if (this.#closed) return;
-    const ev: SseEvent = { id: ++this.#seq, event, value, encode, json, text: null };
-    if (keep && this.#history.length > 0) {
-      const old = this.#history[this.#histNext];
-      if (old !== undefined) this.#evictedUpTo = old.id;
-      this.#history[this.#histNext] = ev;
-      this.#histNext = (this.#histNext + 1) % this.#history.length;
-      if (this.#histSize < this.#history.length) this.#histSize++;
-    }
+    const ev: SseEvent = { id: ++this.#seq, event, value, encode, json: false, text: null };
+    if (keep && this.#history.length > 0) this.#history[this.#remember(ev.id)] = ev;
     if (this.#clients.size === 0) return;
     this.#pending.push(ev);
     this.#flushHandle ??= setImmediate(this.#flush);
+  }
+
+  /** Takes the next history slot for event `id` (evicting the oldest when full) and returns its index. */
+  #remember(id: number): number {
+    const i = this.#histNext;
+    const len = this.#history.length;
+    if (this.#histSize === len) this.#evictedUpTo = this.#histId[i]!;
+    else this.#histSize++;
+    this.#histId[i] = id;
+    this.#histNext = i + 1 === len ? 0 : i + 1;
+    return i;
+  }
+
+  /** The kept event in history slot `i`. */
+  #eventAt(i: number): SseEvent {
+    const e = this.#history[i]!;
+    return e instanceof EntryKind ? entryEvent(this.#histId[i]!, e, this.#histSeq[i]!) : e;
   }
 
   readonly #flush = (): void => {
@@ -240,8 +287,8 @@ export class SseBroker {
       if (known) {
         const len = this.#history.length;
         for (let i = 0; i < this.#histSize; i++) {
-          const ev = this.#history[(this.#histNext - this.#histSize + i + len) % len]!;
-          if (ev.id > lastId) replay.push(wire(ev));
+          const slot = (this.#histNext - this.#histSize + i + len) % len;
+          if (this.#histId[slot]! > lastId) replay.push(wire(this.#eventAt(slot)));
         }
       }
       const complete = known && lastId >= this.#evictedUpTo;

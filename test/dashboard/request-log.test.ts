@@ -164,6 +164,25 @@ describe('request log entries', () => {
     }
   });
 
+  it('are exact when header objects change shape between entries: names move, appear, vanish, a secret takes another name\'s place, more than 64 names', () => {
+    const log = new RequestLogStore(1);
+    const pool = ['host', 'accept', 'x-api-key', 'authorization', 'user-agent', 'Cookie', 'x-trace', 'content-type'];
+    let seed = 7;
+    const next = (n: number) => (seed = (seed * 1103515245 + 12345) % 2147483648) % n;
+    for (let i = 0; i < 400; i++) {
+      const requestHeaders: Record<string, string | string[]> = {};
+      const count = i % 50 === 0 ? 70 : next(pool.length + 1);
+      for (let k = 0; k < count; k++) {
+        const name = k < pool.length && i % 50 !== 0 ? pool[next(pool.length)]! : `x-many-${k}`;
+        requestHeaders[name] = next(3) === 0 ? [`a${k}`, 'b'] : `v${next(2)}`;
+      }
+      const responseHeaders = i % 2 ? { 'set-cookie': ['s=1'], date: 'd' } : { date: 'd', 'set-cookie': ['s=1'], etag: `"${next(2)}"` };
+      const r = rec({ requestHeaders, responseHeaders });
+      log.push(r);
+      assert.deepEqual(log.search({ limit: 1 })[0], expected(r), `entry ${i}`);
+    }
+  });
+
   it('cut a field longer than MAX_FIELD_CHARS and leave out header values beyond MAX_ENTRY_BYTES, and say so', () => {
     const longPath = '/' + 'p'.repeat(MAX_FIELD_CHARS * 2);
     const big: Record<string, string> = {};

@@ -1,0 +1,90 @@
+import assert from 'node:assert/strict';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { describe, it } from 'node:test';
+import { SseBroker } from '../../src/dashboard/sse.js';
+import { createLogger } from '../../src/logging/index.js';
+
+/** The request and response a stream is answered on, as far as the broker uses them; `text` is what was written. */
+function stream(lastEventId?: string) {
+  const written: string[] = [];
+  const req = { headers: lastEventId === undefined ? {} : { 'last-event-id': lastEventId }, socket: { setTimeout() {} } } as unknown as IncomingMessage;
+  const res = {
+    writeHead() {},
+    write(s: string) {
+      written.push(s);
+      return true;
+    },
+    on() {},
+    end() {},
+  } as unknown as ServerResponse;
+  return { req, res, text: () => written.join('') };
+}
+
+/** Each event's id, name and data in SSE text. */
+function events(text: string): { id: number; event: string; data: string }[] {
+  return text
+    .split('\n\n')
+    .filter((b) => b.includes('event: '))
+    .map((b) => ({
+      id: Number(/^id: (\d+)$/m.exec(b)![1]),
+      event: /^event: (.*)$/m.exec(b)![1]!,
+      data: /^data: (.*)$/m.exec(b)![1]!,
+    }));
+}
+
+function broker(history: number): SseBroker {
+  return new SseBroker({ history, buffer: 16, heartbeatMs: 60_000, retryMs: 3_000, maxClients: 4, logger: createLogger({ level: 'silent' }) });
+}
+
+describe('SSE broker history', () => {
+  it('replays request entries and other events in order, across the ring wrapping, with each entry read from its log', () => {
+    const b2 = broker(5);
+    const log2 = new Map<number, string>();
+    const entry2 = (s: number) => log2.get(s);
+    let s2 = 0;
+    const pub = () => {
+      log2.set(s2, JSON.stringify({ n: s2 }));
+      b2.publishEntry('request', s2++, entry2);
+    };
+    const startId = b2.stats().lastEventId;
+    // 8 events: entries 0-5 with two process events among them; the ring keeps the last 5.
+    pub();
+    pub();
+    b2.publish('process', { id: 'p', state: 'running' });
+    pub();
+    pub();
+    b2.publish('process', { id: 'p', state: 'stopped' });
+    pub();
+    pub();
+    // The client saw everything up to the third event; events 4-8 are still in the history.
+    const late = stream(String(startId + 3));
+    b2.connect(late.req, late.res, () => assert.fail('refused'));
+    const got = events(late.text());
+    assert.deepEqual(got[0], { id: startId + 3, event: 'connected', data: JSON.stringify({ resumed: true, replayed: 5, complete: true }) });
+    assert.deepEqual(
+      got.slice(1).map((e) => [e.id - startId, e.event, e.data]),
+      [
+        [4, 'request', '{"n":2}'],
+        [5, 'request', '{"n":3}'],
+        [6, 'process', '{"id":"p","state":"stopped"}'],
+        [7, 'request', '{"n":4}'],
+        [8, 'request', '{"n":5}'],
+      ],
+    );
+    // One behind the history: the first kept event was already replayed, but event 3 fell out.
+    const older = stream(String(startId + 2));
+    b2.connect(older.req, older.res, () => assert.fail('refused'));
+    assert.deepEqual(JSON.parse(events(older.text())[0]!.data), { resumed: true, replayed: 5, complete: false });
+    // An entry gone from the log (evicted there first) is skipped, not sent empty.
+    log2.delete(3);
+    const again = stream(String(startId + 3));
+    b2.connect(again.req, again.res, () => assert.fail('refused'));
+    assert.deepEqual(
+      events(again.text())
+        .slice(1)
+        .map((e) => e.id - startId),
+      [4, 6, 7, 8],
+    );
+    b2.close();
+  });
+});
