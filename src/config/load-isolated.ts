@@ -6,7 +6,7 @@
  * "Speed"). The price is time: each read imports them afresh in its worker (~250 ms for
  * config.example.yml; start-up 40-90 ms slower, a reload ~250 ms instead of ~25 ms).
  */
-import { Worker } from 'node:worker_threads';
+import { Worker, type ResourceLimits } from 'node:worker_threads';
 import { ConfigError, type ConfigProblem } from './problems.js';
 import { deepFreeze } from './runtime.js';
 import type { Config } from './schema.js';
@@ -22,13 +22,20 @@ const WORKER_ENTRY = FROM_SOURCE
   ? `import('tsx/esm/api').then((tsx) => tsx.register()).then(() => import(${JSON.stringify(WORKER_URL)}));`
   : `import(${JSON.stringify(WORKER_URL)});`;
 
+/**
+ * The reader's heap: enough for the largest file it accepts (1 MiB) many times over, and a bound
+ * on what a hostile file can make it allocate. A reader that runs out is ended by node, and the
+ * read fails with a problem of the file; the gateway goes on with the config it has.
+ */
+export const READER_LIMITS: ResourceLimits = { maxOldGenerationSizeMb: 256, maxYoungGenerationSizeMb: 16 };
+
 type Answer = { ok: true; config: Config } | { ok: false; problems: ConfigProblem[] } | { ok: false; error: string };
 
 /**
  * Reads, validates and freezes a config file. Throws ConfigError with every problem; a reader that
  * could not run (no memory for a thread, say) is reported the same way, as a problem of the file.
  */
-export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
+export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env, limits: ResourceLimits = READER_LIMITS): Promise<Config> {
   return new Promise<Config>((resolve, reject) => {
     let settled = false;
     const cannotRead = (why: string) => {
@@ -38,7 +45,7 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): 
     };
     let worker: Worker;
     try {
-      worker = new Worker(WORKER_ENTRY, { eval: true, workerData: { file, env: { ...env } } });
+      worker = new Worker(WORKER_ENTRY, { eval: true, workerData: { file, env: { ...env } }, resourceLimits: limits });
     } catch (err) {
       cannotRead(`the config reader did not start (${(err as Error).message})`);
       return;
@@ -53,7 +60,11 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): 
         reject(new ConfigError(answer.problems));
       } else cannotRead(answer.error);
     });
-    worker.once('error', (err) => cannotRead(`the config reader failed (${err.message})`));
+    worker.once('error', (err) => {
+      if ((err as NodeJS.ErrnoException).code === 'ERR_WORKER_OUT_OF_MEMORY') {
+        cannotRead(`reading it took more than the reader's ${limits.maxOldGenerationSizeMb ?? 'default'} MB of memory (a file this large or this nested cannot be read)`);
+      } else cannotRead(`the config reader failed (${err.message})`);
+    });
     worker.once('exit', (code) => cannotRead(`the config reader exited with code ${code} before answering`));
   });
 }

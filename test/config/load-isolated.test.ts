@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, loadConfig } from '../../src/config/index.js';
+import { READER_LIMITS } from '../../src/config/load-isolated.js';
 import { parseConfig } from '../../src/config/load.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -101,5 +102,31 @@ describe('loadConfig reads the file in a worker thread', () => {
     assert.match(out, /done/, out);
     assert.match(out, /loaded:yaml/, out);
     assert.match(out, /loaded:zod/, out);
+  });
+});
+
+describe('the config reader is bounded in memory', () => {
+  it('reads the largest file it accepts, ~1 MiB of routes, within its default memory', async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'mg-isolated-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const file = join(dir, 'many-routes.yml');
+    let text = 'server:\n  port: 18099\nroutes:\n';
+    let n = 0;
+    for (; text.length < 1_000_000; n++) text += `  - path: /r${n}\n    backend: http://127.0.0.1:${10_000 + (n % 50_000)}\n`;
+    await writeFile(file, text);
+    assert.equal((await loadConfig(file, {}, READER_LIMITS)).routes.length, n);
+  });
+
+  it('fails the read with a problem of the file, not the process, when the reader runs out of memory', async () => {
+    const file = join(ROOT, 'config.yml');
+    await assert.rejects(loadConfig(file, {}, { maxOldGenerationSizeMb: 2, maxYoungGenerationSizeMb: 1 }), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.equal(err.problems.length, 1);
+      assert.deepEqual([err.problems[0]!.file, err.problems[0]!.line], [file, 0]);
+      assert.match(err.problems[0]!.message, /^cannot read config: reading it took more than the reader's 2 MB of memory/);
+      return true;
+    });
+    // The process and the next read are unaffected.
+    assert.ok((await loadConfig(file, {})).routes.length > 0);
   });
 });
