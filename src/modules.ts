@@ -19,7 +19,7 @@ import { accessLog } from './logging/index.js';
 import { createMetrics } from './metrics/index.js';
 import { requestId, type CompiledRoute, type Next, type RequestContext, type RouteTable } from './pipeline/index.js';
 import { ProcessManager, startAutoProcesses } from './procman/index.js';
-import { bufferBody, forward, tunnel } from './proxy/index.js';
+import { BodyWatch, bufferBody, forward, tunnel } from './proxy/index.js';
 import { rateLimit } from './ratelimit/index.js';
 import { createStore } from './store/index.js';
 
@@ -266,7 +266,7 @@ export const proxyModule: ModuleSpec = {
     return {
       stages: {
         forward: {
-          request: forward({ bodyLimit: server.body_limit, bodyTimeoutMs: server.upstream_body_timeout, stripCredentials, fail, done, onConnectFailure }),
+          request: forward({ bodyLimit: server.body_limit, bodyWatch: new BodyWatch(server.upstream_body_timeout, host.clock), stripCredentials, fail, done, onConnectFailure }),
           upgrade: tunnel({ stripCredentials, idleTimeoutMs: server.tunnel_idle_timeout, fail, done, onConnectFailure }),
         },
       },

@@ -8,8 +8,12 @@ import { writeSync } from 'node:fs';
 import { JsonBytes } from '../events/json-bytes.js';
 
 const BUFFER_BYTES = 64 * 1024;
-/** Deferred items written per flush at most, and queued at most. */
-const FLUSH_ITEMS = 256;
+/**
+ * Deferred items are written into the buffer (not yet to the output) once this many are queued: a
+ * queued item keeps what it references alive (a completion record keeps the request's header
+ * objects), and under load 256 of them outlived young-generation collections and were promoted.
+ */
+const FORMAT_ITEMS = 32;
 const MAX_DEFERRED = 100_000;
 
 /** How a deferred item becomes a log line. */
@@ -96,10 +100,11 @@ export class BatchedStream {
   }
 
   /**
-   * Queues an item whose line `writer` writes as bytes at the next flush (the access log).
-   * Writing many lines in one tight loop costs about half of writing each in the middle of request
-   * handling, and no line string is ever made. Items wait at most `flushMs` or FLUSH_ITEMS items;
-   * past MAX_DEFERRED (output not keeping up) they are dropped and counted.
+   * Queues an item whose line `writer` writes as bytes into the buffer once FORMAT_ITEMS are
+   * queued, or at the next flush (the access log). Writing lines in a tight loop costs less than
+   * writing each in the middle of request handling, and no line string is ever made. The buffer
+   * goes to the output within `flushMs`, or when full; past MAX_DEFERRED queued items (output not
+   * keeping up) they are dropped and counted.
    */
   defer<T>(item: T, writer: LineWriter<T>): void {
     if (this.#deferred.length >= 2 * MAX_DEFERRED) {
@@ -107,8 +112,8 @@ export class BatchedStream {
       return;
     }
     this.#deferred.push(item, writer);
-    if (this.#deferred.length >= 2 * FLUSH_ITEMS) this.flush();
-    else this.#arm();
+    if (this.#deferred.length >= 2 * FORMAT_ITEMS) this.#writeDeferred();
+    this.#arm();
   }
 
   /** Writes the queued items' lines into the buffer (flushing it when full). */

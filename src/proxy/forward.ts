@@ -10,14 +10,15 @@ import type { Backend } from '../balancer/index.js';
 import { GatewayError } from '../errors.js';
 import type { RequestContext, UpstreamExchange } from '../pipeline/index.js';
 import { upstreamPath } from '../pipeline/index.js';
+import type { BodyWatch, Watched as Timed } from './body-watch.js';
 import { responseHeaderList, upstreamHeaders } from './headers.js';
 import { deferUntilParsed, upstreamResetting } from './upstream-reset.js';
 
 export interface ForwardOptions {
   /** Largest request body in bytes; larger → 413. */
   bodyLimit: number;
-  /** Upstream idle time between body chunks, ms (0 = none). */
-  bodyTimeoutMs: number;
+  /** Ends exchanges whose response body goes silent for `server.upstream_body_timeout` (null = no limit). */
+  bodyWatch: BodyWatch | null;
   stripCredentials: boolean;
   /** Ends the request: writes a gateway error response (if none started) and publishes the completion record. */
   fail: (ctx: RequestContext, err: GatewayError) => void;
@@ -29,7 +30,9 @@ export interface ForwardOptions {
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_SOCKET_EARLY']);
-const TIMEOUT_ERRORS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
+/** The code of the error that ends an exchange whose body went silent (./body-watch.ts); undici's own name for it. */
+const BODY_TIMEOUT = 'UND_ERR_BODY_TIMEOUT';
+const TIMEOUT_ERRORS = new Set(['UND_ERR_HEADERS_TIMEOUT', BODY_TIMEOUT, 'UND_ERR_CONNECT_TIMEOUT']);
 /** Errors caused by the client's own request (undici refused a header, the body did not match its length). */
 const CLIENT_ERRORS = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH', 'UND_ERR_NOT_SUPPORTED']);
 /** The code of the error that aborts a 204/304 answer carrying a body. */
@@ -69,7 +72,7 @@ export function forward(opts: ForwardOptions) {
   };
 }
 
-class ForwardHandler implements Dispatcher.DispatchHandler, UpstreamExchange {
+class ForwardHandler implements Dispatcher.DispatchHandler, UpstreamExchange, Timed {
   readonly ctx: RequestContext;
   readonly opts: ForwardOptions;
   readonly hasBody: boolean;
@@ -88,6 +91,10 @@ class ForwardHandler implements Dispatcher.DispatchHandler, UpstreamExchange {
   onClientDrain: (() => void) | null = null;
   /** A 204/304's header list, held back until the backend's bytes after it are seen (a body there → 502). */
   noContent: string[] | null = null;
+  /** The body watch's links (./body-watch.ts): set while the response body streams. */
+  watchPrev: Timed | null = null;
+  watchNext: Timed | null = null;
+  heardAt = -1;
 
   constructor(ctx: RequestContext, opts: ForwardOptions, hasBody: boolean, unknownLength: boolean) {
     this.ctx = ctx;
@@ -121,7 +128,8 @@ class ForwardHandler implements Dispatcher.DispatchHandler, UpstreamExchange {
         headers: this.headers,
         body: this.body,
         headersTimeout: route.timeoutMs,
-        bodyTimeout: this.opts.bodyTimeoutMs,
+        // The body's silence is timed by opts.bodyWatch: undici's body timer cost an object a request.
+        bodyTimeout: 0,
         idempotent: false,
         blocking: false,
       },
@@ -143,6 +151,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler, UpstreamExchange {
     }
     const ctx = this.ctx;
     this.status = statusCode;
+    this.opts.bodyWatch?.add(this);
     const list = responseHeaderList(headers, ctx.id, ctx.extraHeaders, ctx);
     if (statusCode === 204 || statusCode === 304) {
       // Nothing to stream: written at the end, once the backend is known not to have sent a body anyway.
@@ -172,10 +181,24 @@ class ForwardHandler implements Dispatcher.DispatchHandler, UpstreamExchange {
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     this.ctx.bytesOut += chunk.length;
+    if (this.heardAt >= 0) this.heardAt = this.opts.bodyWatch!.tick;
     if (!this.ctx.res.write(chunk)) {
       controller.pause();
-      this.ctx.res.once('drain', (this.onClientDrain ??= () => this.controller?.resume()));
+      this.ctx.res.once('drain', (this.onClientDrain ??= () => this.resume()));
     }
+  }
+
+  /** The client drained: read on (the silence is timed from here, as undici did). */
+  resume(): void {
+    if (this.heardAt >= 0) this.heardAt = this.opts.bodyWatch!.tick;
+    this.controller?.resume();
+  }
+
+  /** The backend sent nothing for the body timeout: end the exchange as timed out. */
+  bodyTimedOut(): void {
+    const err = Object.assign(new Error(`Backend response body silent for more than ${this.opts.bodyWatch!.timeoutMs} ms`), { code: BODY_TIMEOUT });
+    if (this.controller !== null) this.controller.abort(err);
+    else this.onResponseError(null as unknown as Dispatcher.DispatchController, err);
   }
 
   onResponseEnd(): void {
@@ -196,6 +219,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler, UpstreamExchange {
     if (this.ended) return;
     this.ended = true;
     unwatchClient(this);
+    this.opts.bodyWatch?.remove(this);
     this.clientGone = true;
     this.controller?.abort(new Error('client request body stalled'));
     this.backend?.breaker?.release();
@@ -211,6 +235,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler, UpstreamExchange {
     this.backend!.inFlight--;
     this.ended = true;
     unwatchClient(this);
+    this.opts.bodyWatch?.remove(this);
     const ctx = this.ctx;
     if (this.noContent !== null && !ctx.res.headersSent && !ctx.res.destroyed) {
       try {
@@ -236,6 +261,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler, UpstreamExchange {
     if (this.ended) return;
     this.ended = true;
     unwatchClient(this);
+    this.opts.bodyWatch?.remove(this);
     const ctx = this.ctx;
     const backend = this.backend!;
     const code = (err as NodeJS.ErrnoException).code ?? '';

@@ -4,6 +4,7 @@
  * logs or metrics itself: the pipeline publishes the completion record.
  */
 export { forward, type ForwardOptions } from './forward.js';
+export { BodyWatch } from './body-watch.js';
 export { upstreamHeaders, responseHeaderList } from './headers.js';
 export { tunnel, upgradeResponse, type TunnelOptions } from './tunnel.js';
 export { acceptedUpgrades, upgradesFor, DEFAULT_UPGRADES } from './upgrade.js';

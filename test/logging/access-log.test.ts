@@ -151,6 +151,28 @@ test('items deferred with different line writers are each written by their own w
   assert.equal(chunks.join(''), 'a1\nb2\na3\n');
 });
 
+test('deferred items are written into the buffer every 32, not kept until the output flush (a record holds its request alive)', () => {
+  const chunks: string[] = [];
+  const stream = new BatchedStream({ write: (c: string | Uint8Array) => chunks.push(Buffer.from(c).toString('utf8')) }, { fd: null, flushMs: 60_000 });
+  const written: number[] = [];
+  const writer = {
+    maxBytes: () => 64,
+    write: (w: import('../../src/events/json-bytes.js').JsonBytes, item: number) => {
+      written.push(item);
+      w.raw(`${item}\n`);
+    },
+    text: (item: number) => `${item}\n`,
+  };
+  for (let i = 0; i < 31; i++) stream.defer(i, writer);
+  assert.equal(written.length, 0, 'up to 31 wait');
+  stream.defer(31, writer);
+  assert.equal(written.length, 32, 'the 32nd writes all of them');
+  assert.deepEqual(chunks, [], 'into the buffer: the output gets them at the flush');
+  for (let i = 32; i < 40; i++) stream.defer(i, writer);
+  stream.flushSync();
+  assert.equal(chunks.join(''), Array.from({ length: 40 }, (_, i) => `${i}\n`).join(''));
+});
+
 test('access lines are dropped and counted, not queued without bound, while stdout does not keep up', () => {
   const chunks: string[] = [];
   let pending = 0;

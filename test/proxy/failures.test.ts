@@ -71,6 +71,53 @@ test('a backend that drops the connection mid-response cuts the client response 
   assert.deepEqual(records, ['upstream_error']);
 });
 
+test('a backend whose response body goes silent for upstream_body_timeout is cut off, as upstream_timeout', async (t) => {
+  const be = await startBackend(t, (req, res) => {
+    if (req.headers['x-health-check']) return void res.end('ok');
+    res.writeHead(200, { 'content-length': '1000' });
+    if (req.url === '/after-headers') res.flushHeaders();
+    else res.write('partial');
+    // …and nothing more.
+  });
+  const gw = await startGateway(t, `server:\n  upstream_body_timeout: "300ms"\nroutes:\n  - path: /\n    backend: ${be.url}\n`);
+  const records: [string | undefined, string | undefined][] = [];
+  gw.bus.subscribe((r) => records.push([r.decision, r.errorCode]));
+  for (const path of ['/mid-body', '/after-headers']) {
+    const started = Date.now();
+    await assert.rejects(send(`${gw.url}${path}`), `${path}: the response is cut short`);
+    const took = Date.now() - started;
+    assert.ok(took >= 290 && took < 2_000, `${path}: cut after ${took} ms`);
+  }
+  await until(() => records.length === 2);
+  assert.deepEqual(records, [
+    ['upstream_timeout', 'upstream_timeout'],
+    ['upstream_timeout', 'upstream_timeout'],
+  ]);
+});
+
+test('a slow body is relayed whole as long as no pause reaches upstream_body_timeout', async (t) => {
+  const be = await startBackend(t, (req, res) => {
+    if (req.headers['x-health-check']) return void res.end('ok');
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    let n = 0;
+    const timer = setInterval(() => {
+      res.write(`chunk ${n}\n`);
+      if (++n === 8) {
+        clearInterval(timer);
+        res.end();
+      }
+    }, 100);
+  });
+  const gw = await startGateway(t, `server:\n  upstream_body_timeout: "300ms"\nroutes:\n  - path: /\n    backend: ${be.url}\n`);
+  const records: (string | undefined)[] = [];
+  gw.bus.subscribe((r) => records.push(r.decision));
+  const r = await send(`${gw.url}/slow`);
+  assert.equal(r.status, 200);
+  assert.equal(r.text, Array.from({ length: 8 }, (_, i) => `chunk ${i}\n`).join(''));
+  await until(() => records.length === 1);
+  assert.deepEqual(records, [undefined]);
+});
+
 test('a backend answering garbage gives 502', async (t) => {
   const { createServer } = await import('node:net');
   const liar = createServer((s) => {
