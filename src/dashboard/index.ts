@@ -67,6 +67,7 @@ export function mountDashboard(host: DashboardHost, opts: DashboardOptions = {})
     retryMs: SSE_RETRY_MS,
     maxClients: MAX_STREAMS,
     logger,
+    entries: { event: 'request', json: entryJson },
   });
   // Read from the config in force: a reload that adds a process allows its command.
   const allowedCommands = { has: (command: string) => host.config.current.processes.some((p) => p.command === command) || host.config.current.admin.allowed_commands.includes(command) };
@@ -76,7 +77,7 @@ export function mountDashboard(host: DashboardHost, opts: DashboardOptions = {})
   const unsubscribeBus = host.bus.subscribe(function dashboardRecord(record: CompletionRecord): void {
     const seq = log.push(record);
     live.record(record.latencyMs, record.status);
-    broker.publishEntry('request', seq, entryJson);
+    broker.publishEntry(seq);
   });
 
   const unsubscribeNotices = host.notices?.subscribe((n) => broker.publish(n.event, n.data)) ?? (() => {});

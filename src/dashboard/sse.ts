@@ -25,17 +25,6 @@ interface SseEvent {
   text: string | null;
 }
 
-/**
- * The event name and encoder of entries published with `publishEntry` (the request log's): what
- * the history keeps for such an event instead of an event object, beside its id and number.
- */
-class EntryKind {
-  constructor(
-    readonly event: string,
-    readonly encode: (seq: number) => string | undefined,
-  ) {}
-}
-
 export interface SseBrokerOptions {
   /** Events kept for Last-Event-ID replay (0 disables replay). */
   history: number;
@@ -48,6 +37,11 @@ export interface SseBrokerOptions {
   /** Concurrent streams; more are refused with 503. */
   maxClients: number;
   logger: Logger;
+  /**
+   * The entries `publishEntry` publishes (the request log's): their event name, and their JSON
+   * text by number, or undefined once the entry is gone (the event is then not sent).
+   */
+  entries: { event: string; json: (seq: number) => string | undefined };
 }
 
 /** The broker's counters (exposed for tests and operators). */
@@ -76,8 +70,8 @@ class SseClient {
   }
 }
 
-function entryEvent(id: number, kind: EntryKind, seq: number): SseEvent {
-  return { id, event: kind.event, value: seq, encode: kind.encode as Encoder, json: true, text: null };
+function entryEvent(id: number, entries: SseBrokerOptions['entries'], seq: number): SseEvent {
+  return { id, event: entries.event, value: seq, encode: entries.json as Encoder, json: true, text: null };
 }
 
 function wire(ev: SseEvent): string {
@@ -106,7 +100,8 @@ export class SseBroker {
    */
   readonly #histId: Float64Array;
   readonly #histSeq: Float64Array;
-  readonly #history: (SseEvent | EntryKind | undefined)[];
+  /** A slot's event, or null for an entry (its number is in #histSeq). */
+  readonly #history: (SseEvent | null | undefined)[];
   #histNext = 0;
   #histSize = 0;
   /** Id of the newest kept event that fell out of the history: a client behind it missed something. */
@@ -123,12 +118,10 @@ export class SseBroker {
   #heartbeat: NodeJS.Timeout | null = null;
   #dropped = 0;
   #closed = false;
-  /** The kind of the last entry published (the same one every time, in practice). */
-  #entryKind: EntryKind | null = null;
 
   constructor(opts: SseBrokerOptions) {
     this.#opts = opts;
-    this.#history = new Array<SseEvent | EntryKind | undefined>(opts.history);
+    this.#history = new Array<SseEvent | null | undefined>(opts.history);
     this.#histId = new Float64Array(opts.history);
     this.#histSeq = new Float64Array(opts.history);
     this.#firstId = Date.now() * 1000;
@@ -153,22 +146,19 @@ export class SseBroker {
   }
 
   /**
-   * Publishes entry number `seq` (the request log's), whose JSON text `encode` gives when the event
-   * is first sent; when it gives undefined (the entry is gone) the event is skipped. Nothing is
-   * allocated unless a client is connected.
+   * Publishes entry number `seq` (see `entries`), whose JSON text is read when the event is first
+   * sent. Nothing is allocated unless a client is connected.
    */
-  publishEntry(event: string, seq: number, encode: (seq: number) => string | undefined): void {
+  publishEntry(seq: number): void {
     if (this.#closed) return;
-    let kind = this.#entryKind;
-    if (kind === null || kind.event !== event || kind.encode !== encode) kind = this.#entryKind = new EntryKind(event, encode);
     const id = ++this.#seq;
     if (this.#history.length > 0) {
       const i = this.#remember(id);
       this.#histSeq[i] = seq;
-      if (this.#history[i] !== kind) this.#history[i] = kind;
+      if (this.#history[i] !== null) this.#history[i] = null;
     }
     if (this.#clients.size === 0) return;
-    this.#pending.push(entryEvent(id, kind, seq));
+    this.#pending.push(entryEvent(id, this.#opts.entries, seq));
     this.#flushHandle ??= setImmediate(this.#flush);
   }
 
@@ -194,8 +184,7 @@ export class SseBroker {
 
   /** The kept event in history slot `i`. */
   #eventAt(i: number): SseEvent {
-    const e = this.#history[i]!;
-    return e instanceof EntryKind ? entryEvent(this.#histId[i]!, e, this.#histSeq[i]!) : e;
+    return this.#history[i] ?? entryEvent(this.#histId[i]!, this.#opts.entries, this.#histSeq[i]!);
   }
 
   readonly #flush = (): void => {

@@ -28,8 +28,8 @@ export interface Watched {
 
 export class BodyWatch {
   readonly timeoutMs: number;
-  /** The current tick: an exchange heard from now sets its `heardAt` to it. */
-  tick = 0;
+  /** The current tick: an exchange heard from now gets it as its `heardAt`. */
+  #tick = 0;
   readonly #intervalMs: number;
   /** Ticks between a last chunk and the end of an exchange (the timeout, plus the tick it was heard in). */
   readonly #ticks: number;
@@ -49,12 +49,17 @@ export class BodyWatch {
   /** Starts watching `x` (its body begins now). */
   add(x: Watched): void {
     if (x.heardAt >= 0) return;
-    x.heardAt = this.tick;
+    x.heardAt = this.#tick;
     x.watchPrev = null;
     x.watchNext = this.#head;
     if (this.#head !== null) this.#head.watchPrev = x;
     this.#head = x;
     this.#timer ??= this.#timers.setTimeout(this.#sweepBound, this.#intervalMs);
+  }
+
+  /** `x` was heard from (a chunk of its body, or its client read on): its silence starts again. */
+  heard(x: Watched): void {
+    if (x.heardAt >= 0) x.heardAt = this.#tick;
   }
 
   /** Stops watching `x` (its body ended, or it failed); nothing when it is not watched. */
@@ -79,7 +84,7 @@ export class BodyWatch {
 
   #sweep(): void {
     this.#timer = null;
-    const tick = ++this.tick;
+    const tick = ++this.#tick;
     let expired: Watched[] | null = null;
     for (let x = this.#head; x !== null; x = x.watchNext) {
       if (tick - x.heardAt >= this.#ticks) (expired ??= []).push(x);

@@ -17,8 +17,8 @@ import { deferUntilParsed, upstreamResetting } from './upstream-reset.js';
 export interface ForwardOptions {
   /** Largest request body in bytes; larger → 413. */
   bodyLimit: number;
-  /** Ends exchanges whose response body goes silent for `server.upstream_body_timeout` (null = no limit). */
-  bodyWatch: BodyWatch | null;
+  /** Ends exchanges whose response body goes silent for `server.upstream_body_timeout`. */
+  bodyWatch: BodyWatch;
   stripCredentials: boolean;
   /** Ends the request: writes a gateway error response (if none started) and publishes the completion record. */
   fail: (ctx: RequestContext, err: GatewayError) => void;
@@ -151,7 +151,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler, UpstreamExchange, Ti
     }
     const ctx = this.ctx;
     this.status = statusCode;
-    this.opts.bodyWatch?.add(this);
+    this.opts.bodyWatch.add(this);
     const list = responseHeaderList(headers, ctx.id, ctx.extraHeaders, ctx);
     if (statusCode === 204 || statusCode === 304) {
       // Nothing to stream: written at the end, once the backend is known not to have sent a body anyway.
@@ -181,7 +181,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler, UpstreamExchange, Ti
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     this.ctx.bytesOut += chunk.length;
-    if (this.heardAt >= 0) this.heardAt = this.opts.bodyWatch!.tick;
+    this.opts.bodyWatch.heard(this);
     if (!this.ctx.res.write(chunk)) {
       controller.pause();
       this.ctx.res.once('drain', (this.onClientDrain ??= () => this.resume()));
@@ -190,15 +190,14 @@ class ForwardHandler implements Dispatcher.DispatchHandler, UpstreamExchange, Ti
 
   /** The client drained: read on (the silence is timed from here, as undici did). */
   resume(): void {
-    if (this.heardAt >= 0) this.heardAt = this.opts.bodyWatch!.tick;
+    this.opts.bodyWatch.heard(this);
     this.controller?.resume();
   }
 
   /** The backend sent nothing for the body timeout: end the exchange as timed out. */
   bodyTimedOut(): void {
-    const err = Object.assign(new Error(`Backend response body silent for more than ${this.opts.bodyWatch!.timeoutMs} ms`), { code: BODY_TIMEOUT });
-    if (this.controller !== null) this.controller.abort(err);
-    else this.onResponseError(null as unknown as Dispatcher.DispatchController, err);
+    // Watched only from onResponseStart on, so the controller is set (onRequestStart came first).
+    this.controller!.abort(Object.assign(new Error(`Backend response body silent for more than ${this.opts.bodyWatch.timeoutMs} ms`), { code: BODY_TIMEOUT }));
   }
 
   onResponseEnd(): void {
@@ -219,7 +218,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler, UpstreamExchange, Ti
     if (this.ended) return;
     this.ended = true;
     unwatchClient(this);
-    this.opts.bodyWatch?.remove(this);
+    this.opts.bodyWatch.remove(this);
     this.clientGone = true;
     this.controller?.abort(new Error('client request body stalled'));
     this.backend?.breaker?.release();
@@ -235,7 +234,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler, UpstreamExchange, Ti
     this.backend!.inFlight--;
     this.ended = true;
     unwatchClient(this);
-    this.opts.bodyWatch?.remove(this);
+    this.opts.bodyWatch.remove(this);
     const ctx = this.ctx;
     if (this.noContent !== null && !ctx.res.headersSent && !ctx.res.destroyed) {
       try {
@@ -261,7 +260,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler, UpstreamExchange, Ti
     if (this.ended) return;
     this.ended = true;
     unwatchClient(this);
-    this.opts.bodyWatch?.remove(this);
+    this.opts.bodyWatch.remove(this);
     const ctx = this.ctx;
     const backend = this.backend!;
     const code = (err as NodeJS.ErrnoException).code ?? '';

@@ -32,19 +32,18 @@ function events(text: string): { id: number; event: string; data: string }[] {
     }));
 }
 
-function broker(history: number): SseBroker {
-  return new SseBroker({ history, buffer: 16, heartbeatMs: 60_000, retryMs: 3_000, maxClients: 4, logger: createLogger({ level: 'silent' }) });
+function broker(history: number, json: (seq: number) => string | undefined): SseBroker {
+  return new SseBroker({ history, buffer: 16, heartbeatMs: 60_000, retryMs: 3_000, maxClients: 4, logger: createLogger({ level: 'silent' }), entries: { event: 'request', json } });
 }
 
 describe('SSE broker history', () => {
   it('replays request entries and other events in order, across the ring wrapping, with each entry read from its log', () => {
-    const b2 = broker(5);
     const log2 = new Map<number, string>();
-    const entry2 = (s: number) => log2.get(s);
+    const b2 = broker(5, (s: number) => log2.get(s));
     let s2 = 0;
     const pub = () => {
       log2.set(s2, JSON.stringify({ n: s2 }));
-      b2.publishEntry('request', s2++, entry2);
+      b2.publishEntry(s2++);
     };
     const startId = b2.stats().lastEventId;
     // 8 events: entries 0-5 with two process events among them; the ring keeps the last 5.

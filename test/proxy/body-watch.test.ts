@@ -29,7 +29,7 @@ describe('upstream body watch', () => {
       watch.add(x);
       clock.advance(Math.min(333, timeoutMs / 3));
       const heard = clock.now();
-      x.heardAt = watch.tick;
+      watch.heard(x);
       for (let step = 0; step < 10_000 && x.endedAt === null; step++) clock.advance(Math.max(1, timeoutMs / 400));
       assert.ok(x.endedAt !== null, 'ended');
       const silence = x.endedAt - heard;
@@ -48,7 +48,7 @@ describe('upstream body watch', () => {
     watch.add(x);
     for (let i = 0; i < 600; i++) {
       clock.advance(900);
-      x.heardAt = watch.tick;
+      watch.heard(x);
     }
     assert.equal(x.endedAt, null);
     watch.remove(x);
@@ -74,7 +74,7 @@ describe('upstream body watch', () => {
     // xs[1] keeps talking; xs[3] and xs[4] go silent.
     for (let i = 0; i < 10; i++) {
       clock.advance(100);
-      xs[1]!.heardAt = watch.tick;
+      watch.heard(xs[1]!);
     }
     assert.deepEqual(
       xs.map((x) => x.endedAt !== null),
