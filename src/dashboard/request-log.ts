@@ -210,7 +210,8 @@ function writeEntry(w: JsonBytes, r: CompletionRecord): void {
   // The fields before the headers always fit (clipped to MAX_FIELD_CHARS; detail and verdicts only
   // when they fit); header values are left out once the entry is full.
   truncated = false;
-  w.strField(K.id, clip(r.id));
+  w.key(K.id);
+  w.plain(r.id); // at most 128 characters, never escaped (CompletionRecord.id)
   w.iso(r.time, K.timestamp);
   w.cachedField(K.method, clip(r.method));
   w.strField(K.path, clip(r.path));

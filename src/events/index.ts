@@ -45,6 +45,10 @@ export const NO_VERDICTS: readonly Verdict[] = Object.freeze([]);
 
 /** One finished request. Never holds a secret: `consumer` is a key id or JWT `sub`. */
 export interface CompletionRecord {
+  /**
+   * The request id: always 1-128 characters of [A-Za-z0-9._:-] (pickRequestId / newRequestId make
+   * every one), so log writers copy it into JSON without escaping (JsonBytes.plain).
+   */
   id: string;
   /** Request start, epoch ms, from the gateway's injected clock. */
   time: number;

@@ -241,6 +241,21 @@ export class JsonBytes {
   }
 
   /**
+   * A JSON string literal of text the caller knows is printable ASCII without `"` or `\` (a
+   * request id: [A-Za-z0-9._:-], checked where it was made): quoted and copied without a look at
+   * each character. Text that is not such ASCII must go through `str`.
+   */
+  plain(s: string): void {
+    const buf = this.buf;
+    let p = this.pos;
+    buf[p++] = 0x22;
+    if (s.length >= NATIVE_MIN) p += buf.write(s, p, 'latin1');
+    else for (let i = 0; i < s.length; i++) buf[p++] = s.charCodeAt(i);
+    buf[p++] = 0x22;
+    this.pos = p;
+  }
+
+  /**
    * The ISO-8601 text of epoch milliseconds (as Date#toISOString writes it), without quotes. The
    * text up to the seconds is remembered for the last two seconds seen (a line's request start and
    * its end are usually within them); the milliseconds are written as digits.

@@ -107,7 +107,8 @@ const K = {
 function writeAccessLine(w: JsonBytes, rec: CompletionRecord, nowMs: number): void {
   w.iso(nowMs, K.time);
   w.iso(rec.time, K.timestamp);
-  w.strField(K.requestId, rec.id);
+  w.key(K.requestId);
+  w.plain(rec.id);
   w.cachedField(K.method, rec.method);
   w.strField(K.path, rec.path);
   w.numCached(K.status, rec.status);

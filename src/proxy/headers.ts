@@ -1,6 +1,32 @@
 /** Header rewriting for both directions: hop-by-hop removal and the X-Forwarded-* set. */
 import type { IncomingHttpHeaders } from 'node:http';
+import { createRequire } from 'node:module';
 import { secretNameOf } from '../events/index.js';
+
+/** The names the gateway adds to every upstream request, in the spelling it sends. */
+export const GATEWAY_REQUEST_HEADERS = ['x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-request-id', 'x-gateway'] as const;
+
+/**
+ * undici looks each request header name up in its table of well-known names (name → lower-case
+ * name); a name it does not know is lower-cased and checked against the token grammar on every
+ * request. The gateway's own names are valid lower-case tokens, so they are added to the table
+ * once: ~2,000 fewer instructions per request (four regular-expression tests, five lower-casings).
+ * The table is an internal of undici (lib/core/constants.js, unchanged from 6.x to 7.x); if a later
+ * undici moves it, the names are simply checked per request again, and the test
+ * (test/proxy/headers.test.ts) that expects them in the table fails.
+ */
+export function teachUndiciGatewayHeaders(): boolean {
+  try {
+    const constants = createRequire(import.meta.url)('undici/lib/core/constants.js') as { headerNameLowerCasedRecord?: Record<string, string> };
+    const table = constants.headerNameLowerCasedRecord;
+    if (table === undefined || table === null || typeof table !== 'object') return false;
+    for (const name of GATEWAY_REQUEST_HEADERS) if (table[name] === undefined) table[name] = name;
+    return true;
+  } catch {
+    return false;
+  }
+}
+teachUndiciGatewayHeaders();
 
 /**
  * Request header names the gateway never forwards as sent: hop-by-hop (RFC 9110 §7.6.1), the

@@ -77,6 +77,19 @@ describe('JsonBytes', () => {
     for (const ms of samples) assert.equal(written((w) => w.ms3(ms)), JSON.stringify(Math.round(ms * 1000) / 1000), `ms ${ms}`);
   });
 
+  it('writes request ids (any of [A-Za-z0-9._:-], 1-128 characters, sliced or not) as JSON.stringify does, without looking at each character', () => {
+    const rnd = seeded(11);
+    const alphabet = 'ABCXYZabcxyz0123456789._:-';
+    for (let i = 0; i < 2_000; i++) {
+      const n = 1 + Math.floor(rnd() * 128);
+      let s = '';
+      for (let k = 0; k < n; k++) s += alphabet[Math.floor(rnd() * alphabet.length)];
+      const sliced = ('<' + s + '>').slice(1, -1);
+      assert.equal(written((w) => w.plain(s)), JSON.stringify(s));
+      assert.equal(written((w) => w.plain(sliced)), JSON.stringify(sliced));
+    }
+  });
+
   it('copies text already in JSON form as UTF-8', () => {
     assert.equal(written((w) => w.json('{"a":[1,"é"],"b":null}')), '{"a":[1,"é"],"b":null}');
   });
