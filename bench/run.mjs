@@ -14,7 +14,8 @@
  * fixed offered load in req/s for the measured run), BENCH_NO_PIN=1,
  * BENCH_LOADGEN_CPU (0), BENCH_TARGET_CPU (1), BENCH_BACKEND_CPU (0), BENCH_START_TIMEOUT (15000 ms),
  * BENCH_FRESH (1: new backend and target processes every round; 0: one process each for the whole run),
- * BENCH_BASELINE (a built checkout of another commit: each MicroGate row also runs from it, as <id>@base).
+ * BENCH_BASELINE (a built checkout of another commit: each MicroGate row also runs from it, as <id>@base),
+ * BENCH_MALLOC_ARENA_MAX (2: glibc's MALLOC_ARENA_MAX for every target process, as docs/configuration.md recommends; empty = glibc's default).
  *
  * Exit status: 0 when every selected target was measured (rows with errors, missing policies or a
  * restart after an outside kill are flagged in the table, not hidden), 1 when a target never came
@@ -70,7 +71,13 @@ const S = {
   // A fixed offered load for the measured run (0 = as fast as the target answers). At a fixed rate
   // CPU per request is compared at equal load: useful for before/after checks on a busy machine.
   rate: intEnv('BENCH_RATE', 0, 0, 10_000_000),
+  // glibc's MALLOC_ARENA_MAX for every target process (the floor, fastify and MicroGate alike): the
+  // setting docs/configuration.md ("Memory") recommends for production. Without it, V8's background
+  // compiles leave ~10 MB in a thread's malloc arena in about one start of three. "" = glibc's default.
+  mallocArenaMax: process.env.BENCH_MALLOC_ARENA_MAX ?? '2',
 };
+/** The environment of every target process. */
+const TARGET_ENV = S.mallocArenaMax === '' ? process.env : { ...process.env, MALLOC_ARENA_MAX: S.mallocArenaMax };
 const wanted = (process.env.BENCH_TARGETS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
 for (const id of wanted) {
   if (!TARGETS.some((t) => t.id === id)) {
@@ -156,6 +163,7 @@ function pinningPlan() {
 async function startBackend(port) {
   const child = children.spawn('backend', process.execPath, [join(ROOT, 'bin/microgate-testbackend'), '--port', String(port), '--host', '127.0.0.1', '--quiet'], {
     cpu: PIN.on ? S.backendCpu : null,
+    env: TARGET_ENV, // the "direct" row's target
   });
   const url = `http://127.0.0.1:${port}`;
   const why = await waitUntil(() => httpGet(`${url}/`), child, S.startTimeoutMs);
@@ -183,10 +191,10 @@ function spawnTarget(state, ctx) {
   const { target } = state;
   const cpu = PIN.on && target.pin !== false ? S.targetCpu : null;
   if (target.kind === 'script') {
-    state.child = children.spawn(target.id, process.execPath, [join(ROOT, target.script), '--port', String(state.port), '--backend', ctx.backend.url, ...(target.args ?? [])], { cpu });
+    state.child = children.spawn(target.id, process.execPath, [join(ROOT, target.script), '--port', String(state.port), '--backend', ctx.backend.url, ...(target.args ?? [])], { cpu, env: TARGET_ENV });
   } else {
     // stdout (pino, access log) → /dev/null; stderr kept for config errors.
-    state.child = children.spawn(target.id, process.execPath, [...(target.nodeArgs ?? []), join(target.root ?? ROOT, 'bin/microgate'), '--config', state.file], { cpu, cwd: tmpDir });
+    state.child = children.spawn(target.id, process.execPath, [...(target.nodeArgs ?? []), join(target.root ?? ROOT, 'bin/microgate'), '--config', state.file], { cpu, cwd: tmpDir, env: TARGET_ENV });
   }
 }
 

@@ -201,7 +201,7 @@ export async function runPrimary(opts: PrimaryOptions): Promise<ClusterPrimary> 
   };
 
   const fork = (): Worker => {
-    const w = cluster.fork({ [ENV_ADMIN_PORT]: String(gateway.port), [ENV_RELAY_SECRET]: secret });
+    const w = cluster.fork({ [ENV_ADMIN_PORT]: String(gateway.port), [ENV_RELAY_SECRET]: secret, MALLOC_ARENA_MAX: workerArenaMax() });
     live.add(w);
     startedAt.set(w, timers.now());
     w.on('message', (msg: WorkerToPrimary) => onMessage(w, msg));
@@ -355,4 +355,14 @@ class AdaptiveTally {
       return;
     }
   };
+}
+
+/**
+ * glibc's MALLOC_ARENA_MAX for the workers: the operator's, or 2. With glibc's default (8 arenas a
+ * core), V8's background compiles at start leave ~10 MB in a thread's arena in about one start of
+ * three, in every worker (docs/configuration.md, "Memory").
+ */
+export function workerArenaMax(env: NodeJS.ProcessEnv = process.env): string {
+  const v = env.MALLOC_ARENA_MAX;
+  return v !== undefined && v !== '' ? v : '2';
 }

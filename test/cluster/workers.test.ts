@@ -6,6 +6,7 @@
  * dashboard and a SIGHUP reload reaching every worker.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { Agent, getGlobalDispatcher, request, setGlobalDispatcher } from 'undici';
 import { RedisServer, redisSkipReason } from '../helpers/redis-server.js';
@@ -75,6 +76,12 @@ test('two workers behind one port act as one gateway', { timeout: 120_000 }, asy
   const { gw, url } = await startCluster(t);
   const workers = workersOf(gw.pid);
   assert.equal(workers.length, 2, 'two worker processes');
+  for (const pid of workers) {
+    const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+    // The operator's setting, else 2 (docs/configuration.md, "Memory").
+    const want = `MALLOC_ARENA_MAX=${process.env.MALLOC_ARENA_MAX || '2'}`;
+    assert.ok(env.includes(want), `worker ${pid} starts with ${want}`);
+  }
   const backends = childrenOf(gw.pid).filter((c) => c.cmdline.includes('testbackend'));
   assert.equal(backends.length, 1, 'one child per managed process (started by the primary only)');
 
