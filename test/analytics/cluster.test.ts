@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createClient } from 'redis';
+import { createClient } from '@redis/client';
 import { RedisServer, redisSkipReason } from '../helpers/redis-server.js';
 import { harness, requestAt, type Harness } from './helpers.js';
 

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createClient } from 'redis';
+import { createClient } from '@redis/client';
 import { ManualClock } from '../../src/clock.js';
 import { GatewayError } from '../../src/errors.js';
-import { createStore, MemoryStore, RedisStore, type RedisStoreOptions, type TakeResult } from '../../src/store/index.js';
+import { createStore, MemoryStore, RedisStore, type RedisClient, type RedisStoreOptions, type TakeResult } from '../../src/store/index.js';
 import { RedisServer, redisSkipReason } from '../helpers/redis-server.js';
 
 const skip = redisSkipReason();
@@ -27,7 +27,7 @@ function newStore(t: TestContext, url: string, over: Partial<RedisStoreOptions> 
   return Object.assign(store, { errors });
 }
 
-async function withAdmin<T>(url: string, fn: (admin: ReturnType<typeof createClient>) => Promise<T>): Promise<T> {
+async function withAdmin<T>(url: string, fn: (admin: RedisClient) => Promise<T>): Promise<T> {
   const admin = createClient({ url, socket: { reconnectStrategy: false } });
   admin.on('error', () => {});
   await admin.connect();
