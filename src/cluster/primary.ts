@@ -362,7 +362,7 @@ class AdaptiveTally {
  * core), V8's background compiles at start leave ~10 MB in a thread's arena in about one start of
  * three, in every worker (docs/configuration.md, "Memory").
  */
-export function workerArenaMax(env: NodeJS.ProcessEnv = process.env): string {
+function workerArenaMax(env: NodeJS.ProcessEnv = process.env): string {
   const v = env.MALLOC_ARENA_MAX;
   return v !== undefined && v !== '' ? v : '2';
 }
