@@ -28,6 +28,16 @@ export function holdYoungGeneration(): void {
   held = true;
 }
 
+/**
+ * Holds it again after a worker thread started. Starting a Worker puts V8's flags back to their
+ * defaults in the whole process (measured on Node 20: after the config reader's worker came online,
+ * importing node-redis's client grew the young generation from 2 to 32 MB in a held start-up), so
+ * whoever starts a worker during start-up calls this once the worker is online.
+ */
+export function reassertYoungGenerationHold(): void {
+  if (held) setFlagsFromString('--semi-space-growth-factor=1');
+}
+
 /** Lets the young generation grow again (a no-op unless `holdYoungGeneration()` held it). */
 export function releaseYoungGeneration(): void {
   if (!held) return;

@@ -7,6 +7,7 @@
  * config.example.yml; start-up 40-90 ms slower, a reload ~250 ms instead of ~25 ms).
  */
 import { Worker, type ResourceLimits } from 'node:worker_threads';
+import { reassertYoungGenerationHold } from '../young-generation.js';
 import { ConfigError, type ConfigProblem } from './problems.js';
 import { deepFreeze } from './runtime.js';
 import type { Config } from './schema.js';
@@ -50,6 +51,8 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env, l
       cannotRead(`the config reader did not start (${(err as Error).message})`);
       return;
     }
+    // Starting a worker resets V8's flags process-wide, the start-up hold on the young generation among them.
+    worker.once('online', reassertYoungGenerationHold);
     worker.once('message', (answer: Answer) => {
       if (settled) return;
       if (answer.ok) {

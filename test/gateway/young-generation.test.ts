@@ -70,6 +70,25 @@ describe('the young generation during start-up', () => {
     assert.ok((out.grown as number) > 2, `young generation: ${out.grown} MB`);
   });
 
+  it('stays held after the config is read in its worker thread (a starting worker resets V8 flags process-wide)', () => {
+    const out = run(`
+      import { getHeapSpaceStatistics } from 'node:v8';
+      import { writeFileSync } from 'node:fs';
+      import { join } from 'node:path';
+      import { tmpdir } from 'node:os';
+      import { holdYoungGeneration } from './dist/young-generation.js';
+      ${SURVIVORS}
+      holdYoungGeneration();
+      const { loadConfig } = await import('./dist/config/index.js');
+      const file = join(tmpdir(), 'microgate-yg-' + process.pid + '.yml');
+      writeFileSync(file, 'routes: []\\n');
+      await loadConfig(file);
+      survive();
+      console.log(JSON.stringify({ afterRead: newSpaceMb() }));
+    `);
+    assert.ok((out.afterRead as number) <= 2, `young generation after the config was read: ${out.afterRead} MB`);
+  });
+
   it("leaves an operator's own semi-space flag alone", () => {
     const out = run(
       `
