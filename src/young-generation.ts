@@ -29,10 +29,10 @@ export function holdYoungGeneration(): void {
 }
 
 /**
- * Holds it again after a worker thread started. Starting a Worker puts V8's flags back to their
- * defaults in the whole process (measured on Node 20: after the config reader's worker came online,
- * importing node-redis's client grew the young generation from 2 to 32 MB in a held start-up), so
- * whoever starts a worker during start-up calls this once the worker is online.
+ * Holds it again after a worker thread started. Starting a Worker undoes the hold for the whole
+ * process (measured on Node 20: after the config reader's worker came online, importing node-redis's
+ * client grew the young generation from 2 to 32 MB in a held start-up; setting the flag again once
+ * the worker is online keeps it at 2), so whoever starts a worker during start-up calls this then.
  */
 export function reassertYoungGenerationHold(): void {
   if (held) setFlagsFromString('--semi-space-growth-factor=1');

@@ -51,7 +51,7 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env, l
       cannotRead(`the config reader did not start (${(err as Error).message})`);
       return;
     }
-    // Starting a worker resets V8's flags process-wide, the start-up hold on the young generation among them.
+    // Starting a worker undoes the start-up hold on the young generation (src/young-generation.ts).
     worker.once('online', reassertYoungGenerationHold);
     worker.once('message', (answer: Answer) => {
       if (settled) return;

@@ -70,7 +70,7 @@ describe('the young generation during start-up', () => {
     assert.ok((out.grown as number) > 2, `young generation: ${out.grown} MB`);
   });
 
-  it('stays held after the config is read in its worker thread (a starting worker resets V8 flags process-wide)', () => {
+  it('stays held after the config is read in its worker thread (starting a worker undoes the hold)', () => {
     const out = run(`
       import { getHeapSpaceStatistics } from 'node:v8';
       import { writeFileSync } from 'node:fs';
