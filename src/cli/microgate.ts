@@ -11,6 +11,7 @@ import { AuthConfigError } from '../auth/index.js';
 import { ConfigError, loadConfig, summarize } from '../config/index.js';
 import { createGateway } from '../gateway.js';
 import { createLogger, type Logger } from '../logging/index.js';
+import { startMemoryTrim } from '../memory-trim.js';
 
 const USAGE = `Usage:
   microgate [--config FILE] [--port N] [--watch]
@@ -97,6 +98,8 @@ async function main(argv: string[]): Promise<number> {
     throw err;
   }
   const logger = createLogger(config.logging);
+  // Every process of the gateway (single, cluster primary, worker) hands freed malloc memory back now and then.
+  startMemoryTrim(config.server.memory_trim_interval, logger);
   // --- workers (src/cluster): server.workers > 1 runs a primary and its workers instead; 1 never loads it ---
   if (config.server.workers !== 1) {
     const { runClusterCli } = await import('../cluster/cli.js');

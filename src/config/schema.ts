@@ -341,6 +341,10 @@ const serverSchema = z.strictObject({
     .union([z.literal('auto'), z.number().int(WORKERS_RULE).min(1, WORKERS_RULE).max(256, WORKERS_RULE)], { error: WORKERS_RULE })
     .default(1),
   // --- end workers ---
+  /** How often memory glibc holds free is handed back (src/memory-trim.ts); 0 = never. */
+  memory_trim_interval: duration({ allowZero: true })
+    .refine((ms) => ms === 0 || ms >= 1000, 'must be 0 (off) or at least 1s')
+    .default(30_000),
 });
 
 const loggingSchema = z.strictObject({

@@ -20,6 +20,7 @@ export const RESTART_REQUIRED: readonly string[] = [
   'server.idle_timeout',
   'server.max_connections',
   'server.max_headers',
+  'server.memory_trim_interval',
   'ratelimit.idle_ttl',
   'ratelimit.max_buckets',
   'admin',
