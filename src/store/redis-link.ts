@@ -1,13 +1,13 @@
 /**
- * One node-redis connection as the gateway's Redis users need it: connect without waiting longer
+ * One Redis connection (./resp-client.ts) as the gateway's Redis users need it: connect without waiting longer
  * than `connectWaitMs`, reconnect forever with capped backoff, a `healthy` flag that only a
  * successful answer sets, one bounded PING at a time to find Redis again, and error reports to a
  * hook that must never break the caller. What is sent over the connection is the owner's business.
  */
-import type { createClient, RedisClientType } from '@redis/client';
+import type { RespClient } from './resp-client.js';
 
-/** What createClient returns with no modules, functions or scripts, RESP2 and no type mapping (its defaults). */
-export type RedisClient = RedisClientType<{}, {}, {}, 2, {}>;
+/** The connection the link hands its owners: they send commands with `sendCommand`. */
+export type RedisClient = RespClient;
 
 const RECONNECT_MAX_DELAY_MS = 2_000;
 
@@ -16,9 +16,9 @@ export interface RedisLinkOptions {
   url: string;
   /** How long `start()` waits for the first connection before going on unhealthy (ms). */
   connectWaitMs: number;
-  /** node-redis socket connect timeout (ms). */
+  /** Longest a connection attempt may take, TLS and AUTH included (ms). */
   connectTimeoutMs: number;
-  /** Cap on commands queued or awaiting a reply (node-redis `commandsQueueMaxLength`); unset: none. */
+  /** Cap on commands awaiting a reply; a command beyond it fails at once. Unset: none. */
   queueMax?: number;
   /** Random extra delay, up to this many ms, added to every reconnect backoff. Default 0. */
   reconnectJitterMs?: number;
@@ -48,7 +48,7 @@ export class RedisLink {
   /** Redis answered the last command or probe; owners send only while this holds. */
   #healthy = false;
   #closed = false;
-  /** start() is loading node-redis (a second start() meanwhile does nothing). */
+  /** start() is loading the client module (a second start() meanwhile does nothing). */
   #loading = false;
   #probing: Promise<void> | null = null;
   #probeTimer: NodeJS.Timeout | null = null;
@@ -87,22 +87,21 @@ export class RedisLink {
    */
   async start(): Promise<boolean> {
     if (this.#client !== null || this.#closed || this.#loading) return false;
-    // node-redis's client is loaded on first use: a gateway without cluster.redis_url never pays for it; and only the
-    // client (not the `redis` bundle, whose bloom, JSON, search and time-series modules the gateway never uses: ~4 MB of heap).
+    // The client is loaded on first use: a gateway without cluster.redis_url never loads it.
     this.#loading = true;
-    let create: typeof createClient;
+    let Client: typeof RespClient;
     try {
-      create = (await import('@redis/client')).createClient;
+      Client = (await import('./resp-client.js')).RespClient;
     } finally {
       this.#loading = false;
     }
     if (this.#closed) return false;
     const opts = this.#opts;
-    const client = create({
+    const client = new Client({
       url: opts.url,
-      disableOfflineQueue: true,
-      ...(opts.queueMax !== undefined ? { commandsQueueMaxLength: opts.queueMax } : {}),
-      socket: { connectTimeout: opts.connectTimeoutMs, reconnectStrategy: reconnectStrategy(opts.reconnectJitterMs ?? 0) },
+      connectTimeoutMs: opts.connectTimeoutMs,
+      reconnectDelay: reconnectStrategy(opts.reconnectJitterMs ?? 0),
+      ...(opts.queueMax !== undefined ? { queueMax: opts.queueMax } : {}),
     });
     this.#client = client;
     client.on('error', (err: unknown) => this.fail('connection', err));

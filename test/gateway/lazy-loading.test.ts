@@ -1,11 +1,11 @@
 /**
- * Packages a gateway may not need are loaded only when its config uses them: node-redis's client
- * (`@redis/client`, without the `redis` bundle's bloom, JSON, search and time-series modules, ~4 MB
- * more heap) only with `cluster.redis_url`, jose only with JWT auth and then only the entry points
- * the gateway uses, not its index (JWE, key generation: ~2 MB of RSS), and undici's index
- * (fetch, WebSocket, mock agents: ~9 MB) never — the gateway loads undici's Pool alone.
+ * Code a gateway may not need is loaded only when its config uses it: the gateway's Redis client
+ * (src/store/resp-client.ts) only with `cluster.redis_url`, and node-redis never (it is a test tool
+ * here: loading it cost ~17 MB of RSS); jose only with JWT auth and then only the entry points the
+ * gateway uses, not its index (JWE, key generation: ~2 MB of RSS); undici's index (fetch,
+ * WebSocket, mock agents: ~9 MB) never — the gateway loads undici's Pool alone.
  * Each case runs a gateway in a fresh Node process with a resolve hook that reports every import of
- * those packages by their bare names, and proxies one request so the request path is covered too.
+ * those modules, and proxies one request so the request path is covered too.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -15,11 +15,11 @@ import { RedisServer, redisSkipReason } from '../helpers/redis-server.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
-/** Prints "loaded:<name>" when anything imports `@redis/client`, `redis`, `jose` (or a `jose/` subpath) or `undici` (the index) by name. */
+/** Prints "loaded:<name>" when anything imports `@redis/client`, `redis`, `jose` (or a `jose/` subpath), `undici` (the index) by name, or the Redis client module. */
 const HOOK = `import { register } from 'node:module';
 register('data:text/javascript,' + encodeURIComponent(
   "const watched = new Set(['@redis/client', 'redis', 'jose', 'undici']);" +
-  "export async function resolve(s, c, next) { if (watched.has(s) || s.startsWith('jose/')) process.stderr.write('loaded:' + s + '\\\\n'); return next(s, c); }"));`;
+  "export async function resolve(s, c, next) { if (watched.has(s) || s.startsWith('jose/')) process.stderr.write('loaded:' + s + '\\\\n'); else if (s.endsWith('/resp-client.js') || s.endsWith('/resp-client.ts')) process.stderr.write('loaded:resp-client\\\\n'); return next(s, c); }"));`;
 
 const JWT_SECRET = 'lazy-loading-secret-0123456789';
 
@@ -79,12 +79,12 @@ describe('optional packages are loaded on first use', () => {
     assert.doesNotMatch(out, /loaded:(@redis\/client|redis|undici)/, out);
   });
 
-  it('node-redis\'s client, and not the whole redis bundle, is loaded when cluster.redis_url is set', { skip: redisSkipReason() }, async (t) => {
+  it('the Redis client is loaded when cluster.redis_url is set, and node-redis is not', { skip: redisSkipReason() }, async (t) => {
     const server = await RedisServer.start();
     t.after(() => server.stop());
     const out = await gatewayRun(`${ROUTE}${API_KEYS}ratelimit:\n  max_tokens: 5\n  refill_rate: 1\ncluster:\n  redis_url: ${server.url}\n`);
     assert.match(out, /status:200\ndone/, out);
-    assert.match(out, /loaded:@redis\/client/, out);
-    assert.doesNotMatch(out, /loaded:redis\n/, out);
+    assert.match(out, /loaded:resp-client\n/, out);
+    assert.doesNotMatch(out, /loaded:(@redis\/client|redis)\n/, out);
   });
 });

@@ -33,7 +33,8 @@ function track(child: ChildProcess): void {
   }
 }
 
-async function freePort(): Promise<number> {
+/** A port nothing listens on right now (bound to port 0, then released). */
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.once('error', reject);

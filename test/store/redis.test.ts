@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createClient } from '@redis/client';
+// The test's own view of Redis goes through node-redis, a client independent of the one under test.
+import { createClient, type RedisClientType } from '@redis/client';
 import { ManualClock } from '../../src/clock.js';
 import { GatewayError } from '../../src/errors.js';
-import { createStore, MemoryStore, RedisStore, type RedisClient, type RedisStoreOptions, type TakeResult } from '../../src/store/index.js';
+import { createStore, MemoryStore, RedisStore, type RedisStoreOptions, type TakeResult } from '../../src/store/index.js';
 import { RedisServer, redisSkipReason } from '../helpers/redis-server.js';
 
 const skip = redisSkipReason();
@@ -27,8 +28,8 @@ function newStore(t: TestContext, url: string, over: Partial<RedisStoreOptions> 
   return Object.assign(store, { errors });
 }
 
-async function withAdmin<T>(url: string, fn: (admin: RedisClient) => Promise<T>): Promise<T> {
-  const admin = createClient({ url, socket: { reconnectStrategy: false } });
+async function withAdmin<T>(url: string, fn: (admin: RedisClientType<{}, {}, {}, 2, {}>) => Promise<T>): Promise<T> {
+  const admin: RedisClientType<{}, {}, {}, 2, {}> = createClient({ url, socket: { reconnectStrategy: false } });
   admin.on('error', () => {});
   await admin.connect();
   try {
