@@ -210,7 +210,8 @@ export class RespClient extends EventEmitter {
     for (const step of steps) {
       this.#pending.push({
         resolve: () => {
-          if (--this.#handshake === 0) this.#becomeReady();
+          // Not after a refused step closed this socket (its later replies may still be in the same chunk).
+          if (socket === this.#socket && !socket.destroyed && --this.#handshake === 0) this.#becomeReady();
         },
         // A refused AUTH or SELECT (wrong password, no such database): report it and try again later.
         reject: (err) => {
@@ -293,7 +294,7 @@ export class RespClient extends EventEmitter {
     this.#in = null;
     let pos = 0;
     try {
-      while (pos < buf.length) {
+      while (pos < buf.length && !socket.destroyed) {
         cursor = pos;
         const reply = parseReply(buf, 0);
         if (reply === INCOMPLETE) break;

@@ -106,6 +106,19 @@ describe('RESP replies', () => {
     assert.ok(c.errors.some((e) => /protocol error \(a reply nobody asked for\)/.test(e)), c.errors.join('; '));
   });
 
+  it('is never ready when AUTH is refused, even if the SELECT after it succeeds in the same reply chunk', async (t) => {
+    // Both replies in one write (the server answers AUTH with both and SELECT with nothing): one chunk.
+    const { url } = await scripted(t, ['-WRONGPASS invalid username-password pair\r\n+OK\r\n', '']);
+    const c = client(t, url.replace('redis://', 'redis://:pw@') + '/2', { reconnectDelay: () => 60_000 });
+    let ready = false;
+    c.on('ready', () => (ready = true));
+    void c.connect();
+    await sleep(100);
+    assert.equal(ready, false);
+    assert.equal(c.isReady, false);
+    assert.ok(c.errors.some((e) => /AUTH failed: WRONGPASS/.test(e)), c.errors.join('; '));
+  });
+
   for (const [what, bytes] of [
     ['an unknown reply type', '?what\r\n'],
     ['a malformed integer', ':12a\r\n'],
