@@ -11,7 +11,8 @@
  * Replies: simple string → string, integer → number, bulk string → string (UTF-8) or null, array →
  * array or null, error → the command's promise rejects with a RespError carrying Redis's message
  * (inside an array, a RespError element). A server that breaks the protocol (a reply nobody asked
- * for, a malformed or oversized frame) gets its connection closed, which fails what was pending.
+ * for, a malformed frame, a reply over 64 MiB) gets its connection closed, which fails what was
+ * pending.
  */
 import { EventEmitter } from 'node:events';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
@@ -41,6 +42,8 @@ export interface RespClientOptions {
   queueMax?: number;
   /** Extra TLS options for `rediss://` (a private CA, say); the host name is checked as usual. */
   tls?: ConnectionOptions;
+  /** Largest reply accepted; a larger one (or an unended line that long) is a protocol error. Default 64 MiB. */
+  maxReplyBytes?: number;
 }
 
 interface Target {
@@ -75,8 +78,12 @@ export function parseRedisUrl(url: string): Target {
   };
 }
 
-/** Most bytes in one bulk string (Redis's own limit, proto-max-bulk-len) and most elements in one array. */
-const MAX_BULK = 512 * 1024 * 1024;
+/**
+ * The largest reply the client takes by default. The gateway's replies are a few hundred bytes (an
+ * HGETALL of one analytics bucket is the largest); the bound keeps a lying server from making the
+ * client buffer without end (a line that never ends, a huge bulk length).
+ */
+const MAX_REPLY_BYTES = 64 * 1024 * 1024;
 const MAX_ARRAY = 1 << 24;
 const MAX_DEPTH = 16;
 /** Returned by the parser when the buffer ends inside a reply. */
@@ -113,11 +120,13 @@ export class RespClient extends EventEmitter {
   #in: Buffer | null = null;
   #firstReady: { promise: Promise<void>; resolve: () => void; reject: (err: Error) => void } | null = null;
   readonly #flushBound = (): void => this.#flush();
+  readonly #maxReply: number;
 
   constructor(opts: RespClientOptions) {
     super();
     this.#opts = opts;
     this.#target = parseRedisUrl(opts.url);
+    this.#maxReply = opts.maxReplyBytes ?? MAX_REPLY_BYTES;
   }
 
   /** connect() was called and destroy() was not: connected, connecting or waiting to reconnect. */
@@ -296,7 +305,7 @@ export class RespClient extends EventEmitter {
     try {
       while (pos < buf.length && !socket.destroyed) {
         cursor = pos;
-        const reply = parseReply(buf, 0);
+        const reply = parseReply(buf, 0, this.#maxReply);
         if (reply === INCOMPLETE) break;
         pos = cursor;
         if (this.#head >= this.#pending.length) throw new ProtocolError('a reply nobody asked for');
@@ -317,7 +326,14 @@ export class RespClient extends EventEmitter {
       socket.destroy();
       return;
     }
-    if (pos < buf.length) this.#in = pos === 0 ? buf : buf.subarray(pos);
+    if (pos < buf.length) {
+      if (buf.length - pos > this.#maxReply) {
+        this.#emitError(new Error(`redis: protocol error (a reply over ${this.#maxReply} bytes); closing the connection`));
+        socket.destroy();
+        return;
+      }
+      this.#in = pos === 0 ? buf : buf.subarray(pos);
+    }
   }
 }
 
@@ -351,7 +367,7 @@ function intAt(buf: Buffer, start: number, end: number): number {
 }
 
 /** Parses one reply at `cursor`, advancing it; INCOMPLETE (cursor unspecified) when the buffer ends first. */
-function parseReply(buf: Buffer, depth: number): unknown {
+function parseReply(buf: Buffer, depth: number, maxBytes: number): unknown {
   if (cursor >= buf.length) return INCOMPLETE;
   const type = buf[cursor]!;
   const start = cursor + 1;
@@ -370,7 +386,7 @@ function parseReply(buf: Buffer, depth: number): unknown {
       // $ bulk string
       const len = intAt(buf, start, end);
       if (len === -1) return null;
-      if (len < 0 || len > MAX_BULK) throw new ProtocolError(`bulk string of ${len} bytes`);
+      if (len < 0 || len > maxBytes) throw new ProtocolError(`bulk string of ${len} bytes`);
       if (cursor + len + 2 > buf.length) return INCOMPLETE;
       const s = buf.toString('utf8', cursor, cursor + len);
       if (buf[cursor + len] !== 13 || buf[cursor + len + 1] !== 10) throw new ProtocolError('bulk string not ended by CR LF');
@@ -385,7 +401,7 @@ function parseReply(buf: Buffer, depth: number): unknown {
       if (depth >= MAX_DEPTH) throw new ProtocolError('arrays nested too deep');
       const out: unknown[] = [];
       for (let i = 0; i < n; i++) {
-        const v = parseReply(buf, depth + 1);
+        const v = parseReply(buf, depth + 1, maxBytes);
         if (v === INCOMPLETE) return INCOMPLETE;
         out.push(v);
       }

@@ -106,6 +106,14 @@ describe('RESP replies', () => {
     assert.ok(c.errors.some((e) => /protocol error \(a reply nobody asked for\)/.test(e)), c.errors.join('; '));
   });
 
+  it('closes the connection on a reply larger than its bound, even one whose line never ends', async (t) => {
+    const { url } = await scripted(t, ['+' + 'x'.repeat(3000)]);
+    const c = client(t, url, { reconnectDelay: () => 60_000, maxReplyBytes: 1024 });
+    await c.connect();
+    await assert.rejects(c.sendCommand(['GET', 'k']), /closed before the reply/);
+    assert.ok(c.errors.some((e) => /protocol error \(a reply over 1024 bytes\)/.test(e)), c.errors.join('; '));
+  });
+
   it('is never ready when AUTH is refused, even if the SELECT after it succeeds in the same reply chunk', async (t) => {
     // Both replies in one write (the server answers AUTH with both and SELECT with nothing): one chunk.
     const { url } = await scripted(t, ['-WRONGPASS invalid username-password pair\r\n+OK\r\n', '']);
@@ -122,7 +130,7 @@ describe('RESP replies', () => {
   for (const [what, bytes] of [
     ['an unknown reply type', '?what\r\n'],
     ['a malformed integer', ':12a\r\n'],
-    ['a bulk string over 512 MB', '$600000000\r\n'],
+    ['a bulk string over 64 MiB', '$67108865\r\n'],
     ['a CR without LF', '+OK\rX\r\n'],
     ['a bulk string not ended by CR LF', '$2\r\nabXY'],
   ] as const) {
