@@ -113,7 +113,11 @@ export class RespClient extends EventEmitter {
   #head = 0;
   /** Handshake replies still expected before the connection is ready. */
   #handshake = 0;
-  /** Encoded commands not yet written (written together once the current task ends). */
+  /**
+   * Encoded commands not yet written: written together in the event loop's check phase, so the
+   * commands of every request handled in one loop iteration go out in one write (a write per
+   * command cost ~8 µs of kernel time per request more in the Redis-store row).
+   */
   #out = '';
   #flushQueued = false;
   /** Bytes received but not yet parsed (an incomplete reply). */
@@ -286,7 +290,7 @@ export class RespClient extends EventEmitter {
     this.#out += s;
     if (!this.#flushQueued) {
       this.#flushQueued = true;
-      queueMicrotask(this.#flushBound);
+      setImmediate(this.#flushBound);
     }
   }
 
