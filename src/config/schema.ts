@@ -6,6 +6,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { isAdminPath, normalizePrefix } from './runtime.js';
+import { parseRedisUrl } from '../store/redis-url.js';
 import { parseDuration, parseSize } from './units.js';
 
 /** A duration: "30s", "1m30s", "250ms", or a bare number meaning seconds. Result in ms. */
@@ -293,7 +294,18 @@ const adminSchema = z.strictObject({
 });
 
 const clusterSchema = z.strictObject({
-  redis_url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL').optional(),
+  redis_url: z
+    .string()
+    .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+    .superRefine((url, ctx) => {
+      if (!/^rediss?:\/\//.test(url)) return; // said by the rule above
+      try {
+        parseRedisUrl(url);
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: (err as Error).message.replace(/^redis: /, '') });
+      }
+    })
+    .optional(),
   key_prefix: z.string().default('microgate:'),
   timeout: duration({ requireUnit: true }).default(50),
   fail_closed: z.boolean().default(false),

@@ -17,6 +17,9 @@
 import { EventEmitter } from 'node:events';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import { parseRedisUrl, type RedisTarget } from './redis-url.js';
+
+export { parseRedisUrl } from './redis-url.js';
 
 /** An error reply from Redis (`-ERR ...`, `-NOSCRIPT ...`): the message is Redis's text. */
 export class RespError extends Error {
@@ -46,38 +49,6 @@ export interface RespClientOptions {
   maxReplyBytes?: number;
 }
 
-interface Target {
-  host: string;
-  port: number;
-  tls: boolean;
-  username: string;
-  password: string;
-  db: number;
-}
-
-/** Parses a redis:// URL; throws a RangeError naming what is wrong. */
-export function parseRedisUrl(url: string): Target {
-  let u: URL;
-  try {
-    u = new URL(url);
-  } catch {
-    throw new RangeError('redis: not a URL');
-  }
-  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') throw new RangeError(`redis: unsupported scheme ${u.protocol}`);
-  const host = u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname;
-  if (host === '') throw new RangeError('redis: the URL has no host');
-  const path = u.pathname.replace(/^\//, '');
-  if (path !== '' && !/^\d{1,5}$/.test(path)) throw new RangeError('redis: the URL path must be a database number');
-  return {
-    host,
-    port: u.port === '' ? 6379 : Number(u.port),
-    tls: u.protocol === 'rediss:',
-    username: decodeURIComponent(u.username),
-    password: decodeURIComponent(u.password),
-    db: path === '' ? 0 : Number(path),
-  };
-}
-
 /**
  * The largest reply the client takes by default. The gateway's replies are a few hundred bytes (an
  * HGETALL of one analytics bucket is the largest); the bound keeps a lying server from making the
@@ -100,7 +71,7 @@ interface Pending {
 
 export class RespClient extends EventEmitter {
   readonly #opts: RespClientOptions;
-  readonly #target: Target;
+  readonly #target: RedisTarget;
   #socket: Socket | null = null;
   #open = false;
   #ready = false;

@@ -25,6 +25,21 @@ describe('problem reports', () => {
     }
   });
 
+  it('refuses a cluster.redis_url the Redis client could not use, naming the key and its line and never quoting the password', () => {
+    for (const [url, why] of [
+      ['redis://cache.internal/abc', /database number/],
+      ['redis://gw:%E0%A4%A@cache.internal', /not valid percent-encoding/],
+      ['redis://:6379', /no host|not a URL/],
+    ] as const) {
+      const p = onlyProblem(`${ONE_ROUTE}cluster:\n  redis_url: "${url}"\n`);
+      assert.equal(p.key, 'cluster.redis_url');
+      assert.equal(p.line, 5);
+      assert.match(p.message, why);
+      assert.doesNotMatch(p.message, /%E0/);
+    }
+    assert.equal(load(`${ONE_ROUTE}cluster:\n  redis_url: "rediss://gw:s3cret@cache.internal:6380/2"\n`).cluster.redis_url, 'rediss://gw:s3cret@cache.internal:6380/2');
+  });
+
   it('names an unknown key with its full path and the line:col of the key itself', () => {
     const p = onlyProblem(`server:\n  port: 8080\n  prot: 9090\n`);
     assert.equal(p.file, FILE);
