@@ -49,6 +49,42 @@ describe('memory trim schedule', () => {
     assert.deepEqual(at, [1000, 3000]);
   });
 
+  it('an asynchronous trim schedules the next one only once it settled; a failed one is reported and the schedule goes on', async () => {
+    const clock = new ManualClock(0);
+    const at: number[] = [];
+    const settle: (() => void)[] = [];
+    const errors: unknown[] = [];
+    let calls = 0;
+    const trimmer = new MemoryTrimmer({
+      intervalMs: 10_000,
+      clock,
+      rss: () => 0,
+      onError: (err) => errors.push(err),
+      trim: () => {
+        at.push(clock.now());
+        return ++calls === 2 ? Promise.reject(new Error('no trim')) : new Promise<boolean>((resolve) => settle.push(() => resolve(true)));
+      },
+    });
+    trimmer.start();
+    clock.advance(1000);
+    assert.deepEqual(at, [1000]);
+    clock.advance(5000); // still running: nothing more is due
+    assert.deepEqual(at, [1000]);
+    settle.shift()!();
+    await new Promise((r) => setImmediate(r));
+    clock.advance(2000);
+    assert.deepEqual(at, [1000, 8000]); // 2 s after it settled at 6000
+    await new Promise((r) => setImmediate(r));
+    assert.equal(errors.length, 1);
+    clock.advance(4000);
+    assert.deepEqual(at, [1000, 8000, 12_000]);
+    trimmer.stop();
+    settle.shift()!();
+    await new Promise((r) => setImmediate(r));
+    clock.advance(60_000);
+    assert.deepEqual(at, [1000, 8000, 12_000]); // stopped while the trim ran: nothing after it
+  });
+
   it('counts what each trim gave back from the resident set, never a negative amount', () => {
     const rss = [100, 60, 60, 70];
     const seen: number[] = [];
@@ -63,10 +99,13 @@ describe('memory trim schedule', () => {
 describe('the native malloc_trim addon', () => {
   const why = onGlibc() ? undefined : 'malloc_trim exists only in glibc';
 
-  it('is built by npm ci and callable on glibc Linux', { skip: why }, () => {
-    const { trim, why: missing } = loadNativeTrim();
-    assert.ok(trim, `native/build/Release/malloc_trim.node did not load: ${missing}`);
+  it('is built by npm ci and callable on glibc Linux, on the calling thread and on libuv\'s pool', { skip: why }, async () => {
+    const { trim, trimAsync, why: missing } = loadNativeTrim();
+    assert.ok(trim && trimAsync, `native/build/Release/malloc_trim.node did not load: ${missing}`);
     assert.equal(typeof trim(), 'boolean');
+    const pending = trimAsync();
+    assert.ok(pending instanceof Promise);
+    assert.equal(typeof (await pending), 'boolean');
   });
 
   it('a missing addon is reported with the reason, not thrown', () => {
@@ -75,32 +114,34 @@ describe('the native malloc_trim addon', () => {
     assert.match(missing!, /no-such-addon/);
   });
 
-  it('hands memory freed inside glibc\'s heap back to the system', { skip: why }, () => {
-    // Small backing stores come from malloc's heap; keeping every 16th pins the heap's pages while
-    // the rest are freed, so glibc cannot give them back from the top: only a trim can.
-    const script = `
-      const { loadNativeTrim } = await import(${JSON.stringify(join(ROOT, 'src/memory-trim.ts'))});
-      const { trim } = loadNativeTrim();
-      let bufs = [];
-      for (let i = 0; i < 40_000; i++) bufs.push(Buffer.allocUnsafeSlow(2000).fill(1));
-      const keep = bufs.filter((_, i) => i % 16 === 0);
-      bufs = null;
-      for (let i = 0; i < 4; i++) { globalThis.gc(); await new Promise((r) => setTimeout(r, 20)); }
-      const before = process.memoryUsage.rss();
-      const released = trim();
-      const after = process.memoryUsage.rss();
-      console.log(JSON.stringify({ released, freedMb: (before - after) / 1048576, kept: keep.length }));
-    `;
-    const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', '--input-type=module', '-e', script], {
-      cwd: ROOT,
-      encoding: 'utf8',
-      env: { ...process.env, MALLOC_ARENA_MAX: '2', NODE_OPTIONS: '' },
+  for (const mode of ['trim', 'trimAsync'] as const) {
+    it(`hands memory freed inside glibc's heap back to the system (${mode})`, { skip: why }, () => {
+      // Small backing stores come from malloc's heap; keeping every 16th pins the heap's pages while
+      // the rest are freed, so glibc cannot give them back from the top: only a trim can.
+      const script = `
+        const { loadNativeTrim } = await import(${JSON.stringify(join(ROOT, 'src/memory-trim.ts'))});
+        const trim = loadNativeTrim().${mode};
+        let bufs = [];
+        for (let i = 0; i < 40_000; i++) bufs.push(Buffer.allocUnsafeSlow(2000).fill(1));
+        const keep = bufs.filter((_, i) => i % 16 === 0);
+        bufs = null;
+        for (let i = 0; i < 4; i++) { globalThis.gc(); await new Promise((r) => setTimeout(r, 20)); }
+        const before = process.memoryUsage.rss();
+        const released = await trim();
+        const after = process.memoryUsage.rss();
+        console.log(JSON.stringify({ released, freedMb: (before - after) / 1048576, kept: keep.length }));
+      `;
+      const r = spawnSync(process.execPath, ['--expose-gc', '--import', 'tsx', '--input-type=module', '-e', script], {
+        cwd: ROOT,
+        encoding: 'utf8',
+        env: { ...process.env, MALLOC_ARENA_MAX: '2', NODE_OPTIONS: '' },
+      });
+      assert.equal(r.status, 0, r.stderr);
+      const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { released: boolean; freedMb: number };
+      assert.equal(out.released, true);
+      assert.ok(out.freedMb > 30, `the resident set shrank by only ${out.freedMb.toFixed(1)} MB`);
     });
-    assert.equal(r.status, 0, r.stderr);
-    const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { released: boolean; freedMb: number };
-    assert.equal(out.released, true);
-    assert.ok(out.freedMb > 30, `the resident set shrank by only ${out.freedMb.toFixed(1)} MB`);
-  });
+  }
 });
 
 describe('server.memory_trim_interval', () => {
