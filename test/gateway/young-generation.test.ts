@@ -73,7 +73,7 @@ describe('the young generation during start-up', () => {
   it('stays held after the config is read in its worker thread (starting a worker undoes the hold)', () => {
     const out = run(`
       import { getHeapSpaceStatistics } from 'node:v8';
-      import { writeFileSync } from 'node:fs';
+      import { rmSync, writeFileSync } from 'node:fs';
       import { join } from 'node:path';
       import { tmpdir } from 'node:os';
       import { holdYoungGeneration } from './dist/young-generation.js';
@@ -83,6 +83,7 @@ describe('the young generation during start-up', () => {
       const file = join(tmpdir(), 'microgate-yg-' + process.pid + '.yml');
       writeFileSync(file, 'routes: []\\n');
       await loadConfig(file);
+      rmSync(file);
       survive();
       console.log(JSON.stringify({ afterRead: newSpaceMb() }));
     `);
