@@ -59,7 +59,7 @@ describe('loadConfig reads the file in a worker thread', () => {
       register('data:text/javascript,' + encodeURIComponent(
         "export async function resolve(s, c, next) { if (s === 'zod' || s === 'yaml') process.stderr.write('loaded:' + s + '\\\\n'); return next(s, c); }"));
       const { createServer, get } = await import('node:http');
-      const { mkdtempSync, writeFileSync, readFileSync } = await import('node:fs');
+      const { mkdtempSync, rmSync, writeFileSync, readFileSync } = await import('node:fs');
       const { tmpdir } = await import('node:os');
       const { join } = await import('node:path');
       const backend = createServer((req, res) => res.end('ok')).listen(0, '127.0.0.1');
@@ -80,6 +80,7 @@ describe('loadConfig reads the file in a worker thread', () => {
       process.stderr.write('status:' + status + ' reload:' + reload.result + '\\n');
       await gw.close();
       backend.close();
+      rmSync(join(file, '..'), { recursive: true, force: true });
       process.stderr.write('done\\n');
     `;
     return new Promise((resolve, reject) => {

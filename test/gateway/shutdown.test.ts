@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -64,6 +64,7 @@ test('close() is safe after a failed start', async () => {
 
 test('SIGTERM with a 1 s request in flight completes it, exits 0 and leaves no child process', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'mg-shutdown-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const [gwPort, bePort] = [await deadPort(), await deadPort()];
   const file = join(dir, 'config.yml');
   writeFileSync(
@@ -95,6 +96,7 @@ test('SIGTERM with a 1 s request in flight completes it, exits 0 and leaves no c
 
 test('a second signal forces the exit while a request still holds the drain', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'mg-force-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const be = await startBackend(t, (req, res) => {
     if (req.headers['x-health-check']) return void res.end('ok');
     // never answers
@@ -124,6 +126,7 @@ test('a second signal forces the exit while a request still holds the drain', as
 
 test('on SIGTERM with drain_delay, /health/ready turns 503 while requests are still served, then the process exits 0', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'mg-drain-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const be = await startBackend(t);
   const gwPort = await deadPort();
   const file = join(dir, 'config.yml');

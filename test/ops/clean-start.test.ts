@@ -133,12 +133,14 @@ describe('/health/live and /health/ready', () => {
 describe('clean start through the command line', () => {
   test('the first request right after bin/microgate prints "listening" is served by its auto-started backend', { timeout: 60_000 }, async (t) => {
     const { spawn } = await import('node:child_process');
-    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
     const { tmpdir } = await import('node:os');
     const { join } = await import('node:path');
     const { root } = await import('./helpers.js');
     const [gwPort, bePort] = [await deadPort(), await deadPort()];
-    const file = join(mkdtempSync(join(tmpdir(), 'mg-clean-start-')), 'config.yml');
+    const dir = mkdtempSync(join(tmpdir(), 'mg-clean-start-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const file = join(dir, 'config.yml');
     writeFileSync(
       file,
       `server:\n  port: ${gwPort}\n  host: 127.0.0.1\nroutes:\n  - path: /api\n    backend: http://127.0.0.1:${bePort}\nlogging:\n  level: warn\n  access_log: false\ndashboard:\n  enabled: false\nprocesses:\n  - id: be\n    command: ${TESTBACKEND}\n    args: ["--port", "${bePort}", "--quiet"]\n    port: ${bePort}\n    auto_start: true\n`,

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { accessSync, constants, mkdtempSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { test } from 'node:test';
@@ -40,6 +40,7 @@ test('slowhttptest -B with 300 slow-body connections leaves normal clients serve
   });
   const gw = await startGateway(t, `server:\n  upstream_connections: 4\n  upstream_queue_limit: 4\nroutes:\n  - path: /\n    backend: ${be.url}\n`);
   const out = mkdtempSync(join(tmpdir(), 'mg-slowhttptest-'));
+  t.after(() => rmSync(out, { recursive: true, force: true }));
   // 300 connections, 8 KiB declared bodies, a few bytes every 2 s, for 8 s.
   const attack = spawn(tool, ['-B', '-c', '300', '-r', '300', '-i', '2', '-s', '8192', '-x', '10', '-p', '3', '-l', '8', '-t', 'POST', '-u', `${gw.url}/slow`, '-g', '-o', join(out, 'run')], {
     stdio: 'ignore',
