@@ -21,7 +21,8 @@
  * INSTR_WARMUP (requests before the count, 4000), INSTR_REQUESTS (per counted window, 2000),
  * INSTR_MAX_WINDOWS (8), INSTR_SETTLE_PCT (3: counted windows until two in a row agree within it),
  * INSTR_LOG_FLUSH (MicroGate's logging.flush_interval under valgrind, 2500ms), INSTR_NODE_ARGS (node flags for every target, default --no-concurrent-recompilation), INSTR_KEEP (a
- * folder to keep the callgrind dumps in, one per window, for callgrind_annotate), INSTR_CONNECTIONS (50), BENCH_BASELINE (a built checkout: its MicroGate rows run too, as <id>@base).
+ * folder to keep the callgrind dumps in, one per window, for callgrind_annotate), INSTR_CONNECTIONS (50), BENCH_BASELINE (a built checkout: its MicroGate rows run too, as <id>@base),
+ * BENCH_MALLOC_ARENA_MAX (2: glibc's MALLOC_ARENA_MAX for every target, as `npm run bench` sets it; empty = glibc's default).
  * Needs valgrind (Debian package `valgrind`). A target serves ~70 requests a second under it: 3-6
  * minutes per target on this project's machine. bench/README.md says what the count leaves out.
  */
@@ -112,7 +113,7 @@ async function measure(target, backendUrl, jwt, round) {
     args = [...vg, process.execPath, ...nodeArgs, ...(target.nodeArgs ?? []), join(target.root, 'bin/microgate'), '--config', file];
     cwd = tmpDir;
   }
-  const child = children.spawn(target.id, 'valgrind', args, { cwd });
+  const child = children.spawn(target.id, 'valgrind', args, { cwd, env: TARGET_ENV });
   const url = `http://127.0.0.1:${port}/`;
   const headers = requestHeaders(target, jwt);
   const why = await waitUntil(() => httpGet(url, headers, 10_000), child, 180_000);
@@ -142,6 +143,9 @@ async function measure(target, backendUrl, jwt, round) {
 }
 
 const fmt = (n) => Math.round(n).toLocaleString('en-US');
+/** Every target runs with the glibc arena setting `npm run bench` uses (bench/run.mjs), so the two benches measure the same processes. */
+const ARENA_MAX = process.env.BENCH_MALLOC_ARENA_MAX ?? '2';
+const TARGET_ENV = ARENA_MAX === '' ? process.env : { ...process.env, MALLOC_ARENA_MAX: ARENA_MAX };
 
 async function main() {
   const [backendPort] = await freePorts(1);
@@ -164,7 +168,7 @@ async function main() {
   const lines = [
     `# Instructions per request (callgrind, user space, all threads)`,
     '',
-    `- date: ${new Date().toISOString()}; node ${process.version}; ${rounds} round(s) (a new process each); ${warmup} warm-up requests, then counted windows of ${counted} requests at ${connections} connections until two in a row agree within ${settlePct}% (at most ${maxWindows}); a process's figure is the mean of its last two windows, a row's the median of its processes; node ${nodeArgs.join(' ') || '(no flags)'}`,
+    `- date: ${new Date().toISOString()}; node ${process.version}; ${rounds} round(s) (a new process each); ${warmup} warm-up requests, then counted windows of ${counted} requests at ${connections} connections until two in a row agree within ${settlePct}% (at most ${maxWindows}); a process's figure is the mean of its last two windows, a row's the median of its processes; node ${nodeArgs.join(' ') || '(no flags)'}; ${ARENA_MAX === '' ? "glibc's default malloc arenas" : `MALLOC_ARENA_MAX=${ARENA_MAX}`}`,
     '',
     '| target | instructions/request (median) | rounds | ÷ floor |',
     '|:--|--:|:--|--:|',
