@@ -294,11 +294,14 @@ const adminSchema = z.strictObject({
 });
 
 const clusterSchema = z.strictObject({
+  // Read by the rules the Redis client reads it by (src/store/redis-url.ts).
   redis_url: z
     .string()
-    .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
     .superRefine((url, ctx) => {
-      if (!/^rediss?:\/\//.test(url)) return; // said by the rule above
+      if (!/^rediss?:\/\//.test(url)) {
+        ctx.addIssue({ code: 'custom', message: 'must be a redis:// or rediss:// URL' });
+        return;
+      }
       try {
         parseRedisUrl(url);
       } catch (err) {

@@ -19,8 +19,6 @@ import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { parseRedisUrl, type RedisTarget } from './redis-url.js';
 
-export { parseRedisUrl } from './redis-url.js';
-
 /** An error reply from Redis (`-ERR ...`, `-NOSCRIPT ...`): the message is Redis's text. */
 export class RespError extends Error {
   override name = 'RespError';
@@ -194,8 +192,7 @@ export class RespClient extends EventEmitter {
     for (const step of steps) {
       this.#pending.push({
         resolve: () => {
-          // Not after a refused step closed this socket (its later replies may still be in the same chunk).
-          if (socket === this.#socket && !socket.destroyed && --this.#handshake === 0) this.#becomeReady();
+          if (--this.#handshake === 0) this.#becomeReady();
         },
         // A refused AUTH or SELECT (wrong password, no such database): report it and try again later.
         reject: (err) => {
@@ -278,6 +275,7 @@ export class RespClient extends EventEmitter {
     this.#in = null;
     let pos = 0;
     try {
+      // A refused handshake step destroys the socket: the replies after it in this chunk are not handed out.
       while (pos < buf.length && !socket.destroyed) {
         cursor = pos;
         const reply = parseReply(buf, 0, this.#maxReply);

@@ -30,6 +30,7 @@ describe('problem reports', () => {
       ['redis://cache.internal/abc', /database number/],
       ['redis://gw:%E0%A4%A@cache.internal', /not valid percent-encoding/],
       ['redis://:6379', /no host|not a URL/],
+      ['http://cache.internal:6379', /must be a redis:\/\/ or rediss:\/\/ URL/],
     ] as const) {
       const p = onlyProblem(`${ONE_ROUTE}cluster:\n  redis_url: "${url}"\n`);
       assert.equal(p.key, 'cluster.redis_url');

@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { parseRedisUrl, RespClient, RespError, RespOfflineError, type RespClientOptions } from '../../src/store/resp-client.js';
+import { parseRedisUrl } from '../../src/store/redis-url.js';
+import { RespClient, RespError, RespOfflineError, type RespClientOptions } from '../../src/store/resp-client.js';
 import { freePort, RedisServer, redisSkipReason } from '../helpers/redis-server.js';
 
 const skip = redisSkipReason();
