@@ -9,7 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import { every, systemClock, type Clock } from '../clock.js';
-import { bucketScript, RedisLink, type RedisClient } from '../store/index.js';
+import { bucketScript, checkRedisUrl, RedisLink, type RedisClient } from '../store/index.js';
 import { peekBucket, RouteBucket, takeFromBucket, type RouteBucketStore, type RouteTake } from './route-bucket-store.js';
 
 /** Read once per process, with the refill shared with the static limit's script in front. */
@@ -62,7 +62,7 @@ export class RedisRouteBucketStore implements RouteBucketStore {
   #syncing = false;
 
   constructor(opts: RedisRouteBucketStoreOptions) {
-    if (!/^rediss?:\/\//.test(opts.url)) throw new TypeError('RedisRouteBucketStore: url must be a redis:// or rediss:// URL');
+    checkRedisUrl('RedisRouteBucketStore', opts.url);
     if (!(opts.timeoutMs > 0)) throw new RangeError(`RedisRouteBucketStore: timeoutMs must be > 0 (got ${opts.timeoutMs})`);
     this.#opts = opts;
     this.#clock = opts.clock ?? systemClock;

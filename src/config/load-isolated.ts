@@ -29,6 +29,12 @@ const WORKER_ENTRY = FROM_SOURCE
  * read fails with a problem of the file; the gateway goes on with the config it has.
  */
 export const READER_LIMITS: ResourceLimits = { maxOldGenerationSizeMb: 256, maxYoungGenerationSizeMb: 16 };
+/**
+ * The reader's time: a read that has not answered by then is ended and fails as a problem of the
+ * file, so no file (however it was made to be slow to parse or validate) holds a start or a reload
+ * for longer. The largest ordinary file (1 MiB of routes) reads in 2-4 s on a slow machine.
+ */
+export const READER_TIME_LIMIT_MS = 30_000;
 
 type Answer = { ok: true; config: Config } | { ok: false; problems: ConfigProblem[] } | { ok: false; error: string };
 
@@ -36,12 +42,14 @@ type Answer = { ok: true; config: Config } | { ok: false; problems: ConfigProble
  * Reads, validates and freezes a config file. Throws ConfigError with every problem; a reader that
  * could not run (no memory for a thread, say) is reported the same way, as a problem of the file.
  */
-export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env, limits: ResourceLimits = READER_LIMITS): Promise<Config> {
+export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env, limits: ResourceLimits = READER_LIMITS, timeLimitMs = READER_TIME_LIMIT_MS): Promise<Config> {
   return new Promise<Config>((resolve, reject) => {
     let settled = false;
+    let timer: NodeJS.Timeout | undefined;
     const cannotRead = (why: string) => {
       if (settled) return;
       settled = true;
+      clearTimeout(timer);
       reject(new ConfigError([{ file, line: 0, col: 0, key: '', message: `cannot read config: ${why}` }]));
     };
     let worker: Worker;
@@ -51,15 +59,22 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env, l
       cannotRead(`the config reader did not start (${(err as Error).message})`);
       return;
     }
+    // A wall-clock watchdog on another thread's work: real time, not the gateway's clock.
+    timer = setTimeout(() => {
+      cannotRead(`reading it took more than ${timeLimitMs / 1000} s (a file this large or this complex cannot be read)`);
+      void worker.terminate();
+    }, timeLimitMs);
     // Starting a worker undoes the start-up hold on the young generation (src/young-generation.ts).
     worker.once('online', reassertYoungGenerationHold);
     worker.once('message', (answer: Answer) => {
       if (settled) return;
       if (answer.ok) {
         settled = true;
+        clearTimeout(timer);
         resolve(deepFreeze(answer.config));
       } else if ('problems' in answer) {
         settled = true;
+        clearTimeout(timer);
         reject(new ConfigError(answer.problems));
       } else cannotRead(answer.error);
     });

@@ -1,5 +1,5 @@
 /** Reading a config file: YAML with positions, `${ENV}` substitution, schema validation, freezing. */
-import { readFile, stat } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from 'yaml';
 import { ConfigError, type ConfigProblem } from './problems.js';
 import { deepFreeze } from './runtime.js';
@@ -14,17 +14,40 @@ const ENV_REF = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
 export async function loadConfigInProcess(file: string, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
   let text: string;
   try {
-    const size = (await stat(file)).size;
-    if (size > MAX_CONFIG_BYTES) {
-      throw new ConfigError([{ file, line: 1, col: 1, key: '', message: `config file is larger than ${MAX_CONFIG_BYTES} bytes (${size})` }]);
-    }
-    text = await readFile(file, 'utf8');
+    text = await readBounded(file);
   } catch (err) {
     if (err instanceof ConfigError) throw err;
     const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (err as Error).message;
     throw new ConfigError([{ file, line: 0, col: 0, key: '', message: `cannot read config: ${reason}` }]);
   }
   return parseConfig(text, file, env);
+}
+
+/**
+ * The file's text, at most MAX_CONFIG_BYTES. A regular file is checked by its size first; a pipe
+ * (`--config <(envsubst < gateway.yml)`) has none, so it is read until it ends or passes the
+ * bound, never further. A pipe no one writes to blocks here: the reader's time limit
+ * (load-isolated.ts) ends that.
+ */
+async function readBounded(file: string): Promise<string> {
+  const tooLarge = (size: string) => new ConfigError([{ file, line: 1, col: 1, key: '', message: `config file is larger than ${MAX_CONFIG_BYTES} bytes (${size})` }]);
+  const handle = await open(file, 'r');
+  try {
+    const info = await handle.stat();
+    if (info.isDirectory()) throw new Error('it is a directory');
+    if (info.isFile() && info.size > MAX_CONFIG_BYTES) throw tooLarge(String(info.size));
+    const buf = Buffer.allocUnsafe(MAX_CONFIG_BYTES + 1);
+    let len = 0;
+    for (;;) {
+      const { bytesRead } = await handle.read(buf, len, buf.length - len, null);
+      if (bytesRead === 0) break;
+      len += bytesRead;
+      if (len > MAX_CONFIG_BYTES) throw tooLarge('more than that read');
+    }
+    return buf.toString('utf8', 0, len);
+  } finally {
+    await handle.close();
+  }
 }
 
 /** Validates config text; `file` is only used in messages. */

@@ -9,3 +9,4 @@ export { RedisStore, type RedisStoreOptions } from './redis.js';
 export { createStore } from './create.js';
 export { RedisLink, type RedisLinkOptions, type RedisClient } from './redis-link.js';
 export { bucketScript } from './lua.js';
+export { checkRedisUrl } from './redis-url.js';

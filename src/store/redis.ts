@@ -9,6 +9,7 @@ import { GatewayError } from '../errors.js';
 import { bucketScript } from './lua.js';
 import type { MemoryStore } from './memory.js';
 import { RedisLink, type RedisClient } from './redis-link.js';
+import { checkRedisUrl } from './redis-url.js';
 import type { RateLimitStore, StoreErrorHook, TakeResult } from './types.js';
 
 const DEFAULT_PROBE_INTERVAL_MS = 500;
@@ -56,7 +57,7 @@ export class RedisStore implements RateLimitStore {
   readonly #link: RedisLink;
 
   constructor(opts: RedisStoreOptions) {
-    if (!/^rediss?:\/\//.test(opts.url)) throw new TypeError('RedisStore: url must be a redis:// or rediss:// URL');
+    checkRedisUrl('RedisStore', opts.url);
     if (!(opts.timeoutMs > 0)) throw new RangeError(`RedisStore: timeoutMs must be > 0 (got ${opts.timeoutMs})`);
     this.#prefix = opts.keyPrefix;
     this.#timeoutMs = opts.timeoutMs;

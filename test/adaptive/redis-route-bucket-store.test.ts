@@ -69,3 +69,18 @@ describe('Redis route bucket store', { skip }, () => {
     await until(() => !s.degraded, 3_000);
   });
 });
+
+describe('Redis route bucket store options', () => {
+  it('refuses a URL the Redis client cannot use, naming the store and the fault, before any connection', () => {
+    for (const [url, fault] of [
+      ['http://127.0.0.1:6379', /unsupported scheme http:/],
+      ['redis://127.0.0.1:6379/not-a-db', /database number/],
+    ] as const) {
+      assert.throws(
+        () => new RedisRouteBucketStore({ url, keyPrefix: 'x:', timeoutMs: 50, syncMs: 50 }),
+        (err: unknown) => err instanceof TypeError && /^RedisRouteBucketStore: url is not a usable redis:\/\/ or rediss:\/\/ URL/.test(err.message) && fault.test(err.message),
+        url,
+      );
+    }
+  });
+});

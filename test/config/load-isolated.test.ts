@@ -3,7 +3,8 @@
  * or the validator (zod), yet it gets the same frozen snapshot and the same problems.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { closeSync, constants, openSync, readdirSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -107,15 +108,13 @@ describe('loadConfig reads the file in a worker thread', () => {
 });
 
 describe('the config reader is bounded in memory', () => {
-  it('reads the largest file it accepts, ~1 MiB of routes, within its default memory', async (t) => {
+  it('reads the largest file it accepts, ~1 MiB of routes, within its default memory and time', async (t) => {
     const dir = await mkdtemp(join(tmpdir(), 'mg-isolated-'));
     t.after(() => rm(dir, { recursive: true, force: true }));
     const file = join(dir, 'many-routes.yml');
-    let text = 'server:\n  port: 18099\nroutes:\n';
-    let n = 0;
-    for (; text.length < 1_000_000; n++) text += `  - path: /r${n}\n    backend: http://127.0.0.1:${10_000 + (n % 50_000)}\n`;
+    const { text, routes } = manyRoutes();
     await writeFile(file, text);
-    assert.equal((await loadConfig(file, {}, READER_LIMITS)).routes.length, n);
+    assert.equal((await loadConfig(file, {}, READER_LIMITS)).routes.length, routes);
   });
 
   it('fails the read with a problem of the file, not the process, when the reader runs out of memory', async () => {
@@ -131,3 +130,88 @@ describe('the config reader is bounded in memory', () => {
     assert.ok((await loadConfig(file, {})).routes.length > 0);
   });
 });
+
+describe('the config reader is bounded in time', () => {
+  it('fails a read that outlasts its time limit with a problem of the file, and ends the reader at once', async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'mg-isolated-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    // ~1 MiB of routes: a few seconds of parsing and validating, far more than the limit below.
+    const file = join(dir, 'many-routes.yml');
+    await writeFile(file, manyRoutes().text);
+    // A read first, so libuv's thread pool and V8's helpers are started before threads are counted.
+    await loadConfig(join(ROOT, 'config.yml'), {});
+    const threads = await settledThreadCount();
+    await assert.rejects(loadConfig(file, {}, READER_LIMITS, 300), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.equal(err.problems.length, 1);
+      assert.deepEqual([err.problems[0]!.file, err.problems[0]!.line], [file, 0]);
+      assert.match(err.problems[0]!.message, /^cannot read config: reading it took more than 0\.3 s/);
+      return true;
+    });
+    // The reader was stopped, not left to finish its seconds of work: its thread is gone.
+    assert.equal(await settledThreadCount(), threads);
+    // The process and the next read are unaffected.
+    assert.ok((await loadConfig(join(ROOT, 'config.yml'), {})).routes.length > 0);
+  });
+
+  it('fails a read from a pipe no one writes to within the time limit', async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'mg-isolated-'));
+    const fifo = join(dir, 'config.yml');
+    execFileSync('mkfifo', [fifo]);
+    t.after(async () => {
+      // The reader's open() waits in libuv's thread pool for a writer (its thread with it): let it go.
+      try {
+        closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK));
+      } catch {
+        /* no reader left */
+      }
+      await rm(dir, { recursive: true, force: true });
+    });
+    await assert.rejects(loadConfig(fifo, {}, READER_LIMITS, 300), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(err.problems[0]!.message, /^cannot read config: reading it took more than 0\.3 s/);
+      return true;
+    });
+    assert.ok((await loadConfig(join(ROOT, 'config.yml'), {})).routes.length > 0);
+  });
+
+  it('reads a config from a pipe (`--config <(envsubst < gateway.yml)`), and at most 1 MiB of it', async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'mg-isolated-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const fifo = join(dir, 'config.yml');
+    execFileSync('mkfifo', [fifo]);
+    const text = await readFile(join(ROOT, 'config.yml'), 'utf8');
+    const [config] = await Promise.all([loadConfig(fifo, {}), writeFile(fifo, text)]);
+    assert.ok(config.routes.length > 0);
+
+    // A pipe has no size to check first: the reader stops at the bound instead of reading on.
+    const endless = `${text}\n${'#'.repeat(1023)}\n`.repeat(1100);
+    const writing = writeFile(fifo, endless).catch((err: NodeJS.ErrnoException) => err.code);
+    await assert.rejects(loadConfig(fifo, {}), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(err.problems[0]!.message, /^config file is larger than 1048576 bytes/);
+      return true;
+    });
+    assert.equal(await writing, 'EPIPE');
+  });
+});
+
+/** Threads of this process (a worker thread is one), once the count held still for 200 ms (a worker that answered takes a moment to exit). */
+async function settledThreadCount(): Promise<number> {
+  let last = -1;
+  for (let same = 0, i = 0; same < 4 && i < 200; i++) {
+    const n = readdirSync('/proc/self/task').length;
+    same = n === last ? same + 1 : 0;
+    last = n;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return last;
+}
+
+/** A valid config of ~1 MiB (the largest accepted): one route after another. */
+function manyRoutes(): { text: string; routes: number } {
+  let text = 'server:\n  port: 18099\nroutes:\n';
+  let n = 0;
+  for (; text.length < 1_000_000; n++) text += `  - path: /r${n}\n    backend: http://127.0.0.1:${10_000 + (n % 50_000)}\n`;
+  return { text, routes: n };
+}

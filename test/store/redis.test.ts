@@ -182,6 +182,23 @@ describe('RedisStore against a real redis-server', { skip }, () => {
   });
 });
 
+describe('RedisStore options', () => {
+  it('refuses a URL the Redis client cannot use, naming the store and the fault, before any connection', () => {
+    const fallback = new MemoryStore({ clock: new ManualClock() });
+    for (const [url, fault] of [
+      ['http://127.0.0.1:6379', /unsupported scheme http:/],
+      ['redis://127.0.0.1:6379/not-a-db', /database number/],
+      ['redis://u:%zz@127.0.0.1:6379', /percent-encoding/],
+    ] as const) {
+      assert.throws(
+        () => new RedisStore({ url, keyPrefix: 'x:', timeoutMs: 50, failClosed: false, fallback }),
+        (err: unknown) => err instanceof TypeError && /^RedisStore: url is not a usable redis:\/\/ or rediss:\/\/ URL/.test(err.message) && fault.test(err.message),
+        url,
+      );
+    }
+  });
+});
+
 describe('RedisStore when Redis fails', { skip }, () => {
   it('answers from the fallback within the timeout while clients are paused, and recovers', async (t) => {
     const server = await RedisServer.start();
