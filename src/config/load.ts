@@ -1,5 +1,7 @@
 /** Reading a config file: YAML with positions, `${ENV}` substitution, schema validation, freezing. */
-import { open } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from 'yaml';
 import { ConfigError, type ConfigProblem } from './problems.js';
 import { deepFreeze } from './runtime.js';
@@ -25,22 +27,40 @@ export async function loadConfigInProcess(file: string, env: NodeJS.ProcessEnv =
 
 /**
  * The file's text, at most MAX_CONFIG_BYTES. A regular file is checked by its size first; a pipe
- * (`--config <(envsubst < gateway.yml)`) has none, so it is read until it ends or passes the
- * bound, never further. A pipe no one writes to blocks here: the reader's time limit
- * (load-isolated.ts) ends that.
+ * (`--config <(envsubst < gateway.yml)`) or a device has none, so it is read until it ends or
+ * passes the bound, never further. Such a file is opened and read without blocking, and waited
+ * for with timers: a blocking open or read of a pipe nobody writes to would park one of libuv's
+ * four pool threads until a writer came (the reader's time limit in load-isolated.ts ends the
+ * reader, not that thread), and a few such reloads would leave the gateway's own file work
+ * waiting behind them.
  */
 async function readBounded(file: string): Promise<string> {
   const tooLarge = (size: string) => new ConfigError([{ file, line: 1, col: 1, key: '', message: `config file is larger than ${MAX_CONFIG_BYTES} bytes (${size})` }]);
-  const handle = await open(file, 'r');
+  const info = await stat(file);
+  if (info.isDirectory()) throw new Error('it is a directory');
+  if (info.isFile() && info.size > MAX_CONFIG_BYTES) throw tooLarge(String(info.size));
+  const handle = await open(file, info.isFile() ? constants.O_RDONLY : constants.O_RDONLY | constants.O_NONBLOCK);
   try {
-    const info = await handle.stat();
-    if (info.isDirectory()) throw new Error('it is a directory');
-    if (info.isFile() && info.size > MAX_CONFIG_BYTES) throw tooLarge(String(info.size));
     const buf = Buffer.allocUnsafe(MAX_CONFIG_BYTES + 1);
     let len = 0;
     for (;;) {
-      const { bytesRead } = await handle.read(buf, len, buf.length - len, null);
-      if (bytesRead === 0) break;
+      let bytesRead: number;
+      try {
+        ({ bytesRead } = await handle.read(buf, len, buf.length - len, null));
+      } catch (err) {
+        // A pipe whose writer has not written yet: look again shortly (until the reader's time runs out).
+        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+        await sleep(PIPE_POLL_MS);
+        continue;
+      }
+      if (bytesRead === 0) {
+        // The end, except for a pipe that has given nothing yet: with no writer yet it reads as the
+        // end too, and an empty config is a valid one, so a gateway would start without routes.
+        // It is looked at again until a writer writes, or the reader's time runs out.
+        if (len > 0 || !info.isFIFO()) break;
+        await sleep(PIPE_POLL_MS);
+        continue;
+      }
       len += bytesRead;
       if (len > MAX_CONFIG_BYTES) throw tooLarge('more than that read');
     }
@@ -49,6 +69,9 @@ async function readBounded(file: string): Promise<string> {
     await handle.close();
   }
 }
+
+/** How often a pipe that has nothing to read yet is looked at again (ms). */
+const PIPE_POLL_MS = 10;
 
 /** Validates config text; `file` is only used in messages. */
 export function parseConfig(text: string, file = 'config.yml', env: NodeJS.ProcessEnv = process.env): Config {

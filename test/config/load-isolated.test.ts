@@ -4,11 +4,12 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { closeSync, constants, openSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, loadConfig } from '../../src/config/index.js';
 import { READER_LIMITS } from '../../src/config/load-isolated.js';
@@ -154,24 +155,20 @@ describe('the config reader is bounded in time', () => {
     assert.ok((await loadConfig(join(ROOT, 'config.yml'), {})).routes.length > 0);
   });
 
-  it('fails a read from a pipe no one writes to within the time limit', async (t) => {
+  it('fails a read from a pipe no one writes to within the time limit, leaving no thread waiting on it', async (t) => {
     const dir = await mkdtemp(join(tmpdir(), 'mg-isolated-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
     const fifo = join(dir, 'config.yml');
     execFileSync('mkfifo', [fifo]);
-    t.after(async () => {
-      // The reader's open() waits in libuv's thread pool for a writer (its thread with it): let it go.
-      try {
-        closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK));
-      } catch {
-        /* no reader left */
-      }
-      await rm(dir, { recursive: true, force: true });
-    });
+    await loadConfig(join(ROOT, 'config.yml'), {});
+    const threads = await settledThreadCount();
     await assert.rejects(loadConfig(fifo, {}, READER_LIMITS, 300), (err: unknown) => {
       assert.ok(err instanceof ConfigError);
       assert.match(err.problems[0]!.message, /^cannot read config: reading it took more than 0\.3 s/);
       return true;
     });
+    // A blocking open would hold the reader's thread (and one of libuv's pool threads) until a writer came.
+    assert.equal(await settledThreadCount(), threads);
     assert.ok((await loadConfig(join(ROOT, 'config.yml'), {})).routes.length > 0);
   });
 
@@ -181,7 +178,9 @@ describe('the config reader is bounded in time', () => {
     const fifo = join(dir, 'config.yml');
     execFileSync('mkfifo', [fifo]);
     const text = await readFile(join(ROOT, 'config.yml'), 'utf8');
-    const [config] = await Promise.all([loadConfig(fifo, {}), writeFile(fifo, text)]);
+    // The reader waits for a writer that comes later (a pipe with no writer yet reads as empty).
+    const late = sleep(1000).then(() => writeFile(fifo, text));
+    const [config] = await Promise.all([loadConfig(fifo, {}), late]);
     assert.ok(config.routes.length > 0);
 
     // A pipe has no size to check first: the reader stops at the bound instead of reading on.
@@ -203,7 +202,7 @@ async function settledThreadCount(): Promise<number> {
     const n = readdirSync('/proc/self/task').length;
     same = n === last ? same + 1 : 0;
     last = n;
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
   return last;
 }
