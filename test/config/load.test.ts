@@ -554,6 +554,17 @@ describe('loadConfig', () => {
     });
   });
 
+  test('reports a directory given as the config file as a ConfigError that says so', async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'mg-config-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    await assert.rejects(loadConfig(dir, {}), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.equal(err.problems.length, 1);
+      assert.equal(err.message, `${dir}:0:0 (top level): cannot read config: it is a directory`);
+      return true;
+    });
+  });
+
   test('uses process.env by default for substitution', async (t) => {
     const dir = await mkdtemp(join(tmpdir(), 'mg-config-'));
     t.after(() => rm(dir, { recursive: true, force: true }));
