@@ -32,7 +32,7 @@ export const READER_LIMITS: ResourceLimits = { maxOldGenerationSizeMb: 256, maxY
 /**
  * The reader's time: a read that has not answered by then is ended and fails as a problem of the
  * file, so no file (however it was made to be slow to parse or validate) holds a start or a reload
- * for longer. The largest ordinary file (1 MiB of routes) reads in 2-4 s on a slow machine.
+ * for longer. The largest ordinary file (1 MiB of routes) reads in about a second.
  */
 export const READER_TIME_LIMIT_MS = 30_000;
 

@@ -1,6 +1,6 @@
 /** Reading a config file: YAML with positions, `${ENV}` substitution, schema validation, freezing. */
 import { constants } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from 'yaml';
 import { ConfigError, type ConfigProblem } from './problems.js';
@@ -28,19 +28,21 @@ export async function loadConfigInProcess(file: string, env: NodeJS.ProcessEnv =
 /**
  * The file's text, at most MAX_CONFIG_BYTES. A regular file is checked by its size first; a pipe
  * (`--config <(envsubst < gateway.yml)`) or a device has none, so it is read until it ends or
- * passes the bound, never further. Such a file is opened and read without blocking, and waited
- * for with timers: a blocking open or read of a pipe nobody writes to would park one of libuv's
+ * passes the bound, never further. The file is opened and read without blocking, and a pipe is
+ * waited for with timers: a blocking open or read of a pipe nobody writes to would park one of libuv's
  * four pool threads until a writer came (the reader's time limit in load-isolated.ts ends the
  * reader, not that thread), and a few such reloads would leave the gateway's own file work
  * waiting behind them.
  */
 async function readBounded(file: string): Promise<string> {
   const tooLarge = (size: string) => new ConfigError([{ file, line: 1, col: 1, key: '', message: `config file is larger than ${MAX_CONFIG_BYTES} bytes (${size})` }]);
-  const info = await stat(file);
-  if (info.isDirectory()) throw new Error('it is a directory');
-  if (info.isFile() && info.size > MAX_CONFIG_BYTES) throw tooLarge(String(info.size));
-  const handle = await open(file, info.isFile() ? constants.O_RDONLY : constants.O_RDONLY | constants.O_NONBLOCK);
+  // Non-blocking whatever the file is (a regular file reads the same), and judged by what was
+  // opened, not by a look at the path before (which a rename could change in between).
+  const handle = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
+    const info = await handle.stat();
+    if (info.isDirectory()) throw new Error('it is a directory');
+    if (info.isFile() && info.size > MAX_CONFIG_BYTES) throw tooLarge(String(info.size));
     const buf = Buffer.allocUnsafe(MAX_CONFIG_BYTES + 1);
     let len = 0;
     for (;;) {

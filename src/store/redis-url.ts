@@ -36,7 +36,6 @@ export function parseRedisUrl(url: string): RedisTarget {
   return { host, port: u.port === '' ? 6379 : Number(u.port), tls: u.protocol === 'rediss:', username, password, db: path === '' ? 0 : Number(path) };
 }
 
-
 /** Checks a store's `url` option by the client's own rules; throws a TypeError naming the store (`owner`) and the fault. */
 export function checkRedisUrl(owner: string, url: string): void {
   try {
