@@ -172,6 +172,21 @@ describe('the config reader is bounded in time', () => {
     assert.ok((await loadConfig(join(ROOT, 'config.yml'), {})).routes.length > 0);
   });
 
+  it('never takes an empty pipe for an empty config (a reload of `--config <(…)` once its writer is gone dropped every route)', async (t) => {
+    const dir = await mkdtemp(join(tmpdir(), 'mg-isolated-'));
+    t.after(() => rm(dir, { recursive: true, force: true }));
+    const fifo = join(dir, 'config.yml');
+    execFileSync('mkfifo', [fifo]);
+    // A writer that comes and goes without writing: the reader sees only the end of the pipe.
+    const writer = writeFile(fifo, '');
+    await assert.rejects(loadConfig(fifo, {}, READER_LIMITS, 500), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.match(err.problems[0]!.message, /^cannot read config: reading it took more than 0\.5 s/);
+      return true;
+    });
+    await writer;
+  });
+
   it('reads a config from a pipe (`--config <(envsubst < gateway.yml)`), and at most 1 MiB of it', async (t) => {
     const dir = await mkdtemp(join(tmpdir(), 'mg-isolated-'));
     t.after(() => rm(dir, { recursive: true, force: true }));
