@@ -6,7 +6,8 @@
  * snapshot is refused as a whole.
  */
 import { createHash } from 'node:crypto';
-import { open, readFile, rename, unlink, mkdir, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open, rename, unlink, mkdir, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { Anomaly } from './analyzer.js';
 import type { Interval } from './coverage.js';
@@ -179,15 +180,26 @@ export async function writeSnapshotFile(file: string, data: Buffer): Promise<voi
   }
 }
 
-/** Reads a snapshot file; null when there is none. */
+/**
+ * Reads a snapshot file; null when there is none. What is there is judged before it is read: only
+ * a regular file of at most MAX_SNAPSHOT_BYTES is (a pipe would hold start-up until someone wrote
+ * to it, and a file of gigabytes was read whole before being refused).
+ */
 export async function readSnapshotFile(file: string): Promise<Buffer | null> {
+  let fh;
   try {
-    const buf = await readFile(file);
-    if (buf.length > MAX_SNAPSHOT_BYTES) throw new SnapshotError(`larger than ${MAX_SNAPSHOT_BYTES} bytes`);
-    return buf;
+    fh = await open(file, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw err;
+  }
+  try {
+    const info = await fh.stat();
+    if (!info.isFile()) throw new SnapshotError('not a regular file');
+    if (info.size > MAX_SNAPSHOT_BYTES) throw new SnapshotError(`larger than ${MAX_SNAPSHOT_BYTES} bytes (${info.size})`);
+    return await fh.readFile();
+  } finally {
+    await fh.close();
   }
 }
 

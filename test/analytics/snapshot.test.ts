@@ -1,6 +1,7 @@
 /** Snapshots in data_dir: round trip, restart keeps baselines, missing/truncated/corrupt start fresh with one warning, unwritable dir fails start-up naming it. */
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readFile, readdir, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
@@ -112,6 +113,31 @@ describe('snapshots', () => {
     const warnings = b.lines.filter((l) => l.level === 'warn');
     assert.equal(warnings.length, 1);
     assert.match(String((warnings[0]!.obj as { err: string }).err), /bucket_interval/);
+  });
+
+  it('starts fresh at once, with one warning, when the snapshot is a pipe (never waits for a writer)', async (t) => {
+    const dir = await tempDir(t);
+    execFileSync('mkfifo', [join(dir, SNAPSHOT_FILE)]);
+    const h = persisting(dir);
+    // A blocking read of the pipe would never settle: the test's own timeout would end it.
+    await h.analytics.start();
+    t.after(() => h.analytics.close());
+    const warnings = h.lines.filter((l) => l.level === 'warn');
+    assert.equal(warnings.length, 1);
+    assert.match(String((warnings[0]!.obj as { err: string }).err), /not a regular file/);
+  });
+
+  it('refuses a snapshot larger than 1 GiB by its size, before reading it', async (t) => {
+    const dir = await tempDir(t);
+    // Sparse: no disk is used, but a read would fill a gigabyte of memory with zeros.
+    await writeFile(join(dir, SNAPSHOT_FILE), '');
+    await truncate(join(dir, SNAPSHOT_FILE), 1024 * 1024 * 1024 + 1);
+    const h = persisting(dir);
+    await h.analytics.start();
+    t.after(() => h.analytics.close());
+    const warnings = h.lines.filter((l) => l.level === 'warn');
+    assert.equal(warnings.length, 1);
+    assert.match(String((warnings[0]!.obj as { err: string }).err), /larger than 1073741824 bytes \(1073741825\)/);
   });
 
   it('fails start-up with an error naming data_dir when it cannot be written', async (t) => {
