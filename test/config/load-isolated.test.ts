@@ -8,7 +8,7 @@ import { readdirSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { ConfigError, loadConfig } from '../../src/config/index.js';
@@ -142,13 +142,7 @@ describe('the config reader is bounded in time', () => {
     // A read first, so libuv's thread pool and V8's helpers are started before threads are counted.
     await loadConfig(join(ROOT, 'config.yml'), {});
     const threads = await settledThreadCount();
-    await assert.rejects(loadConfig(file, {}, READER_LIMITS, 300), (err: unknown) => {
-      assert.ok(err instanceof ConfigError);
-      assert.equal(err.problems.length, 1);
-      assert.deepEqual([err.problems[0]!.file, err.problems[0]!.line], [file, 0]);
-      assert.match(err.problems[0]!.message, /^cannot read config: reading it took more than 0\.3 s/);
-      return true;
-    });
+    await rejectsOnTimeLimit(loadConfig(file, {}, READER_LIMITS, 300), 0.3, file);
     // The reader was stopped, not left to finish its seconds of work: its thread is gone.
     assert.equal(await settledThreadCount(), threads);
     // The process and the next read are unaffected.
@@ -156,42 +150,25 @@ describe('the config reader is bounded in time', () => {
   });
 
   it('fails a read from a pipe no one writes to within the time limit, leaving no thread waiting on it', async (t) => {
-    const dir = await mkdtemp(join(tmpdir(), 'mg-isolated-'));
-    t.after(() => rm(dir, { recursive: true, force: true }));
-    const fifo = join(dir, 'config.yml');
-    execFileSync('mkfifo', [fifo]);
+    const fifo = await tempPipe(t);
     await loadConfig(join(ROOT, 'config.yml'), {});
     const threads = await settledThreadCount();
-    await assert.rejects(loadConfig(fifo, {}, READER_LIMITS, 300), (err: unknown) => {
-      assert.ok(err instanceof ConfigError);
-      assert.match(err.problems[0]!.message, /^cannot read config: reading it took more than 0\.3 s/);
-      return true;
-    });
+    await rejectsOnTimeLimit(loadConfig(fifo, {}, READER_LIMITS, 300), 0.3);
     // A blocking open would hold the reader's thread (and one of libuv's pool threads) until a writer came.
     assert.equal(await settledThreadCount(), threads);
     assert.ok((await loadConfig(join(ROOT, 'config.yml'), {})).routes.length > 0);
   });
 
   it('never takes an empty pipe for an empty config (a reload of `--config <(…)` once its writer is gone dropped every route)', async (t) => {
-    const dir = await mkdtemp(join(tmpdir(), 'mg-isolated-'));
-    t.after(() => rm(dir, { recursive: true, force: true }));
-    const fifo = join(dir, 'config.yml');
-    execFileSync('mkfifo', [fifo]);
+    const fifo = await tempPipe(t);
     // A writer that comes and goes without writing: the reader sees only the end of the pipe.
     const writer = writeFile(fifo, '');
-    await assert.rejects(loadConfig(fifo, {}, READER_LIMITS, 500), (err: unknown) => {
-      assert.ok(err instanceof ConfigError);
-      assert.match(err.problems[0]!.message, /^cannot read config: reading it took more than 0\.5 s/);
-      return true;
-    });
+    await rejectsOnTimeLimit(loadConfig(fifo, {}, READER_LIMITS, 500), 0.5);
     await writer;
   });
 
   it('reads a config from a pipe (`--config <(envsubst < gateway.yml)`), and at most 1 MiB of it', async (t) => {
-    const dir = await mkdtemp(join(tmpdir(), 'mg-isolated-'));
-    t.after(() => rm(dir, { recursive: true, force: true }));
-    const fifo = join(dir, 'config.yml');
-    execFileSync('mkfifo', [fifo]);
+    const fifo = await tempPipe(t);
     const text = await readFile(join(ROOT, 'config.yml'), 'utf8');
     // The reader waits for a writer that comes later (a pipe with no writer yet reads as empty).
     const late = sleep(1000).then(() => writeFile(fifo, text));
@@ -228,4 +205,24 @@ function manyRoutes(): { text: string; routes: number } {
   let n = 0;
   for (; text.length < 1_000_000; n++) text += `  - path: /r${n}\n    backend: http://127.0.0.1:${10_000 + (n % 50_000)}\n`;
   return { text, routes: n };
+}
+
+/** A named pipe in a fresh temporary folder, removed after the test. */
+async function tempPipe(t: TestContext): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'mg-isolated-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const fifo = join(dir, 'config.yml');
+  execFileSync('mkfifo', [fifo]);
+  return fifo;
+}
+
+/** Expects `read` to fail as one problem of the file (at line 0): its reader ran out of its `seconds`. */
+async function rejectsOnTimeLimit(read: Promise<unknown>, seconds: number, file?: string): Promise<void> {
+  await assert.rejects(read, (err: unknown) => {
+    assert.ok(err instanceof ConfigError);
+    assert.equal(err.problems.length, 1);
+    if (file !== undefined) assert.deepEqual([err.problems[0]!.file, err.problems[0]!.line], [file, 0]);
+    assert.ok(err.problems[0]!.message.startsWith(`cannot read config: reading it took more than ${seconds} s`), err.problems[0]!.message);
+    return true;
+  });
 }
