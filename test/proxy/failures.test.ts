@@ -177,3 +177,25 @@ test('a backend sending a header Node refuses to relay gives 502, not a crash', 
   assert.equal(r.status, 502);
   assert.equal((await send(`${gw.url}/health`)).headers['content-type'], 'application/json', 'still serving');
 });
+
+test('a backend answering with a header block past 16 KiB gives 502 upstream_error with the request id, and the gateway goes on serving', async (t) => {
+  const { createServer } = await import('node:net');
+  const liar = createServer((s) => {
+    // The gateway drops the connection at the limit, while this is still being written.
+    s.on('error', () => {});
+    s.on('data', () => s.end(`HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Huge: ${'h'.repeat(64 * 1024)}\r\n\r\nok`));
+  });
+  await new Promise<void>((r) => liar.listen(0, '127.0.0.1', r));
+  t.after(() => liar.close());
+  const port = (liar.address() as import('node:net').AddressInfo).port;
+  const gw = await startGateway(t, `routes:\n  - path: /\n    backend: http://127.0.0.1:${port}\n`);
+  gw.backends.get(`http://127.0.0.1:${port}`)!.healthy = null;
+  const r = await send(`${gw.url}/x`);
+  assert.equal(r.status, 502);
+  const body = r.json();
+  assert.equal(body.error.code, 'upstream_error');
+  assert.equal(body.error.request_id, r.headers['x-request-id']);
+  assert.match(body.error.message, /HEADERS_OVERFLOW/, 'the message names the cause');
+  assert.equal(r.text.includes('hhhh'), false, 'nothing of the oversized header is relayed');
+  assert.equal((await send(`${gw.url}/health`)).headers['content-type'], 'application/json', 'still serving');
+});
