@@ -199,3 +199,28 @@ test('a backend answering with a header block past 16 KiB gives 502 upstream_err
   assert.equal(r.text.includes('hhhh'), false, 'nothing of the oversized header is relayed');
   assert.equal((await send(`${gw.url}/health`)).headers['content-type'], 'application/json', 'still serving');
 });
+
+test('a backend answering with an ambiguous body length (Content-Length and Transfer-Encoding, or two Content-Lengths) gives 502, never a relayed guess', async (t) => {
+  const { createServer } = await import('node:net');
+  const answers = [
+    'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n',
+    'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok!',
+  ];
+  let next = 0;
+  const liar = createServer((s) => {
+    s.on('error', () => {});
+    s.on('data', () => s.end(answers[next++ % answers.length]));
+  });
+  await new Promise<void>((r) => liar.listen(0, '127.0.0.1', r));
+  t.after(() => liar.close());
+  const port = (liar.address() as import('node:net').AddressInfo).port;
+  const gw = await startGateway(t, `routes:\n  - path: /\n    backend: http://127.0.0.1:${port}\n`);
+  for (let i = 0; i < answers.length; i++) {
+    // The active health check finds the liar broken too: let each request reach it anyway.
+    gw.backends.get(`http://127.0.0.1:${port}`)!.healthy = null;
+    const r = await send(`${gw.url}/x`);
+    assert.equal(r.status, 502, `answer ${i}`);
+    assert.equal(r.json().error.code, 'upstream_error', `answer ${i}`);
+  }
+  assert.equal((await send(`${gw.url}/health`)).headers['content-type'], 'application/json', 'still serving');
+});
