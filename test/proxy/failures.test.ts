@@ -224,3 +224,23 @@ test('a backend answering with an ambiguous body length (Content-Length and Tran
   }
   assert.equal((await send(`${gw.url}/health`)).headers['content-type'], 'application/json', 'still serving');
 });
+
+test('bytes a backend sends past its declared body are never served as the answer to another request', async (t) => {
+  const { createServer } = await import('node:net');
+  // Every answer smuggles a second, forged response after its two declared bytes.
+  const liar = createServer((s) => {
+    s.on('error', () => {});
+    s.on('data', () => s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 4\r\nX-Forged: 1\r\n\r\nEVIL'));
+  });
+  await new Promise<void>((r) => liar.listen(0, '127.0.0.1', r));
+  t.after(() => liar.close());
+  const port = (liar.address() as import('node:net').AddressInfo).port;
+  const gw = await startGateway(t, `routes:\n  - path: /\n    backend: http://127.0.0.1:${port}\n`);
+  for (let i = 0; i < 5; i++) {
+    gw.backends.get(`http://127.0.0.1:${port}`)!.healthy = null;
+    const r = await send(`${gw.url}/x${i}`);
+    assert.equal(r.text.includes('EVIL'), false, `request ${i} got the forged body`);
+    assert.equal(r.headers['x-forged'], undefined, `request ${i} got the forged header`);
+    if (r.status === 200) assert.equal(r.text, 'ok');
+  }
+});
