@@ -143,7 +143,15 @@ class ForwardHandler implements Dispatcher.DispatchHandler, UpstreamExchange, Ti
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
-    if (statusCode < 200) return; // 1xx interim responses are not relayed
+    if (statusCode < 200) {
+      // 1xx interim responses are not relayed. undici restarts its headers timer at each one, so a
+      // backend sending them without end (a 103 every few ms) would hold the request forever: the
+      // route's timeout counts from the request's start, whatever comes before the final answer.
+      if (performance.now() - this.ctx.startedAt > this.ctx.route!.timeoutMs) {
+        controller.abort(Object.assign(new Error(`Backend sent only interim (1xx) answers for more than ${this.ctx.route!.timeoutMs} ms`), { code: 'UND_ERR_HEADERS_TIMEOUT' }));
+      }
+      return;
+    }
     if ((statusCode === 204 || statusCode === 304) && announcesBody(statusCode, headers)) {
       // A body where none may be: the backend is broken or lying. Relaying an empty reply would hide it.
       controller.abort(Object.assign(new Error(`Backend sent a body with a ${statusCode} response`), { code: BODY_NOT_ALLOWED }));

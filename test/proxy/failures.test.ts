@@ -244,3 +244,46 @@ test('bytes a backend sends past its declared body are never served as the answe
     if (r.status === 200) assert.equal(r.text, 'ok');
   }
 });
+
+test('a backend’s interim 1xx answers are not relayed: the client gets the final answer alone', async (t) => {
+  const { createServer } = await import('node:net');
+  const liar = createServer((s) => {
+    s.on('error', () => {});
+    s.on('data', () => s.write('HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'));
+  });
+  await new Promise<void>((r) => liar.listen(0, '127.0.0.1', r));
+  t.after(() => liar.close());
+  const port = (liar.address() as import('node:net').AddressInfo).port;
+  const gw = await startGateway(t, `routes:\n  - path: /\n    backend: http://127.0.0.1:${port}\n`);
+  gw.backends.get(`http://127.0.0.1:${port}`)!.healthy = null;
+  const r = await send(`${gw.url}/x`);
+  assert.equal(r.status, 200);
+  assert.equal(r.text, 'ok');
+  assert.equal(r.headers.link, undefined, 'the 103’s header stays with the 103');
+});
+
+test('a backend that sends interim 1xx answers without end, never a final one, times out with 504 (undici restarts its timer at each)', async (t) => {
+  const { createServer } = await import('node:net');
+  const timers: NodeJS.Timeout[] = [];
+  const liar = createServer((s) => {
+    s.on('error', () => {});
+    s.on('data', () => {
+      const every = setInterval(() => s.write('HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n'), 50);
+      timers.push(every);
+      s.on('close', () => clearInterval(every));
+    });
+  });
+  await new Promise<void>((r) => liar.listen(0, '127.0.0.1', r));
+  t.after(() => {
+    for (const x of timers) clearInterval(x);
+    liar.close();
+  });
+  const port = (liar.address() as import('node:net').AddressInfo).port;
+  const gw = await startGateway(t, `routes:\n  - path: /\n    backend: http://127.0.0.1:${port}\n    timeout: 500ms\n`);
+  gw.backends.get(`http://127.0.0.1:${port}`)!.healthy = null;
+  const started = Date.now();
+  const r = await send(`${gw.url}/x`);
+  assert.equal(r.status, 504);
+  assert.equal(r.json().error.code, 'upstream_timeout');
+  assert.ok(Date.now() - started < 5000, `took ${Date.now() - started} ms`);
+});
