@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { test, type TestContext } from 'node:test';
 import { deadPort, send, startBackend, startGateway, until } from '../helpers/gateway.js';
 
 test('a hung backend gives 504 within the configured timeout', async (t) => {
@@ -119,14 +120,7 @@ test('a slow body is relayed whole as long as no pause reaches upstream_body_tim
 });
 
 test('a backend answering garbage gives 502', async (t) => {
-  const { createServer } = await import('node:net');
-  const liar = createServer((s) => {
-    s.on('data', () => s.end('NOT HTTP AT ALL\r\n\r\n'));
-  });
-  await new Promise<void>((r) => liar.listen(0, '127.0.0.1', r));
-  t.after(() => liar.close());
-  const port = (liar.address() as import('node:net').AddressInfo).port;
-  const gw = await startGateway(t, `routes:\n  - path: /\n    backend: http://127.0.0.1:${port}\n`);
+  const gw = await gatewayToLiar(t, (s) => s.end('NOT HTTP AT ALL\r\n\r\n'));
   const r = await send(`${gw.url}/x`);
   assert.equal(r.status, 502);
   assert.equal(r.json().error.code, 'upstream_error');
@@ -164,32 +158,49 @@ test('in-flight accounting returns to zero after successes, errors, retries and 
 });
 
 test('a backend sending a header Node refuses to relay gives 502, not a crash', async (t) => {
-  const { createServer } = await import('node:net');
-  const liar = createServer((s) => {
-    s.on('data', () => s.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Bad: a\u0001b\r\nX-Bad-Name\u00ff: 1\r\n\r\nok'));
-  });
-  await new Promise<void>((r) => liar.listen(0, '127.0.0.1', r));
-  t.after(() => liar.close());
-  const port = (liar.address() as import('node:net').AddressInfo).port;
-  const gw = await startGateway(t, `routes:\n  - path: /\n    backend: http://127.0.0.1:${port}\n`);
-  gw.backends.get(`http://127.0.0.1:${port}`)!.healthy = null;
+  const gw = await gatewayToLiar(t, (s) => s.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Bad: a\u0001b\r\nX-Bad-Name\u00ff: 1\r\n\r\nok'));
   const r = await send(`${gw.url}/x`);
   assert.equal(r.status, 502);
   assert.equal((await send(`${gw.url}/health`)).headers['content-type'], 'application/json', 'still serving');
 });
 
-test('a backend answering with a header block past 16 KiB gives 502 upstream_error with the request id, and the gateway goes on serving', async (t) => {
-  const { createServer } = await import('node:net');
+/**
+ * A backend that is no HTTP server: `answer` gets each request's socket and writes what it likes.
+ * Returns a gateway routing `/` to it (`route` adds keys to the route) and `letThrough`, which lets
+ * the next request reach it although the active health check found it broken.
+ */
+async function gatewayToLiar(t: TestContext, answer: (s: Socket) => void, route = ''): Promise<{ url: string; letThrough: () => void }> {
+  const sockets = new Set<Socket>();
   const liar = createServer((s) => {
-    // The gateway drops the connection at the limit, while this is still being written.
+    sockets.add(s);
+    // The gateway may drop the connection while the liar is still writing.
     s.on('error', () => {});
-    s.on('data', () => s.end(`HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Huge: ${'h'.repeat(64 * 1024)}\r\n\r\nok`));
+    s.on('close', () => sockets.delete(s));
+    s.once('data', () => answer(s));
   });
   await new Promise<void>((r) => liar.listen(0, '127.0.0.1', r));
-  t.after(() => liar.close());
-  const port = (liar.address() as import('node:net').AddressInfo).port;
-  const gw = await startGateway(t, `routes:\n  - path: /\n    backend: http://127.0.0.1:${port}\n`);
-  gw.backends.get(`http://127.0.0.1:${port}`)!.healthy = null;
+  t.after(() => {
+    for (const s of sockets) s.destroy();
+    liar.close();
+  });
+  const backend = `http://127.0.0.1:${(liar.address() as AddressInfo).port}`;
+  const gw = await startGateway(t, `routes:\n  - path: /\n    backend: ${backend}\n${route}`);
+  const letThrough = () => {
+    gw.backends.get(backend)!.healthy = null;
+  };
+  letThrough();
+  return { url: gw.url, letThrough };
+}
+
+/** Writes `text` on `s` a piece every `ms` (cycling through it) until the socket closes. */
+function trickle(s: Socket, pieces: string[], ms: number): void {
+  let at = 0;
+  const every = setInterval(() => s.write(pieces[at++ % pieces.length]!), ms);
+  s.on('close', () => clearInterval(every));
+}
+
+test('a backend answering with a header block past 16 KiB gives 502 upstream_error with the request id, and the gateway goes on serving', async (t) => {
+  const gw = await gatewayToLiar(t, (s) => s.end(`HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Huge: ${'h'.repeat(64 * 1024)}\r\n\r\nok`));
   const r = await send(`${gw.url}/x`);
   assert.equal(r.status, 502);
   const body = r.json();
@@ -201,23 +212,14 @@ test('a backend answering with a header block past 16 KiB gives 502 upstream_err
 });
 
 test('a backend answering with an ambiguous body length (Content-Length and Transfer-Encoding, or two Content-Lengths) gives 502, never a relayed guess', async (t) => {
-  const { createServer } = await import('node:net');
   const answers = [
     'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n',
     'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok!',
   ];
   let next = 0;
-  const liar = createServer((s) => {
-    s.on('error', () => {});
-    s.on('data', () => s.end(answers[next++ % answers.length]));
-  });
-  await new Promise<void>((r) => liar.listen(0, '127.0.0.1', r));
-  t.after(() => liar.close());
-  const port = (liar.address() as import('node:net').AddressInfo).port;
-  const gw = await startGateway(t, `routes:\n  - path: /\n    backend: http://127.0.0.1:${port}\n`);
+  const gw = await gatewayToLiar(t, (s) => s.end(answers[next++ % answers.length]));
   for (let i = 0; i < answers.length; i++) {
-    // The active health check finds the liar broken too: let each request reach it anyway.
-    gw.backends.get(`http://127.0.0.1:${port}`)!.healthy = null;
+    gw.letThrough();
     const r = await send(`${gw.url}/x`);
     assert.equal(r.status, 502, `answer ${i}`);
     assert.equal(r.json().error.code, 'upstream_error', `answer ${i}`);
@@ -226,18 +228,10 @@ test('a backend answering with an ambiguous body length (Content-Length and Tran
 });
 
 test('bytes a backend sends past its declared body are never served as the answer to another request', async (t) => {
-  const { createServer } = await import('node:net');
   // Every answer smuggles a second, forged response after its two declared bytes.
-  const liar = createServer((s) => {
-    s.on('error', () => {});
-    s.on('data', () => s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 4\r\nX-Forged: 1\r\n\r\nEVIL'));
-  });
-  await new Promise<void>((r) => liar.listen(0, '127.0.0.1', r));
-  t.after(() => liar.close());
-  const port = (liar.address() as import('node:net').AddressInfo).port;
-  const gw = await startGateway(t, `routes:\n  - path: /\n    backend: http://127.0.0.1:${port}\n`);
+  const gw = await gatewayToLiar(t, (s) => s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 4\r\nX-Forged: 1\r\n\r\nEVIL'));
   for (let i = 0; i < 5; i++) {
-    gw.backends.get(`http://127.0.0.1:${port}`)!.healthy = null;
+    gw.letThrough();
     const r = await send(`${gw.url}/x${i}`);
     assert.equal(r.text.includes('EVIL'), false, `request ${i} got the forged body`);
     assert.equal(r.headers['x-forged'], undefined, `request ${i} got the forged header`);
@@ -246,44 +240,24 @@ test('bytes a backend sends past its declared body are never served as the answe
 });
 
 test('a backend’s interim 1xx answers are not relayed: the client gets the final answer alone', async (t) => {
-  const { createServer } = await import('node:net');
-  const liar = createServer((s) => {
-    s.on('error', () => {});
-    s.on('data', () => s.write('HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'));
-  });
-  await new Promise<void>((r) => liar.listen(0, '127.0.0.1', r));
-  t.after(() => liar.close());
-  const port = (liar.address() as import('node:net').AddressInfo).port;
-  const gw = await startGateway(t, `routes:\n  - path: /\n    backend: http://127.0.0.1:${port}\n`);
-  gw.backends.get(`http://127.0.0.1:${port}`)!.healthy = null;
+  const gw = await gatewayToLiar(t, (s) => s.write('HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'));
   const r = await send(`${gw.url}/x`);
   assert.equal(r.status, 200);
   assert.equal(r.text, 'ok');
   assert.equal(r.headers.link, undefined, 'the 103’s header stays with the 103');
 });
 
-test('a backend that sends interim 1xx answers without end, never a final one, times out with 504 (undici restarts its timer at each)', async (t) => {
-  const { createServer } = await import('node:net');
-  const timers: NodeJS.Timeout[] = [];
-  const liar = createServer((s) => {
-    s.on('error', () => {});
-    s.on('data', () => {
-      const every = setInterval(() => s.write('HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n'), 50);
-      timers.push(every);
-      s.on('close', () => clearInterval(every));
-    });
+for (const [what, pieces] of [
+  // undici restarts its headers timer at each interim answer.
+  ['sends interim 1xx answers without end, never a final one,', ['HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n']],
+  ['trickles its header block a byte at a time', [...`HTTP/1.1 200 OK\r\nX-Slow: ${'s'.repeat(1000)}\r\n`]],
+] as const) {
+  test(`a backend that ${what} times out with 504 at the route timeout`, async (t) => {
+    const gw = await gatewayToLiar(t, (s) => trickle(s, [...pieces], 20), '    timeout: 500ms\n');
+    const started = Date.now();
+    const r = await send(`${gw.url}/x`);
+    assert.equal(r.status, 504);
+    assert.equal(r.json().error.code, 'upstream_timeout');
+    assert.ok(Date.now() - started < 5000, `took ${Date.now() - started} ms`);
   });
-  await new Promise<void>((r) => liar.listen(0, '127.0.0.1', r));
-  t.after(() => {
-    for (const x of timers) clearInterval(x);
-    liar.close();
-  });
-  const port = (liar.address() as import('node:net').AddressInfo).port;
-  const gw = await startGateway(t, `routes:\n  - path: /\n    backend: http://127.0.0.1:${port}\n    timeout: 500ms\n`);
-  gw.backends.get(`http://127.0.0.1:${port}`)!.healthy = null;
-  const started = Date.now();
-  const r = await send(`${gw.url}/x`);
-  assert.equal(r.status, 504);
-  assert.equal(r.json().error.code, 'upstream_timeout');
-  assert.ok(Date.now() - started < 5000, `took ${Date.now() - started} ms`);
-});
+}
