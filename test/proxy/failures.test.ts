@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { test, type TestContext } from 'node:test';
 import { deadPort, send, startBackend, startGateway, until } from '../helpers/gateway.js';
-import { rawBackend } from '../security/proxy-helpers.js';
+import { rawBackend, rawClient } from '../security/proxy-helpers.js';
 
 test('a hung backend gives 504 within the configured timeout', async (t) => {
   const be = await startBackend(t, (req, res) => {
@@ -170,7 +170,7 @@ test('a backend sending a header Node refuses to relay gives 502, not a crash', 
  * gets each request's socket once its head is in, and writes what it likes (health probes are
  * answered 200, so the liar stays in rotation).
  */
-async function gatewayToLiar(t: TestContext, answer: (s: Socket) => void, route = ''): Promise<{ url: string }> {
+async function gatewayToLiar(t: TestContext, answer: (s: Socket) => void, route = ''): Promise<{ url: string; port: number }> {
   const be = await rawBackend(t, (s) => answer(s));
   return startGateway(t, `routes:\n  - path: /\n    backend: ${be.url}\n${route}`);
 }
@@ -242,3 +242,14 @@ for (const [what, pieces] of [
     assert.ok(Date.now() - started < 5000, `took ${Date.now() - started} ms`);
   });
 }
+
+test('a backend whose chunked body turns malformed after its headers went out cuts the client response, never ends it cleanly', async (t) => {
+  const gw = await gatewayToLiar(t, (s) => s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nZZZ-not-a-size\r\n'));
+  const { socket, text, closed } = rawClient(t, gw.port);
+  socket.write('GET /x HTTP/1.1\r\nHost: x\r\n\r\n');
+  await until(closed, 3000);
+  assert.match(text(), /^HTTP\/1\.1 200 /);
+  assert.match(text(), /hello/);
+  assert.doesNotMatch(text(), /\r\n0\r\n\r\n$/, 'no terminating chunk: the client can tell the body is incomplete');
+  assert.equal(text().includes('ZZZ'), false, 'the malformed bytes are not relayed');
+});
