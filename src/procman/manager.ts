@@ -6,7 +6,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import { readdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Backoff } from '../backoff.js';
 import { systemClock, timersOf, type Clock, type TimerClock, type TimerHandle } from '../clock.js';
 import type { ProcessConfig } from '../config/index.js';
@@ -214,11 +216,7 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
   /** Last resort on a forced exit: SIGKILL everything now, synchronously. */
   killAllNow(): void {
     for (const m of this.#procs.values()) {
-      try {
-        m.child?.kill('SIGKILL');
-      } catch {
-        /* already gone */
-      }
+      if (m.child !== null) signalGroup(m.child, 'SIGKILL');
     }
   }
 
@@ -245,6 +243,8 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
           cwd: cfg.cwd ? resolve(this.#baseDir, cfg.cwd) : this.#baseDir,
           env,
           stdio: ['ignore', 'pipe', 'pipe'],
+          // Its own process group, so a stop reaches what it started too (a shell's server child).
+          detached: true,
         });
       } catch (err) {
         this.#startFailed(m, err as Error);
@@ -351,12 +351,18 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
     this.emit('process', this.#info(m));
   }
 
+  /**
+   * SIGTERM to the process and everything it started in its group; SIGKILL to what is left of the
+   * group once stop_timeout has passed (the process itself, or children it leaves behind when it
+   * exits first: a wrapper shell whose server child still holds the port).
+   */
   async #terminate(m: Managed): Promise<void> {
     const child = m.child;
     if (child === null) return;
     m.stopping = true;
     const exited = m.exited;
-    child.kill('SIGTERM');
+    signalGroup(child, 'SIGTERM');
+    const deadline = performance.now() + m.config.stop_timeout;
     let timer: NodeJS.Timeout | undefined;
     const timedOut = await Promise.race([
       exited.then(() => false),
@@ -367,8 +373,15 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
     clearTimeout(timer);
     if (timedOut) {
       this.#pushLine(m, 'stderr', `[microgate] ${m.config.id} did not exit within ${m.config.stop_timeout}ms of SIGTERM: SIGKILL`);
-      child.kill('SIGKILL');
+      signalGroup(child, 'SIGKILL');
       await exited;
+      return;
+    }
+    // The process is gone; what it started may still be stopping.
+    while (groupAlive(child) && performance.now() < deadline) await sleep(GROUP_POLL_MS);
+    if (groupAlive(child)) {
+      this.#pushLine(m, 'stderr', `[microgate] processes ${m.config.id} started were still running ${m.config.stop_timeout}ms after SIGTERM: SIGKILL`);
+      signalGroup(child, 'SIGKILL');
     }
   }
 
@@ -436,4 +449,61 @@ export class ProcessError extends Error {
     this.name = 'ProcessError';
     this.code = code;
   }
+}
+
+/** How often a stopping process group is looked at for members still alive (ms). */
+const GROUP_POLL_MS = 50;
+
+/** Signals the child's process group (it leads one: spawned detached), or the child alone if that fails. */
+function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  try {
+    if (child.pid !== undefined) {
+      process.kill(-child.pid, signal);
+      return;
+    }
+  } catch {
+    /* no such group (all gone), or not ours: fall back to the child */
+  }
+  try {
+    child.kill(signal);
+  } catch {
+    /* already gone */
+  }
+}
+
+/**
+ * Whether any process of the child's group is still running. A member that exited but was not yet
+ * reaped (a zombie: its parent, the shell, is gone and init reaps it when it gets to it) answers
+ * `kill(0)` like a live one, so on Linux the group is read from /proc and zombies are left out.
+ * Synchronous: it runs only while a managed process stops, every GROUP_POLL_MS at most.
+ */
+function groupAlive(child: ChildProcess): boolean {
+  const pgid = child.pid;
+  if (pgid === undefined) return false;
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    try {
+      process.kill(-pgid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+  const group = String(pgid);
+  for (const entry of entries) {
+    const c = entry.charCodeAt(0);
+    if (c < 48 || c > 57) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
+    } catch {
+      continue; // gone meanwhile
+    }
+    // "pid (comm) state ppid pgrp ...": comm may hold spaces and parentheses, so read after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ', 3);
+    if (fields[2] === group && fields[0] !== 'Z') return true;
+  }
+  return false;
 }

@@ -3,7 +3,7 @@
  * SIGKILL, crash reporting, output capture, the on-failure restart policy and stopAll.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -106,6 +106,50 @@ function alive(pid: number): boolean {
 
 function assertGone(pid: number): void {
   assert.throws(() => process.kill(pid, 0), { code: 'ESRCH' }, `process ${pid} is still alive`);
+}
+
+/** Pids of this test process's descendants whose command line contains `marker` (read from /proc). */
+function descendantsWith(marker: string): number[] {
+  const out: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(marker) && isDescendant(Number(entry))) out.push(Number(entry));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return out;
+}
+
+/** A process's state letter from /proc (R, S, Z, …), or null when it is gone. */
+function stateOf(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0]!;
+  } catch {
+    return null;
+  }
+}
+
+function isDescendant(pid: number): boolean {
+  for (let at = pid, hops = 0; at > 1 && hops < 64; hops++) {
+    const stat = readFileSync(`/proc/${at}/stat`, 'utf8');
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (ppid === process.pid) return true;
+    at = ppid;
+  }
+  return false;
+}
+
+/** Polls `probe` every 20 ms until it returns non-null (at most 5 s). */
+async function until<T>(probe: () => T | null): Promise<T> {
+  for (let i = 0; i < 250; i++) {
+    const v = probe();
+    if (v !== null) return v;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error('condition not met within 5 s');
 }
 
 /** Pids of this test process's children whose command line contains `marker` (read from /proc). */
@@ -335,6 +379,35 @@ describe('stopping', () => {
     h.add(nodeProc('a', IDLE));
     await h.pm.stopAll();
     await assert.rejects(h.pm.start('a'), { code: 'unavailable' });
+  });
+
+  test('stop reaches what the process started: a wrapper shell\'s server child is stopped too, and one that ignores SIGTERM is SIGKILLed', async (t) => {
+    const h = harness(t);
+    const marker = `mg-grandchild-${process.pid}-${Date.now()}`;
+    // A shell that starts two servers without exec and waits: the one that traps SIGTERM exits,
+    // the one that ignores it would hold its port for ever.
+    const server = (script: string) => `${JSON.stringify(process.execPath)} -e ${JSON.stringify(script)} ${marker} &`;
+    h.add({ ...nodeProc('wrapped', IDLE), command: '/bin/sh', args: ['-c', `${server(TRAPS_TERM)} ${server(IGNORES_TERM)} wait`], stop_timeout: 1_000 });
+    await h.pm.start('wrapped');
+    const pids = await until(() => {
+      // The node servers, not the shell (whose -c text names the marker too).
+      const found = descendantsWith(marker).filter((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0] === process.execPath);
+      return found.length === 2 ? found : null;
+    });
+    t.after(() => {
+      for (const pid of pids) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+    });
+    const started = performance.now();
+    await h.pm.stop('wrapped');
+    // Gone, or exited and waiting for init to reap it (the shell that was its parent is gone).
+    for (const pid of pids) assert.ok(stateOf(pid) === null || stateOf(pid) === 'Z', `process ${pid} is still running (${stateOf(pid)})`);
+    assert.ok(performance.now() - started < 4_000, `stop took ${performance.now() - started} ms`);
   });
 
   test('killAllNow SIGKILLs every running child at once', async (t) => {
