@@ -300,6 +300,9 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
       child.once('exit', (code, signal) => {
         if (!spawned) return;
         exitInfo = { code, signal };
+        // It ended without being asked: what it started goes with it (as systemd ends a service's
+        // control group), or a restart would find the port still taken by its orphaned server.
+        if (!m.stopping) endGroup(child, m.config.stop_timeout);
         // Pipes held open by a grandchild must not hold up the status forever.
         setTimeout(() => {
           streamsOpen = 0;
@@ -375,14 +378,16 @@ export class ProcessManager extends EventEmitter<ProcessManagerEvents> {
       this.#pushLine(m, 'stderr', `[microgate] ${m.config.id} did not exit within ${m.config.stop_timeout}ms of SIGTERM: SIGKILL`);
       signalGroup(child, 'SIGKILL');
       await exited;
-      return;
+    } else {
+      // The process is gone; what it started may still be stopping.
+      while (groupAlive(child) && performance.now() < deadline) await sleep(GROUP_POLL_MS);
+      if (groupAlive(child)) {
+        this.#pushLine(m, 'stderr', `[microgate] processes ${m.config.id} started were still running ${m.config.stop_timeout}ms after SIGTERM: SIGKILL`);
+        signalGroup(child, 'SIGKILL');
+      }
     }
-    // The process is gone; what it started may still be stopping.
-    while (groupAlive(child) && performance.now() < deadline) await sleep(GROUP_POLL_MS);
-    if (groupAlive(child)) {
-      this.#pushLine(m, 'stderr', `[microgate] processes ${m.config.id} started were still running ${m.config.stop_timeout}ms after SIGTERM: SIGKILL`);
-      signalGroup(child, 'SIGKILL');
-    }
+    // A SIGKILL lands when the process is next scheduled: stop returns once the group is gone (or 1 s later).
+    for (let i = 0; i < 20 && groupAlive(child); i++) await sleep(GROUP_POLL_MS);
   }
 
   #output(m: Managed, stream: 'stdout' | 'stderr', chunk: string): void {
@@ -469,6 +474,15 @@ function signalGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   } catch {
     /* already gone */
   }
+}
+
+/** SIGTERM to what is left of an exited child's group, SIGKILL to what outlives `graceMs`. */
+function endGroup(child: ChildProcess, graceMs: number): void {
+  if (!groupAlive(child)) return;
+  signalGroup(child, 'SIGTERM');
+  setTimeout(() => {
+    if (groupAlive(child)) signalGroup(child, 'SIGKILL');
+  }, graceMs).unref();
 }
 
 /**

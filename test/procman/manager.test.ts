@@ -436,6 +436,29 @@ describe('exits nobody asked for', () => {
     assert.match(h.pm.logs('victim', 5)!.join('\n'), /crashed: killed by SIGKILL/);
   });
 
+  test('a process that ends on its own takes what it started with it (no orphaned server to hold its port)', async (t) => {
+    const h = harness(t);
+    const marker = `mg-orphan-${process.pid}-${Date.now()}`;
+    const server = `${JSON.stringify(process.execPath)} -e ${JSON.stringify(IDLE)} ${marker} &`;
+    h.add({ ...nodeProc('wrapper', IDLE), command: '/bin/sh', args: ['-c', `${server} sleep 0.3; exit 3`] });
+    await h.pm.start('wrapper');
+    const [pid] = await until(() => {
+      // The node server, not the shell (whose -c text names the marker too).
+      const found = descendantsWith(marker).filter((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0')[0] === process.execPath);
+      return found.length === 1 ? found : null;
+    });
+    t.after(() => {
+      try {
+        process.kill(pid!, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    });
+    const ev = await h.waitFor((e) => e.id === 'wrapper' && e.status !== 'running');
+    assert.equal(ev.status, 'crashed');
+    await until(() => (stateOf(pid!) === null || stateOf(pid!) === 'Z' ? true : null));
+  });
+
   test('an unrequested SIGTERM (from outside the manager) is a crash too', async (t) => {
     const h = harness(t);
     h.add(nodeProc('victim', IDLE));
