@@ -37,15 +37,40 @@ export function openFds(): number {
 /** Pids of this process's children (from /proc). */
 export function childPids(): number[] {
   const out: number[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === process.pid) out.push(Number(name));
-    } catch {
-      /* gone meanwhile */
-    }
-  }
+  for (const pid of allPids()) if (statOf(pid)?.[1] === String(process.pid)) out.push(pid);
   return out;
+}
+
+/** Pids of this test process's descendants (children, their children, …), read from /proc. */
+export function descendantPids(): number[] {
+  return allPids().filter((pid) => {
+    for (let at = pid, hops = 0; at > 1 && hops < 64; hops++) {
+      const ppid = Number(statOf(at)?.[1] ?? 0);
+      if (ppid === process.pid) return true;
+      at = ppid;
+    }
+    return false;
+  });
+}
+
+/** A process's state letter (R, S, Z, …), or null when it is gone. */
+export function stateOf(pid: number): string | null {
+  return statOf(pid)?.[0] ?? null;
+}
+
+/** The fields of /proc/<pid>/stat after the command name (state, ppid, pgrp, …), or null when it is gone. */
+function statOf(pid: number): string[] | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name may hold spaces and parentheses: read after the last ')'.
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return null; // gone meanwhile
+  }
+}
+
+function allPids(): number[] {
+  return readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name))
+    .map(Number);
 }

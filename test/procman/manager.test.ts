@@ -3,7 +3,7 @@
  * SIGKILL, crash reporting, output capture, the on-failure restart policy and stopAll.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, realpath, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,7 +11,8 @@ import { describe, test, type TestContext } from 'node:test';
 import { ManualClock } from '../../src/clock.js';
 import type { ProcessConfig } from '../../src/config/index.js';
 import { BACKOFF_MAX_MS, ProcessError, ProcessManager, type OutputLine, type ProcessInfo, type ProcessManagerOptions } from '../../src/procman/index.js';
-import { childPids } from '../ops/helpers.js';
+import { childPids, descendantPids, stateOf } from '../ops/helpers.js';
+import { until } from '../helpers/gateway.js';
 
 /** A process config running `node -e script`. */
 function nodeProc(id: string, script: string, over: Partial<ProcessConfig> = {}): ProcessConfig {
@@ -108,48 +109,16 @@ function assertGone(pid: number): void {
   assert.throws(() => process.kill(pid, 0), { code: 'ESRCH' }, `process ${pid} is still alive`);
 }
 
-/** Pids of this test process's descendants whose command line contains `marker` (read from /proc). */
-function descendantsWith(marker: string): number[] {
-  const out: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
+/** Pids of the node processes below this test process whose command line holds `marker` (a shell whose -c text names it too is left out). */
+function nodeServersWith(marker: string): number[] {
+  return descendantPids().filter((pid) => {
     try {
-      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(marker) && isDescendant(Number(entry))) out.push(Number(entry));
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      return argv.includes(marker) && argv.split('\0')[0] === process.execPath;
     } catch {
-      /* gone meanwhile */
+      return false; // gone meanwhile
     }
-  }
-  return out;
-}
-
-/** A process's state letter from /proc (R, S, Z, …), or null when it is gone. */
-function stateOf(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0]!;
-  } catch {
-    return null;
-  }
-}
-
-function isDescendant(pid: number): boolean {
-  for (let at = pid, hops = 0; at > 1 && hops < 64; hops++) {
-    const stat = readFileSync(`/proc/${at}/stat`, 'utf8');
-    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-    if (ppid === process.pid) return true;
-    at = ppid;
-  }
-  return false;
-}
-
-/** Polls `probe` every 20 ms until it returns non-null (at most 5 s). */
-async function until<T>(probe: () => T | null): Promise<T> {
-  for (let i = 0; i < 250; i++) {
-    const v = probe();
-    if (v !== null) return v;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error('condition not met within 5 s');
+  });
 }
 
 /** Pids of this test process's children whose command line contains `marker` (read from /proc). */
@@ -389,11 +358,10 @@ describe('stopping', () => {
     const server = (script: string) => `${JSON.stringify(process.execPath)} -e ${JSON.stringify(script)} ${marker} &`;
     h.add({ ...nodeProc('wrapped', IDLE), command: '/bin/sh', args: ['-c', `${server(TRAPS_TERM)} ${server(IGNORES_TERM)} wait`], stop_timeout: 1_000 });
     await h.pm.start('wrapped');
-    const pids = await until(() => {
-      // The node servers, not the shell (whose -c text names the marker too).
-      const found = descendantsWith(marker).filter((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0] === process.execPath);
+    const pids = (await until(() => {
+      const found = nodeServersWith(marker);
       return found.length === 2 ? found : null;
-    });
+    }))!;
     t.after(() => {
       for (const pid of pids) {
         try {
@@ -442,11 +410,10 @@ describe('exits nobody asked for', () => {
     const server = `${JSON.stringify(process.execPath)} -e ${JSON.stringify(IDLE)} ${marker} &`;
     h.add({ ...nodeProc('wrapper', IDLE), command: '/bin/sh', args: ['-c', `${server} sleep 0.3; exit 3`] });
     await h.pm.start('wrapper');
-    const [pid] = await until(() => {
-      // The node server, not the shell (whose -c text names the marker too).
-      const found = descendantsWith(marker).filter((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0')[0] === process.execPath);
+    const [pid] = (await until(() => {
+      const found = nodeServersWith(marker);
       return found.length === 1 ? found : null;
-    });
+    }))!;
     t.after(() => {
       try {
         process.kill(pid!, 'SIGKILL');
