@@ -13,7 +13,9 @@
  * A dump's process id (the name's third part) finds its map. Counts are self instructions (what a
  * function executes itself, not its callees) divided by the requests of a counted window
  * (INSTR_REQUESTS, 2000). Options: --requests N, --top N (40), --inclusive (self plus callees:
- * recursion is counted more than once).
+ * recursion is counted more than once), --callers TEXT (who calls the functions whose name holds TEXT:
+ * per caller, calls and inclusive instructions per request; for a builtin such as
+ * Builtins_LoadIC_Megamorphic, which JS function pays for it).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
@@ -21,7 +23,7 @@ import { parseArgs } from 'node:util';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { requests: { type: 'string', default: '2000' }, top: { type: 'string', default: '40' }, inclusive: { type: 'boolean', default: false } },
+  options: { requests: { type: 'string', default: '2000' }, top: { type: 'string', default: '40' }, inclusive: { type: 'boolean', default: false }, callers: { type: 'string' } },
 });
 if (positionals.length < 1 || positionals.length > 2) {
   process.stderr.write('usage: callgrind-functions.mjs <dump> [baseline dump] [--requests N] [--top N] [--inclusive]\n');
@@ -70,22 +72,42 @@ function costs(dump) {
   let fn = '';
   let callee = '';
   let call = false;
+  let calls = 0;
   for (const line of readFileSync(dump, 'utf8').split('\n')) {
     if (line.startsWith('fn=')) fn = resolve(line.slice(3));
     else if (line.startsWith('cfn=')) callee = resolve(line.slice(4));
-    else if (line.startsWith('calls=')) call = true;
-    else if (/^[0-9+*-]/.test(line)) {
+    else if (line.startsWith('calls=')) {
+      call = true;
+      calls = Number(line.slice(6).split(' ')[0]);
+    } else if (/^[0-9+*-]/.test(line)) {
       const n = Number(line.split(' ')[1] ?? 0);
       if (call) {
         call = false;
-        if (values.inclusive && callee !== fn) byFn.set(fn, (byFn.get(fn) ?? 0) + n);
+        if (values.callers !== undefined) {
+          if (callee.includes(values.callers) && callee !== fn) {
+            const row = callers.get(`${fn} → ${callee}`) ?? [0, 0];
+            row[0] += calls;
+            row[1] += n;
+            callers.set(`${fn} → ${callee}`, row);
+          }
+        } else if (values.inclusive && callee !== fn) byFn.set(fn, (byFn.get(fn) ?? 0) + n);
       } else byFn.set(fn, (byFn.get(fn) ?? 0) + n);
     }
   }
   return byFn;
 }
 
+/** Per `caller → callee` of the functions --callers names: [calls, inclusive instructions]. */
+const callers = new Map();
+
 const target = costs(positionals[0]);
+if (values.callers !== undefined) {
+  console.log('    calls  instructions  caller → callee (per request)');
+  for (const [edge, [c, n]] of [...callers].sort((a, b) => b[1][1] - a[1][1]).slice(0, Number(values.top))) {
+    console.log(`${(c / perRequest).toFixed(1).padStart(9)} ${Math.round(n / perRequest).toLocaleString('en-US').padStart(13)}  ${edge}`);
+  }
+  process.exit(0);
+}
 const base = positionals[1] === undefined ? null : costs(positionals[1]);
 const total = (m) => [...m.values()].reduce((a, b) => a + b, 0) / perRequest;
 const fmt = (n) => Math.round(n).toLocaleString('en-US').padStart(9);

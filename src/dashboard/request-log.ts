@@ -188,11 +188,11 @@ const K = {
   method: new FieldCache('","method":'),
   path: new JsonKey(',"path":'),
   query: new JsonKey(',"query":'),
-  status: new NumField(',"status":'),
-  latency: new JsonKey(',"latency_ms":'),
+  /** The status with the next key: one copy for both. */
+  status: new NumField(',"status":', ',"latency_ms":'),
   clientIp: new FieldCache(',"client_ip":', 1024),
-  bytesIn: new NumField(',"bytes_in":'),
-  bytesOut: new NumField(',"bytes_out":'),
+  bytesIn: new NumField(',"bytes_in":', ',"bytes_out":'),
+  bytesOut: new NumField(''),
   backend: new FieldCache(',"backend":'),
   route: new FieldCache(',"route":'),
   consumer: new FieldCache(',"consumer":', 1024),
@@ -217,7 +217,6 @@ function writeEntry(w: JsonBytes, r: CompletionRecord): void {
   w.strField(K.path, clip(r.path));
   w.strField(K.query, clip(r.query));
   w.numCached(K.status, r.status);
-  w.key(K.latency);
   w.ms3(r.latencyMs);
   w.cachedField(K.clientIp, clip(r.clientIp));
   w.numCached(K.bytesIn, r.bytesIn);

@@ -22,17 +22,26 @@ const PLAIN_TEXT = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
 const NATIVE_MIN = 32;
 
 /**
- * Constant ASCII text (a key with its punctuation, such as `,"path":`) prepared once: its bytes,
- * and the same as little-endian 32-bit words and a tail of 0-3 bytes. Most of an access line is
- * such text: short text is written four bytes per store (a third of copying it character by
- * character), longer text in one native copy (LONG_KEY_WORDS).
+ * Constant ASCII text (a key with its punctuation, such as `,"path":`) prepared once: its bytes as
+ * little-endian 64-bit groups (held as the doubles they spell), then one 32-bit word and 0-3 bytes
+ * for the rest. Most of an access line is such text: it is written eight bytes per store. A native
+ * copy (`Uint8Array#set`) costs ~170 instructions a call whatever the length, more than the stores
+ * of any key a line has (bench/line-instructions.mjs).
+ *
+ * Why doubles are safe: a group of ASCII bytes is never a NaN (that needs the top byte 0x7f or 0xff
+ * and the next one 0xf0 or above), so loading and storing it as a double keeps every bit; the
+ * constructor refuses text that is not ASCII.
  */
 export class JsonKey {
   readonly text: string;
-  readonly words: Uint32Array;
+  /** Bytes 0 to 8·n-1, eight at a time. */
+  readonly groups: Float64Array;
+  /** Bytes 8·n to 8·n+3 when at least four remain (`hasWord`). */
+  readonly word: number;
+  readonly hasWord: boolean;
+  /** The last 0-3 bytes. */
   readonly tail: Uint8Array;
-  /** The whole text as bytes (copied natively when long). */
-  readonly bytes: Uint8Array;
+  readonly length: number;
 
   /** `text` prepared, or null when it is not ASCII (JSON text from data: a value that cannot be prepared). */
   static ascii(text: string): JsonKey | null {
@@ -42,23 +51,20 @@ export class JsonKey {
   constructor(text: string) {
     if (!isAscii(text)) throw new RangeError(`JsonKey: ${JSON.stringify(text)} is not ASCII`);
     const bytes = Buffer.from(text, 'latin1');
-    const n = bytes.length >> 2;
+    const n = bytes.length >> 3;
     this.text = text;
-    this.words = new Uint32Array(n);
-    for (let i = 0; i < n; i++) this.words[i] = bytes.readUInt32LE(i * 4);
-    this.tail = Uint8Array.from(bytes.subarray(n * 4));
-    this.bytes = Uint8Array.from(bytes);
+    this.length = bytes.length;
+    this.groups = new Float64Array(n);
+    for (let i = 0; i < n; i++) this.groups[i] = bytes.readDoubleLE(i * 8);
+    let at = n * 8;
+    this.hasWord = bytes.length - at >= 4;
+    this.word = this.hasWord ? bytes.readUInt32LE(at) : 0;
+    if (this.hasWord) at += 4;
+    this.tail = Uint8Array.from(bytes.subarray(at));
   }
 }
 
 const EMPTY_KEY = new JsonKey('');
-/**
- * Keys of at least this many words (16 bytes) are copied with one native `set`: below it the
- * four-byte stores cost less than the call. bench/line-instructions.mjs, two runs each: the access
- * line 7,644-8,246 instructions with 4 against 8,660-8,893 with stores only, the request-log entry
- * 13,245-13,453 against 14,216-14,383; 2 and 3 words were no better, 6 and more worse.
- */
-const LONG_KEY_WORDS = 4;
 
 /**
  * A field whose values come from a small set (a route prefix, a backend URL, a method, a key id):
@@ -130,23 +136,24 @@ export class JsonBytes {
     this.limit = limit;
   }
 
-  /** Constant text prepared as a JsonKey (written four bytes at a time). */
+  /** Constant text prepared as a JsonKey (written eight bytes at a time). */
   key(k: JsonKey): void {
-    const words = k.words;
-    let p = this.pos;
-    if (words.length >= LONG_KEY_WORDS) {
-      this.buf.set(k.bytes, p);
-      this.pos = p + k.bytes.length;
-      return;
-    }
+    const groups = k.groups;
     const view = this.#view;
-    for (let i = 0; i < words.length; i++) {
-      view.setUint32(p, words[i]!, true);
+    let p = this.pos;
+    for (let i = 0; i < groups.length; i++) {
+      view.setFloat64(p, groups[i]!, true);
+      p += 8;
+    }
+    if (k.hasWord) {
+      view.setUint32(p, k.word, true);
       p += 4;
     }
     const tail = k.tail;
-    const buf = this.buf;
-    for (let i = 0; i < tail.length; i++) buf[p++] = tail[i]!;
+    if (tail.length > 0) {
+      const buf = this.buf;
+      for (let i = 0; i < tail.length; i++) buf[p++] = tail[i]!;
+    }
     this.pos = p;
   }
 
@@ -297,13 +304,14 @@ export class JsonBytes {
     this.str(s);
   }
 
-  /** A numeric field (see NumField). */
+  /** A numeric field and the text after it (see NumField). */
   numCached(field: NumField, n: number): void {
     const k = field.field(n);
     if (k !== null) this.key(k);
     else {
       this.key(field.key);
       this.num(n);
+      this.key(field.after);
     }
   }
 
@@ -377,21 +385,26 @@ export class IsoTimes {
 
 /**
  * A numeric field whose values are mostly small integers (a status, a byte count): its key and each
- * value from 0 to 1023 prepared once, as the key and number in one JsonKey, when first seen.
+ * value from 0 to 1023 prepared once, as the key and number in one JsonKey, when first seen. `after`
+ * is constant text that always follows the number (the next field's key), prepared with it: one
+ * copy instead of two.
  */
 export class NumField {
   readonly key: JsonKey;
+  /** The text after the number, for numbers written the ordinary way. */
+  readonly after: JsonKey;
   readonly #text: string;
   readonly #small: (JsonKey | undefined)[] = new Array<JsonKey | undefined>(1024).fill(undefined);
 
-  constructor(key: string) {
+  constructor(key: string, after = '') {
     this.key = new JsonKey(key);
+    this.after = new JsonKey(after);
     this.#text = key;
   }
 
-  /** The key and `n` as one JsonKey, or null for a number that is not an integer from 0 to 1023. */
+  /** The key, `n` and `after` as one JsonKey, or null for a number that is not an integer from 0 to 1023. */
   field(n: number): JsonKey | null {
     if (!(n >= 0 && n < 1024) || n !== Math.floor(n)) return null;
-    return (this.#small[n] ??= new JsonKey(this.#text + n));
+    return (this.#small[n] ??= new JsonKey(this.#text + n + this.after.text));
   }
 }

@@ -103,10 +103,10 @@ describe('JsonBytes', () => {
 
 describe('JsonKey', () => {
   it('writes its text exactly, at every alignment, for every tail length, between other writes', () => {
-    for (let len = 0; len <= 19; len++) {
+    for (let len = 0; len <= 26; len++) {
       const text = ',"' + 'abcdefghijklmnopqrstuvwxyz'.slice(0, len) + '":';
       const key = new JsonKey(text);
-      for (let at = 0; at < 4; at++) {
+      for (let at = 0; at < 8; at++) {
         assert.equal(written((w) => {
           w.raw('x'.repeat(at));
           w.key(key);
@@ -126,6 +126,25 @@ describe('JsonKey', () => {
     w.key(key);
     assert.equal(big.toString('latin1', 0, 13 + 5 + key.text.length), '.'.repeat(18) + key.text);
     assert.equal(big[13 + 5 + key.text.length], 0x2e, 'nothing written past the text');
+  });
+
+  it('writes every ASCII byte exactly in each position of its eight-byte groups (controls and DEL too: no group is a NaN)', () => {
+    // The groups are stored as doubles: a pattern a double could change (a NaN's payload) must not
+    // exist among ASCII texts. Every byte value 0-127 in every one of the eight positions, with
+    // the neighbours that give the largest exponents (0x7f) and the smallest (0x00: denormals).
+    for (let b = 0; b < 128; b++) {
+      for (let pos = 0; pos < 8; pos++) {
+        for (const fill of [0x7f, 0x00, 0x41]) {
+          const bytes = Buffer.alloc(8, fill);
+          bytes[pos] = b;
+          const text = bytes.toString('latin1') + 'tail';
+          const w = new JsonBytes(Buffer.alloc(32));
+          w.raw('x');
+          w.key(new JsonKey(text));
+          assert.deepEqual(w.buf.subarray(1, w.pos), Buffer.from(text, 'latin1'), `byte ${b} at ${pos} among ${fill}`);
+        }
+      }
+    }
   });
 
   it('refuses text that is not ASCII, so a key is never written as something else', () => {
@@ -170,6 +189,13 @@ describe('numeric fields', () => {
     assert.ok(field.field(7) !== null && field.field(7) === field.field(7), 'a small integer is prepared once');
     assert.equal(field.field(1024), null);
     assert.equal(field.field(2.5), null);
+  });
+
+  it('write the text that follows the number with it, prepared or not', () => {
+    const field = new NumField(',"status":', ',"latency_ms":');
+    for (const n of [200, 200, 0, 1023, 1024, 70000, 0.5, Number.NaN]) {
+      assert.equal(written((w) => w.numCached(field, n)), `,"status":${JSON.stringify(n)},"latency_ms":`, String(n));
+    }
   });
 });
 
