@@ -10,6 +10,7 @@ import { Worker, type ResourceLimits } from 'node:worker_threads';
 import { reassertYoungGenerationHold } from '../young-generation.js';
 import { ConfigError, type ConfigProblem } from './problems.js';
 import { deepFreeze } from './runtime.js';
+import type { ReadOptions } from './load.js';
 import type { Config } from './schema.js';
 
 const FROM_SOURCE = import.meta.url.endsWith('.ts');
@@ -42,7 +43,13 @@ type Answer = { ok: true; config: Config } | { ok: false; problems: ConfigProble
  * Reads, validates and freezes a config file. Throws ConfigError with every problem; a reader that
  * could not run (no memory for a thread, say) is reported the same way, as a problem of the file.
  */
-export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env, limits: ResourceLimits = READER_LIMITS, timeLimitMs = READER_TIME_LIMIT_MS): Promise<Config> {
+export function loadConfig(
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+  limits: ResourceLimits = READER_LIMITS,
+  timeLimitMs = READER_TIME_LIMIT_MS,
+  opts: ReadOptions = {},
+): Promise<Config> {
   return new Promise<Config>((resolve, reject) => {
     let settled = false;
     let timer: NodeJS.Timeout | undefined;
@@ -54,7 +61,7 @@ export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env, l
     };
     let worker: Worker;
     try {
-      worker = new Worker(WORKER_ENTRY, { eval: true, workerData: { file, env: { ...env } }, resourceLimits: limits });
+      worker = new Worker(WORKER_ENTRY, { eval: true, workerData: { file, env: { ...env }, opts }, resourceLimits: limits });
     } catch (err) {
       cannotRead(`the config reader did not start (${(err as Error).message})`);
       return;

@@ -4,12 +4,12 @@
  * validator's code and schema objects, ~4 MB of the gateway's heap) goes with it.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { loadConfigInProcess } from './load.js';
+import { loadConfigInProcess, type ReadOptions } from './load.js';
 import { ConfigError } from './problems.js';
 
-const { file, env } = workerData as { file: string; env: NodeJS.ProcessEnv };
+const { file, env, opts } = workerData as { file: string; env: NodeJS.ProcessEnv; opts: ReadOptions };
 try {
-  parentPort!.postMessage({ ok: true, config: await loadConfigInProcess(file, env) });
+  parentPort!.postMessage({ ok: true, config: await loadConfigInProcess(file, env, opts) });
 } catch (err) {
   if (err instanceof ConfigError) parentPort!.postMessage({ ok: false, problems: err.problems });
   else parentPort!.postMessage({ ok: false, error: err instanceof Error ? err.message : String(err) });

@@ -1,6 +1,6 @@
 /** Reading a config file: YAML with positions, `${ENV}` substitution, schema validation, freezing. */
 import { constants } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, readlink } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from 'yaml';
 import { ConfigError, type ConfigProblem } from './problems.js';
@@ -13,7 +13,7 @@ const ENV_REF = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
  * Reads, validates and freezes a config file in this thread. Throws ConfigError with every problem.
  * The gateway reads its config through `loadConfig` (load-isolated.ts), which runs this in a worker.
  */
-export async function loadConfigInProcess(file: string, env: NodeJS.ProcessEnv = process.env): Promise<Config> {
+export async function loadConfigInProcess(file: string, env: NodeJS.ProcessEnv = process.env, opts: ReadOptions = {}): Promise<Config> {
   let text: string;
   try {
     text = await readBounded(file);
@@ -22,8 +22,21 @@ export async function loadConfigInProcess(file: string, env: NodeJS.ProcessEnv =
     const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (err as Error).message;
     throw new ConfigError([{ file, line: 0, col: 0, key: '', message: `cannot read config: ${reason}` }]);
   }
-  return parseConfig(text, file, env);
+  return parseConfig(text, file, env, opts);
 }
+
+/** How a read judges the file beyond the schema. */
+export interface ReadOptions {
+  /**
+   * Refuse a file with no settings (empty, whitespace, only comments, or `~`), which is otherwise a
+   * valid config with every default and no routes. A reload sets it: a file caught while an editor
+   * or a deploy rewrites it in place is empty for a moment, and reloading it dropped every route.
+   */
+  refuseEmpty?: boolean;
+}
+
+/** The problem of a file with no settings read with `refuseEmpty`. */
+export const NO_SETTINGS = 'the file has no settings (it is empty or holds only comments); a reload keeps the config in force. To run with every default, restart the gateway with this file';
 
 /**
  * The file's text, at most MAX_CONFIG_BYTES. A regular file is checked by its size first; a pipe
@@ -43,6 +56,9 @@ async function readBounded(file: string): Promise<string> {
     const info = await handle.stat();
     if (info.isDirectory()) throw new Error('it is a directory');
     if (info.isFile() && info.size > MAX_CONFIG_BYTES) throw tooLarge(String(info.size));
+    // A named pipe may get a writer later; an anonymous one (a process substitution's /dev/fd/63)
+    // cannot, so its end is final even when it gave nothing.
+    const waitForWriter = info.isFIFO() && !(await isAnonymousPipe(handle.fd));
     const buf = Buffer.allocUnsafe(MAX_CONFIG_BYTES + 1);
     let len = 0;
     for (;;) {
@@ -56,10 +72,10 @@ async function readBounded(file: string): Promise<string> {
         continue;
       }
       if (bytesRead === 0) {
-        // The end, except for a pipe that has given nothing yet: with no writer yet it reads as the
-        // end too, and an empty config is a valid one, so a gateway would start without routes.
-        // It is looked at again until a writer writes, or the reader's time runs out.
-        if (len > 0 || !info.isFIFO()) break;
+        // The end, except for a named pipe that has given nothing yet: with no writer yet it reads
+        // as the end too, and an empty config is a valid one, so a gateway would start without
+        // routes. It is looked at again until a writer writes, or the reader's time runs out.
+        if (len > 0 || !waitForWriter) break;
         await sleep(PIPE_POLL_MS);
         continue;
       }
@@ -72,11 +88,20 @@ async function readBounded(file: string): Promise<string> {
   }
 }
 
+/** Whether an open pipe has no name (Linux shows it as `pipe:[inode]`); false where that cannot be told. */
+async function isAnonymousPipe(fd: number): Promise<boolean> {
+  try {
+    return (await readlink(`/proc/self/fd/${fd}`)).startsWith('pipe:');
+  } catch {
+    return false;
+  }
+}
+
 /** How often a pipe that has nothing to read yet is looked at again (ms). */
 const PIPE_POLL_MS = 10;
 
 /** Validates config text; `file` is only used in messages. */
-export function parseConfig(text: string, file = 'config.yml', env: NodeJS.ProcessEnv = process.env): Config {
+export function parseConfig(text: string, file = 'config.yml', env: NodeJS.ProcessEnv = process.env, opts: ReadOptions = {}): Config {
   const lineCounter = new LineCounter();
   if (text.length > MAX_CONFIG_BYTES / 4 && Buffer.byteLength(text) > MAX_CONFIG_BYTES) {
     throw new ConfigError([{ file, line: 1, col: 1, key: '', message: `config file is larger than ${MAX_CONFIG_BYTES} bytes` }]);
@@ -101,6 +126,9 @@ export function parseConfig(text: string, file = 'config.yml', env: NodeJS.Proce
     },
   });
   if (problems.length > 0) throw new ConfigError(problems.slice(0, MAX_PROBLEMS));
+  if (opts.refuseEmpty && (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null))) {
+    throw new ConfigError([{ file, line: 1, col: 1, key: '', message: NO_SETTINGS }]);
+  }
 
   const envFailed = new Set<string>();
   substituteEnv(doc, env, (node, path, message) => {

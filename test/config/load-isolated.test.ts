@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { readdirSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -165,6 +166,20 @@ describe('the config reader is bounded in time', () => {
     const writer = writeFile(fifo, '');
     await rejectsOnTimeLimit(loadConfig(fifo, {}, READER_LIMITS, 500), 0.5);
     await writer;
+  });
+
+  it('reads the end of an anonymous pipe (`<(true)`, whose writers are gone for good) at once, as an empty file', async () => {
+    // A process substitution's pipe has no name: no writer can come later, so its end is final.
+    const child = spawn('bash', ['-c', 'exec 3< <(true); sleep 0.2; echo /proc/$$/fd/3; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      const path = (await once(child.stdout!, 'data'))[0].toString().trim();
+      const started = performance.now();
+      const config = await loadConfig(path, {}, READER_LIMITS, 5_000);
+      assert.ok(performance.now() - started < 2_500, 'not waited for as a named pipe would be');
+      assert.deepEqual(config.routes, []);
+    } finally {
+      child.kill('SIGKILL');
+    }
   });
 
   it('reads a config from a pipe (`--config <(envsubst < gateway.yml)`), and at most 1 MiB of it', async (t) => {

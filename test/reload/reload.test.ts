@@ -29,6 +29,26 @@ describe('hot reload', () => {
     assert.equal(r.body.port, b.port);
   });
 
+  it('a file with no settings (emptied, or only comments) is refused on reload: routes stay, with a problem at line 1', async (t) => {
+    // An editor or a deploy that rewrites the file in place leaves it empty for a moment; taken as
+    // a config, it is a valid one with every default and no routes, and a reload then dropped them all.
+    const a = await startBackend(t);
+    const { gw, write } = await startFromFile(t, `routes:\n  - path: /a\n    backend: ${a.url}\n${QUIET}`);
+    for (const text of ['', '\n  \n', '# being rewritten\n', '~\n']) {
+      await write(text);
+      const out = await gw.reloadFromFile();
+      assert.ok(out.result === 'error', JSON.stringify(text));
+      assert.equal(out.reason, 'invalid');
+      assert.equal(out.problems.length, 1);
+      assert.equal(out.problems[0]!.line, 1);
+      assert.match(out.problems[0]!.message, /^the file has no settings \(it is empty or holds only comments\)/);
+      assert.equal((await get(`${gw.url}/a/x`)).status, 200, 'the route is still served');
+    }
+    // What a file says in full still reloads.
+    await write(`routes:\n  - path: /a\n    backend: ${a.url}\n  - path: /b\n    backend: ${a.url}\n${QUIET}`);
+    assert.equal((await gw.reloadFromFile()).result, 'success');
+  });
+
   it('a changed API key takes effect and the old one stops working', async (t) => {
     const a = await startBackend(t);
     const base = `routes:\n  - path: /a\n    backend: ${a.url}\n${QUIET}`;

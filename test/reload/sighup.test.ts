@@ -3,10 +3,12 @@
  * `--watch` reloads when the file changes. Needs `npx tsc -p tsconfig.build.json` first.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { writeFile } from 'node:fs/promises';
 import { describe, it, type TestContext } from 'node:test';
 import { request } from 'undici';
-import { assertBuilt, freePort, MICROGATE, Running, startTestBackend, tempDir, waitUntil } from '../cli/helpers.js';
+import { assertBuilt, cleanEnv, freePort, MICROGATE, ROOT, Running, startTestBackend, tempDir, waitUntil } from '../cli/helpers.js';
 
 async function status(url: string): Promise<number> {
   const res = await request(url);
@@ -64,6 +66,38 @@ describe('reload from the command line', () => {
     assert.equal(await status(`${base}/old/x`), 200);
     assert.equal(await status(`${base}/new/x`), 404);
     assert.equal(gw.child.exitCode, null);
+  });
+
+  it('SIGHUP of a gateway started with `--config <(…)` fails at once and keeps every route (the pipe has nothing more to give)', async (t) => {
+    assertBuilt();
+    const backend = await startTestBackend(t);
+    const { write } = await tempDir(t);
+    const port = await freePort();
+    const file = await write('gw.yml', configText(port, backend.url, '/old'));
+    // bash hands the gateway the read end of a process substitution's pipe as /dev/fd/63.
+    const child = spawn('bash', ['-c', 'exec "$0" "$1" --config <(cat "$2")', process.execPath, MICROGATE, file], { cwd: ROOT, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (out += c));
+    const exited = once(child, 'exit');
+    t.after(async () => {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGKILL');
+        await exited;
+      }
+    });
+    await waitUntil(() => /MicroGate listening/.test(out), 15_000, 'the gateway listens');
+    const base = `http://127.0.0.1:${port}`;
+    assert.equal(await status(`${base}/old/x`), 200);
+
+    const sent = performance.now();
+    child.kill('SIGHUP');
+    await waitUntil(() => /config reload failed/.test(out), 10_000, 'the failure is logged');
+    assert.ok(performance.now() - sent < 5_000, 'not held until the reader\'s time limit');
+    assert.match(out, /the file has no settings/);
+    assert.equal(await status(`${base}/old/x`), 200, 'the route is still served');
+    child.kill('SIGTERM');
+    assert.equal((await exited)[0], 0);
   });
 
   it('--watch reloads when the file changes', async (t) => {
