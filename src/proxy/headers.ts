@@ -58,32 +58,44 @@ const CONNECTION = 3;
 const CREDENTIAL = 4;
 
 /**
- * The action for each name above, under its lower-case spelling and the usual Capitalized-Words
- * one (what nearly every client sends), so most lookups need no lower-casing.
+ * The names above by length and first letter (a = 0): a header whose length and first letter match
+ * none (most of them: accept, user-agent, content-type, …) is passed on after two loads, and one
+ * that does is compared, ignoring ASCII case, with the one or two names of its bucket. A Map keyed
+ * by the name cost ~400 instructions for `Connection` (the hash of a string the parser just made,
+ * then a lower-cased copy when the spelling was not in it); the comparison costs ~60.
  */
-const ACTIONS = new Map<string, number>();
+const BUCKETS: ({ readonly name: string; readonly action: number }[] | undefined)[] = new Array(32 * 26).fill(undefined);
 for (const [name, action] of [
   ...[...DROP_REQUEST].map((n): [string, number] => [n, n === 'x-forwarded-for' ? APPEND_XFF : n === 'connection' ? CONNECTION : DROP]),
   ...[...CREDENTIALS].map((n): [string, number] => [n, CREDENTIAL]),
 ]) {
-  ACTIONS.set(name, action);
-  ACTIONS.set(name.replace(/(^|-)([a-z])/g, (_m, dash: string, c: string) => dash + c.toUpperCase()), action);
+  if (name.length >= 32 || !/^[a-z][a-z0-9-]*$/.test(name)) throw new Error(`header name ${name} does not fit the buckets`);
+  (BUCKETS[name.length * 26 + (name.charCodeAt(0) - 97)] ??= []).push({ name, action });
 }
-
-/**
- * Per name length, a bit per first letter (a = bit 0) of the names above: a header whose length
- * and first letter match none (most of them: accept, user-agent, content-type, …) is passed on
- * after two loads and a shift, without a lookup.
- */
-const FIRST_LETTERS = new Uint32Array(32);
-for (const n of ACTIONS.keys()) FIRST_LETTERS[n.length] = FIRST_LETTERS[n.length]! | (1 << ((n.charCodeAt(0) | 0x20) - 97));
 
 /** The action for a request header name, or 0 (forward it). */
 function actionOf(name: string): number {
   const len = name.length;
-  // A shift counts modulo 32: a first character that is not a letter may pass here, and the lookup decides.
-  if (len >= 32 || ((FIRST_LETTERS[len]! >>> ((name.charCodeAt(0) | 0x20) - 97)) & 1) === 0) return 0;
-  return ACTIONS.get(name) ?? ACTIONS.get(name.toLowerCase()) ?? 0;
+  const letter = (name.charCodeAt(0) | 0x20) - 97;
+  if (len >= 32 || letter < 0 || letter >= 26) return 0;
+  const bucket = BUCKETS[len * 26 + letter];
+  if (bucket === undefined) return 0;
+  for (let i = 0; i < bucket.length; i++) if (sameIgnoringAsciiCase(name, bucket[i]!.name)) return bucket[i]!.action;
+  return 0;
+}
+
+/**
+ * Whether `name` spells `lower` (lower-case ASCII of the same length) in any ASCII case. Only A-Z
+ * fold: Node's parser refuses a header name that is not an ASCII token, and a Unicode case mapping
+ * (the Kelvin sign to `k`) must not make a name match.
+ */
+function sameIgnoringAsciiCase(name: string, lower: string): boolean {
+  for (let i = 0; i < lower.length; i++) {
+    let c = name.charCodeAt(i);
+    if (c >= 0x41 && c <= 0x5a) c |= 0x20;
+    if (c !== lower.charCodeAt(i)) return false;
+  }
+  return true;
 }
 
 const HOP_RESPONSE = ['connection', 'keep-alive', 'proxy-connection', 'proxy-authenticate', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
@@ -139,8 +151,9 @@ export function upstreamHeaders(raw: string[], info: ForwardInfo): string[] {
 
 /** Adds the header names a Connection value lists (other than close, keep-alive and upgrade) to `into`. */
 function connectionTokens(value: string, into: Set<string> | null): Set<string> | null {
-  const lower = value.toLowerCase();
   // What nearly every client sends: nothing to split.
+  if (value === 'keep-alive' || value === 'close' || value === 'Keep-Alive') return into;
+  const lower = value.toLowerCase();
   if (lower === 'keep-alive' || lower === 'close') return into;
   for (const l of lower.split(',')) {
     const t = l.trim();
