@@ -20,7 +20,7 @@
  * Environment: INSTR_TARGETS (bench/lib/targets.mjs ids without Redis or workers), INSTR_ROUNDS (1),
  * INSTR_WARMUP (requests before the count, 4000), INSTR_REQUESTS (per counted window, 2000),
  * INSTR_MAX_WINDOWS (8), INSTR_SETTLE_PCT (3: counted windows until two in a row agree within it),
- * INSTR_LOG_FLUSH (MicroGate's logging.flush_interval under valgrind, 2500ms), INSTR_NODE_ARGS (node flags for every target, default --no-concurrent-recompilation), INSTR_KEEP (a
+ * INSTR_LOG_FLUSH (MicroGate's logging.flush_interval under valgrind, 2500ms), INSTR_CHECKS (1: run bench/run.mjs's start-up checks first, as `npm run bench` does: a request without credentials, GET /metrics, the dashboard API), INSTR_NODE_ARGS (node flags for every target, default --no-concurrent-recompilation), INSTR_KEEP (a
  * folder to keep the callgrind dumps in, one per window, for callgrind_annotate), INSTR_CONNECTIONS (50), BENCH_BASELINE (a built checkout: its MicroGate rows run too, as <id>@base),
  * BENCH_MALLOC_ARENA_MAX (2: glibc's MALLOC_ARENA_MAX for every target, as `npm run bench` sets it; empty = glibc's default).
  * Needs valgrind (Debian package `valgrind`). A target serves ~70 requests a second under it: 3-6
@@ -35,7 +35,7 @@ import { scriptScope } from './lib/children.mjs';
 import { httpGet, waitUntil } from './lib/net.mjs';
 import { settled } from './lib/stats.mjs';
 import { freePorts, median } from './lib/system.mjs';
-import { makeJwt, microgateConfig, requestHeaders, TARGETS } from './lib/targets.mjs';
+import { checkTarget, makeJwt, microgateConfig, requestHeaders, TARGETS } from './lib/targets.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const ids = (process.env.INSTR_TARGETS ?? 'forwarder,mg-proxy,mg-full,mg-dash').split(',').map((s) => s.trim()).filter(Boolean);
@@ -56,6 +56,8 @@ const nodeArgs = (process.env.INSTR_NODE_ARGS ?? '--no-concurrent-recompilation'
 const logFlushInterval = process.env.INSTR_LOG_FLUSH === '' ? undefined : (process.env.INSTR_LOG_FLUSH ?? '2500ms');
 const keepDir = process.env.INSTR_KEEP ? resolve(process.env.INSTR_KEEP) : null;
 const baseline = process.env.BENCH_BASELINE ? resolve(process.env.BENCH_BASELINE) : null;
+/** Run `npm run bench`'s start-up checks (a 401, GET /metrics, the dashboard API, …) before the warm-up, so both benches count the same process state. */
+const startChecks = process.env.INSTR_CHECKS === '1';
 
 const targets = [];
 for (const id of ids) {
@@ -118,6 +120,7 @@ async function measure(target, backendUrl, jwt, round) {
   const headers = requestHeaders(target, jwt);
   const why = await waitUntil(() => httpGet(url, headers, 10_000), child, 180_000);
   if (why) throw new Error(`${target.id}: ${why}\n${child.tail()}`);
+  if (startChecks) await checkTarget(target, url.slice(0, -1), headers);
   let bad = (await drive(url, headers, warmup)).bad;
   // Consecutive windows of the same process until two in a row agree within settlePct: a process
   // keeps getting cheaper for thousands of requests under valgrind (compiles, the young generation
