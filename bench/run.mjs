@@ -27,7 +27,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Children } from './lib/children.mjs';
 import { runLoad } from './lib/load.mjs';
-import { httpGet, redisCommand, redisCommandsProcessed, waitUntil } from './lib/net.mjs';
+import { httpGet, openEventStream, redisCommand, redisCommandsProcessed, waitUntil } from './lib/net.mjs';
 import { markdown } from './lib/report.mjs';
 import { disturbance, floorOf, ratio, usedRuns } from './lib/stats.mjs';
 import { calibrate, CoreProbe } from './lib/calibrate.mjs';
@@ -314,6 +314,7 @@ async function measure(state, ctx, round) {
   const cpuOf = tree ? (p) => treeSum(p, procCpuTicks) : procCpuTicks;
   const rssOf = tree ? (p) => treeSum(p, rssMb) : rssMb;
   if (isDirect && PIN.on) pinPid(backendPid, S.targetCpu);
+  let stream = null;
   try {
     // RSS at start: the process as it is before this run's load (a fresh process in round 1 and with BENCH_FRESH=1).
     // A rerun of a disturbed run (same process) keeps the RSS its process had before its first run.
@@ -322,6 +323,11 @@ async function measure(state, ctx, round) {
       state.rssStart = rssOf(pid);
     }
     const rssStart = state.rssStart;
+    // A dashboard stream held open through the warm-up and the runs (closed in `finally`).
+    if (state.target.sse) {
+      stream = openEventStream(`${state.url}/dashboard/api/stream`);
+      await stream.opened;
+    }
     if (S.warmup > 0) await runLoad({ url: `${state.url}/`, connections: S.connections, duration: S.warmup, headers: state.headers });
     const sample = async () => ({
       cpu: cpuOf(pid),
@@ -338,6 +344,9 @@ async function measure(state, ctx, round) {
     const calAfter = { loadgen: calibrate(), target: probe ? await probe.measure() : NaN };
     const single = S.latencySeconds > 0 ? await runLoad({ url: `${state.url}/`, connections: 1, duration: S.latencySeconds, headers: state.headers }) : null;
     const rssAfter = rssOf(pid);
+    // Request events the open dashboard stream received (warm-up, run and one-connection run).
+    const sseEvents = stream === null ? NaN : stream.close();
+    stream = null;
     for (const k of ['loadgen', 'target']) for (const v of [calBefore[k], calAfter[k]]) if (Number.isFinite(v)) QUIETEST[k] = Math.min(QUIETEST[k], v);
     const wallS = r.wallMs / 1000;
     const cpuTicks = after.cpu - before.cpu;
@@ -368,6 +377,7 @@ async function measure(state, ctx, round) {
       statusCodes: r.statusCodes,
       rssStartMb: rssStart,
       rssAfterMb: rssAfter,
+      sseEvents,
       calBefore,
       calAfter,
     };
@@ -395,6 +405,7 @@ async function measure(state, ctx, round) {
     );
     return run;
   } finally {
+    stream?.close();
     if (isDirect && PIN.on && !ctx.backend.child.exited) pinPid(backendPid, S.backendCpu);
   }
 }
@@ -438,6 +449,12 @@ function summarize(states) {
       const codes = {};
       for (const r of s.runs) for (const [c, n] of Object.entries(r.statusCodes)) if (!c.startsWith('2')) codes[c] = (codes[c] ?? 0) + n;
       s.flags.push(`${m.non2xx} non-2xx (${Object.entries(codes).map(([c, n]) => `${c}×${n}`).join(', ') || 'in the 1-connection run'})`);
+    }
+    if (s.target.sse) {
+      const last = s.runs[s.runs.length - 1];
+      const sent = last.requests;
+      if (!(last.sseEvents > 0)) s.flags.push('MISSING dashboard stream: no request events received');
+      else s.notes.push(`dashboard stream open: ${last.sseEvents.toLocaleString('en-US')} request events received in the last round (warm-up and runs; ${sent.toLocaleString('en-US')} requests measured)`);
     }
     if (m.loadgenCpuPct >= 95) s.notes.push(`load generator saturated (${m.loadgenCpuPct.toFixed(0)}% of a core): req/s is a lower bound`);
     if (m.otherLoadPct >= 10) s.notes.push(`other processes used ${m.otherLoadPct.toFixed(0)}% of the target's core ${S.targetCpu}`);
@@ -515,6 +532,8 @@ function summarize(states) {
   }
   const dash = byId['mg-dash']?.median;
   if (dash && full) lines.push(`The dashboard (request log, live metrics, SSE history) adds ${us(dash.cpuUsPerReq - full.cpuUsPerReq)} per request${missing('mg-dash')}.`);
+  const sse = byId['mg-sse']?.median;
+  if (sse && dash) lines.push(`One open dashboard stream (every request also sent as an event) adds ${us(sse.cpuUsPerReq - dash.cpuUsPerReq)} per request over the dashboard row${missing('mg-sse')}.`);
   const jwt = byId['mg-jwt']?.median;
   if (jwt && full) lines.push(`JWT (HS256) instead of an API key: ${jwt.cpuUsPerReq >= full.cpuUsPerReq ? '+' : ''}${us(jwt.cpuUsPerReq - full.cpuUsPerReq)} CPU per request${missing('mg-jwt')}.`);
   const red = byId['mg-redis']?.median;

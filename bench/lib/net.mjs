@@ -20,6 +20,43 @@ export function httpGet(url, headers = {}, timeoutMs = 2000) {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
+ * An open server-sent-events stream (a dashboard left open in a browser): reads everything the
+ * gateway sends and counts the `request` events. `close()` ends it and resolves with the count.
+ */
+export function openEventStream(url, headers = {}) {
+  let events = 0;
+  let carry = '';
+  let req;
+  const opened = new Promise((resolve, reject) => {
+    req = request(url, { method: 'GET', headers: { accept: 'text/event-stream', ...headers }, agent: false }, (res) => {
+      if (res.statusCode !== 200) {
+        reject(new Error(`event stream answered ${res.statusCode}`));
+        res.resume();
+        return;
+      }
+      res.setEncoding('utf8');
+      res.on('data', (chunk) => {
+        const text = carry + chunk;
+        for (let i = text.indexOf('\nevent: request\n'); i !== -1; i = text.indexOf('\nevent: request\n', i + 1)) events++;
+        // An event line split across two chunks is counted once, in the next.
+        carry = text.slice(-16);
+      });
+      res.on('error', () => {});
+      resolve();
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  return {
+    opened,
+    close() {
+      req.destroy();
+      return events;
+    },
+  };
+}
+
+/**
  * Polls `probe()` until it resolves, the child exits, or the deadline passes.
  * Returns null when ready, otherwise the reason it never came up.
  */

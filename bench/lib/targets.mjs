@@ -11,7 +11,7 @@ export const API_KEY = 'bench-key-0123456789';
 /**
  * Row order of the report. MicroGate rows are declared by what they switch on (see microgateConfig):
  * `auth` (null | 'apikey' | 'jwt'; the API-key/JWT rows also get a rate limit that never runs dry),
- * `dashboard`, `analytics`, `redis`, `workers`, `extra` (more YAML lines, indented as top-level keys).
+ * `dashboard`, `sse` (a dashboard event stream is held open by the bench during the runs), `analytics`, `redis`, `workers`, `extra` (more YAML lines, indented as top-level keys).
  * `nodeArgs`: node's own arguments for the gateway process. `optional: true` rows run only when BENCH_TARGETS names them. `pin: false` rows are not pinned to
  * the target core (their CPU is the whole process tree's). `args`: extra command-line arguments of a script.
  */
@@ -34,6 +34,9 @@ export const TARGETS = [
   // "Full chain" as the policies issue defines it: key auth + rate limit + breaker + metrics + access log.
   { id: 'mg-full', label: 'MicroGate full chain (API key)', kind: 'microgate', auth: 'apikey' },
   { id: 'mg-dash', label: 'MicroGate full chain + dashboard', kind: 'microgate', auth: 'apikey', dashboard: true },
+  // The dashboard as an operator uses it: one browser stream open (/dashboard/api/stream), so every
+  // request is also sent as a `request` event.
+  { id: 'mg-sse', label: 'MicroGate full chain + dashboard, one dashboard stream open', kind: 'microgate', auth: 'apikey', dashboard: true, sse: true },
   { id: 'mg-jwt', label: 'MicroGate full chain (JWT HS256)', kind: 'microgate', auth: 'jwt' },
   { id: 'mg-redis', label: 'MicroGate full chain + Redis store', kind: 'microgate', auth: 'apikey', redis: true },
   // The whole adaptive layer on top of the full chain: analytics + learned route limit + weighted + learned breaker.

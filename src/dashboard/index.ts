@@ -67,7 +67,7 @@ export function mountDashboard(host: DashboardHost, opts: DashboardOptions = {})
     retryMs: SSE_RETRY_MS,
     maxClients: MAX_STREAMS,
     logger,
-    entries: { event: 'request', json: entryJson },
+    entries: { event: 'request', json: entryJson, bytes: { length: (seq) => log.byteLength(seq), copy: (seq, target, at) => log.copyTo(seq, target, at) } },
   });
   // Read from the config in force: a reload that adds a process allows its command.
   const allowedCommands = { has: (command: string) => host.config.current.processes.some((p) => p.command === command) || host.config.current.admin.allowed_commands.includes(command) };

@@ -146,6 +146,19 @@ export class RequestLogStore {
     return this.#ring.toString('utf8', o, o + this.#length[slot]!);
   }
 
+  /** The byte length of entry `seq`'s JSON, or -1 when it is no longer kept. */
+  byteLength(seq: number): number {
+    if (seq < this.#oldest || seq >= this.#next) return -1;
+    return this.#length[seq % this.#slots]!;
+  }
+
+  /** Copies entry `seq`'s JSON bytes into `target` at `at` (the entry must be kept: see byteLength). */
+  copyTo(seq: number, target: Buffer, at: number): void {
+    const slot = seq % this.#slots;
+    const o = this.#offset[slot]!;
+    this.#ring.copy(target, at, o, o + this.#length[slot]!);
+  }
+
   /** Matching entries, newest first, at most `q.limit` (of the newest `capacity`). */
   search(q: LogQuery): RequestLog[] {
     const out: RequestLog[] = [];

@@ -70,6 +70,21 @@ describe('request log store', () => {
     );
   });
 
+  it("gives an entry's JSON as bytes (its length and a copy) while it is kept, and -1 once it is evicted", () => {
+    const log = new RequestLogStore(2);
+    const seqs = [1, 2, 3].map((i) => log.push(rec({ id: `r${i}`, path: `/caf\u00e9/${i}` })));
+    assert.equal(log.byteLength(seqs[0]!), -1, 'evicted');
+    for (const seq of seqs.slice(1)) {
+      const json = log.json(seq)!;
+      assert.equal(log.byteLength(seq), Buffer.byteLength(json));
+      const into = Buffer.alloc(log.byteLength(seq) + 7, 0x2e);
+      log.copyTo(seq, into, 3);
+      assert.equal(into.toString('utf8', 3, 3 + log.byteLength(seq)), json);
+      assert.equal(into.toString('latin1', 0, 3) + into.toString('latin1', 3 + log.byteLength(seq)), '.......');
+    }
+    assert.equal(log.byteLength(seqs[2]! + 1), -1, 'not yet written');
+  });
+
   it('filters by exact status, status class and path substring, and honours the limit', () => {
     const log = new RequestLogStore(10);
     log.push(rec({ id: 'a', status: 200, path: '/api/users' }));

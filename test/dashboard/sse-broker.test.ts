@@ -6,18 +6,18 @@ import { createLogger } from '../../src/logging/index.js';
 
 /** The request and response a stream is answered on, as far as the broker uses them; `text` is what was written. */
 function stream(lastEventId?: string) {
-  const written: string[] = [];
+  const written: (string | Buffer)[] = [];
   const req = { headers: lastEventId === undefined ? {} : { 'last-event-id': lastEventId }, socket: { setTimeout() {} } } as unknown as IncomingMessage;
   const res = {
     writeHead() {},
-    write(s: string) {
+    write(s: string | Buffer) {
       written.push(s);
       return true;
     },
     on() {},
     end() {},
   } as unknown as ServerResponse;
-  return { req, res, text: () => written.join('') };
+  return { req, res, written, text: () => written.map((w) => (typeof w === 'string' ? w : w.toString('utf8'))).join('') };
 }
 
 /** Each event's id, name and data in SSE text. */
@@ -85,5 +85,69 @@ describe('SSE broker history', () => {
       [4, 6, 7, 8],
     );
     b2.close();
+  });
+});
+
+describe('SSE broker live batches', () => {
+  /** A log whose entries the broker reads as text only, or as bytes too. */
+  function logged(withBytes: boolean) {
+    const log = new Map<number, string>();
+    const json = (seq: number) => log.get(seq);
+    const bytes = {
+      length: (seq: number) => (log.has(seq) ? Buffer.byteLength(log.get(seq)!) : -1),
+      copy: (seq: number, target: Buffer, at: number) => void target.write(log.get(seq)!, at, 'utf8'),
+    };
+    const b = new SseBroker({ history: 8, buffer: 16, heartbeatMs: 60_000, retryMs: 3_000, maxClients: 4, logger: createLogger({ level: 'silent' }), entries: withBytes ? { event: 'request', json, bytes } : { event: 'request', json } });
+    return { log, b };
+  }
+  const flushed = () => new Promise((r) => setImmediate(r));
+  /** Each event after `connected` as [id after the connected one, name, data]. */
+  const after = (text: string) => {
+    const all = events(text);
+    return all.slice(1).map((e) => [e.id - all[0]!.id, e.event, e.data]);
+  };
+
+  it('writes a batch of request entries as one buffer holding the bytes the text would have, entries gone before it skipped', async () => {
+    const texts = ['{"n":0}', '{"path":"/caf\u00e9/\u20ac"}', '{"n":2}', '{"s":"\ud83d\ude00 \\"q\\""}', '{"n":4}'];
+    const out: { text: string; written: (string | Buffer)[] }[] = [];
+    for (const withBytes of [false, true]) {
+      const { log, b } = logged(withBytes);
+      const client = stream();
+      b.connect(client.req, client.res, () => assert.fail('refused'));
+      texts.forEach((t, i) => {
+        log.set(i, t);
+        b.publishEntry(i);
+      });
+      log.delete(2); // evicted from the log before the flush
+      await flushed();
+      out.push({ text: client.text(), written: client.written });
+      b.close();
+    }
+    const [plain, fast] = out as [(typeof out)[0], (typeof out)[0]];
+    assert.deepEqual(after(fast.text), after(plain.text));
+    assert.deepEqual(after(fast.text).map((e) => e[0]), [1, 2, 4, 5]);
+    assert.deepEqual(after(fast.text).map((e) => e[2]), [texts[0], texts[1], texts[3], texts[4]]);
+    // The connection's head is text; the batch is one buffer.
+    assert.equal(fast.written.length, 2);
+    assert.ok(Buffer.isBuffer(fast.written[1]));
+    // Byte for byte the text path's form, but for the ids (each broker numbers from its own start).
+    const numbered = (t: string) => t.replace(/^id: \d+$/gm, 'id: N');
+    assert.equal(numbered(fast.written[1]!.toString()), numbered(plain.text.slice(String(plain.written[0]!).length)));
+  });
+
+  it('writes text when the batch holds another event, and for a client still blocked', async () => {
+    const { log, b } = logged(true);
+    const client = stream();
+    b.connect(client.req, client.res, () => assert.fail('refused'));
+    log.set(0, '{"n":0}');
+    b.publishEntry(0);
+    b.publish('process', { id: 'p', state: 'running' });
+    await flushed();
+    assert.deepEqual(after(client.text()), [
+      [1, 'request', '{"n":0}'],
+      [2, 'process', '{"id":"p","state":"running"}'],
+    ]);
+    assert.equal(typeof client.written[1], 'string');
+    b.close();
   });
 });
