@@ -7,6 +7,7 @@
  * and catches up from the history. A slow client never blocks the gateway or other clients.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { JsonBytes, JsonKey } from '../events/json-bytes.js';
 import type { Logger } from '../logging/index.js';
 import type { DashboardErrorCode } from './http.js';
 
@@ -99,26 +100,12 @@ function wire(ev: SseEvent): string {
   return ev.text;
 }
 
-const ID_PREFIX = Buffer.from('id: ', 'latin1');
-
-/** Decimal digits of a non-negative integer below 2^53. */
-function digitCount(n: number): number {
-  let d = 1;
-  for (let t = n; t >= 10; t = Math.floor(t / 10)) d++;
-  return d;
-}
-
-/** Writes a non-negative integer below 2^53 as decimal digits at `p`; returns the position after them. */
-function writeDigits(buf: Buffer, p: number, n: number): number {
-  const end = p + digitCount(n);
-  let q = end;
-  do {
-    const next = Math.floor(n / 10);
-    buf[--q] = 0x30 + (n - next * 10);
-    n = next;
-  } while (n > 0);
-  return end;
-}
+/** The constant text around a request entry's id and its JSON (the event name's part is per broker). */
+const ID_KEY = new JsonKey('id: ');
+const EVENT_END = new JsonKey('\n\n');
+/** Digits of an event id at most: ids stay below 2^53 (see #firstId). */
+const MAX_ID_DIGITS = 16;
+const NO_BYTES = Buffer.alloc(0);
 
 export class SseBroker {
   readonly #opts: SseBrokerOptions;
@@ -150,13 +137,15 @@ export class SseBroker {
   #dropped = 0;
   #closed = false;
   /** `\nevent: <entries.event>\ndata: `: what follows an entry event's id. */
-  readonly #entryHead: Buffer;
+  readonly #entryHead: JsonKey;
+  /** Writes a batch's buffer (src/events/json-bytes.ts). */
+  readonly #w = new JsonBytes(NO_BYTES);
   /** Entry lengths of the batch being written (reused). */
   #lengths = new Int32Array(64);
 
   constructor(opts: SseBrokerOptions) {
     this.#opts = opts;
-    this.#entryHead = Buffer.from(`\nevent: ${opts.entries.event}\ndata: `, 'utf8');
+    this.#entryHead = new JsonKey(`\nevent: ${opts.entries.event}\ndata: `);
     this.#history = new Array<SseEvent | null | undefined>(opts.history);
     this.#histId = new Float64Array(opts.history);
     this.#histSeq = new Float64Array(opts.history);
@@ -260,28 +249,29 @@ export class SseBroker {
   #entryBytes(batch: SseEvent[], bytes: NonNullable<SseBrokerOptions['entries']['bytes']>): Buffer | null {
     const lengths = this.#lengths.length >= batch.length ? this.#lengths : (this.#lengths = new Int32Array(batch.length * 2));
     const head = this.#entryHead;
-    let total = 0;
+    let room = 0;
     for (let i = 0; i < batch.length; i++) {
       const len = bytes.length(batch[i]!.value as number);
       lengths[i] = len;
-      if (len >= 0) total += ID_PREFIX.length + digitCount(batch[i]!.id) + head.length + len + 2;
+      if (len >= 0) room += ID_KEY.length + MAX_ID_DIGITS + head.length + len + EVENT_END.length;
     }
-    if (total === 0) return null;
-    const buf = Buffer.allocUnsafe(total);
-    let p = 0;
+    if (room === 0) return null;
+    const w = this.#w;
+    w.reset(Buffer.allocUnsafe(room), 0);
     for (let i = 0; i < batch.length; i++) {
       const len = lengths[i]!;
       if (len < 0) continue;
       const ev = batch[i]!;
-      p += ID_PREFIX.copy(buf, p);
-      p = writeDigits(buf, p, ev.id);
-      p += head.copy(buf, p);
-      bytes.copy(ev.value as number, buf, p);
-      p += len;
-      buf[p++] = 0x0a;
-      buf[p++] = 0x0a;
+      w.key(ID_KEY);
+      w.num(ev.id);
+      w.key(head);
+      bytes.copy(ev.value as number, w.buf, w.pos);
+      w.pos += len;
+      w.key(EVENT_END);
     }
-    return buf;
+    const out = w.buf.subarray(0, w.pos);
+    w.reset(NO_BYTES, 0); // the writer does not keep the batch alive until the next one
+    return out;
   }
 
   #send(c: SseClient, all: string, texts: string[]): void {

@@ -172,7 +172,8 @@ export class JsonBytes {
 
   /** A number as JSON.stringify writes it (non-finite numbers as null). */
   num(n: number): void {
-    if (Number.isInteger(n) && n >= 0 && n < 1e15) {
+    // Integers up to 2^53 are exact through #uint's divisions, and JSON.stringify writes them as digits.
+    if (Number.isInteger(n) && n >= 0 && n <= Number.MAX_SAFE_INTEGER) {
       this.#uint(n);
       return;
     }
