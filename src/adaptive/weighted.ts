@@ -1,7 +1,8 @@
 /**
  * Latency-weighted balancing: each backend's weight comes from its learned baseline (latency, error
  * rate, refreshed every `rebalance_interval`) blended with a fast per-response peak-EWMA (τ ≈ 10 s,
- * time-decayed on the injected clock, fast failures penalised). A pick is power of two choices,
+ * time-decayed on the injected clock, fed the median of the last three latencies so one slow
+ * response moves nothing, fast failures penalised). A pick is power of two choices,
  * choosing between the two candidates in proportion to weight ÷ (in-flight + 1), with a weight
  * floor so a slow backend keeps a trickle of traffic and earns its share back. Pure: no timers, no
  * I/O; a one-file balancing strategy wraps it and forwards per-response feedback.
@@ -73,11 +74,35 @@ const MIN_BASELINE_SAMPLES = 20;
 const RECOMPUTE_MS = 250;
 const MIN_LATENCY_MS = 0.1;
 
+/** A backend's fast signal, carried over a reload. */
+interface FastState {
+  ewma: number;
+  errEwma: number;
+  lastObs: number;
+  prev1: number;
+  prev2: number;
+  samples: number;
+}
+
+function median3(a: number, b: number, c: number): number {
+  if (a > b) {
+    const t = a;
+    a = b;
+    b = t;
+  }
+  // a ≤ b: the median is b unless c is below it.
+  return c >= b ? b : c > a ? c : a;
+}
+
 class Slot<T extends WeightedCandidate> {
   readonly candidate: T;
   ewma = Number.NaN;
   errEwma = 0;
   lastObs = -Infinity;
+  /** The two latencies before the last (ms; NaN until seen) and how many responses fed the EWMA. */
+  prev1 = Number.NaN;
+  prev2 = Number.NaN;
+  samples = 0;
   baseLatency = Number.NaN;
   baseError = 0;
   /** Unfloored weight; NaN when there is nothing to go on. */
@@ -132,14 +157,17 @@ export class LatencyWeightedBalancer<T extends WeightedCandidate> {
         slot.ewma = old.ewma;
         slot.errEwma = old.errEwma;
         slot.lastObs = old.lastObs;
+        slot.prev1 = old.prev1;
+        slot.prev2 = old.prev2;
+        slot.samples = old.samples;
       }
     }
   }
 
   /** @internal A backend's fast EWMA state, for carrying over a reload. */
-  fastState(url: string): { ewma: number; errEwma: number; lastObs: number } | null {
+  fastState(url: string): FastState | null {
     const s = this.#byUrl.get(url);
-    return s === undefined || Number.isNaN(s.ewma) ? null : { ewma: s.ewma, errEwma: s.errEwma, lastObs: s.lastObs };
+    return s === undefined || Number.isNaN(s.ewma) ? null : { ewma: s.ewma, errEwma: s.errEwma, lastObs: s.lastObs, prev1: s.prev1, prev2: s.prev2, samples: s.samples };
   }
 
   /** Adds a backend (e.g. added at runtime); it starts at the mean weight. */
@@ -217,20 +245,36 @@ export class LatencyWeightedBalancer<T extends WeightedCandidate> {
       const penalised = FAILURE_PENALTY * pool;
       if (penalised > x) x = penalised;
     }
+    // The latency fed to the EWMA is the median of this response's and the two before it (the
+    // smaller of two at the second): one slow response (a pause, a slow endpoint, a cold
+    // connection) moves nothing; a second in a row does.
+    const p1 = slot.prev1;
+    const p2 = slot.prev2;
+    slot.prev2 = p1;
+    slot.prev1 = x;
+    const y = Number.isNaN(p1) ? x : Number.isNaN(p2) ? (x < p1 ? x : p1) : median3(x, p1, p2);
+    const n = ++slot.samples;
     if (Number.isNaN(slot.ewma)) {
-      slot.ewma = x;
+      slot.ewma = y;
       const prior = Number.isNaN(slot.baseLatency) ? 0 : slot.baseError;
       slot.errEwma = prior * FIRST_KEEP + (failed ? 1 - FIRST_KEEP : 0);
     } else {
       const dt = now - slot.lastObs;
       const keep = dt > 0 ? Math.exp(-dt / this.#tauMs) : 1;
-      // Peak: a slower response counts at once; faster ones pull the average down over τ.
-      slot.ewma = x > slot.ewma ? x : slot.ewma * keep + x * (1 - keep);
+      // Peak: a slower latency counts at once; faster ones pull the average down over τ, and over
+      // the responses so far while they are few (the mean of the first n), so a first reading does
+      // not linger for τ.
+      const gain = 1 / n > 1 - keep ? 1 / n : 1 - keep;
+      slot.ewma = y > slot.ewma ? y : slot.ewma + (y - slot.ewma) * gain;
       slot.errEwma = slot.errEwma * keep + (failed ? 1 - keep : 0);
     }
     slot.lastObs = now;
+    const known = !Number.isNaN(slot.raw);
     this.#weigh(slot, now);
-    this.#place(slot);
+    // A backend's first figure changes the pool's mean (and, with none before, its unit): recompute
+    // at once, or the first backend to answer would outweigh the silent ones until the next recompute.
+    if (known) this.#place(slot);
+    else this.#recompute(now, true);
   }
 
   /** Pulls every backend's baseline now (the strategy may call it when the analyzer has run). */

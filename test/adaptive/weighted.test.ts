@@ -93,6 +93,40 @@ describe('latency-weighted balancing', () => {
     assert.ok(share('http://c', 118, 120) >= before * 0.8);
   });
 
+  it('does not take a backend’s share for one slow response (a pause), only for a run of them', () => {
+    const backends = [new FakeBackend('http://a'), new FakeBackend('http://b')];
+    // One response of b's, 30 s in, takes 20× its usual time (a GC pause, a slow endpoint).
+    let spiked = false;
+    const latency = (url: string, ms: number) => {
+      if (url === 'http://b' && ms >= 30_000 && !spiked) {
+        spiked = true;
+        return 200;
+      }
+      return 10;
+    };
+    const { share } = simulate({ backends, perSec: 100, seconds: 45, seed: 3, latency });
+    assert.ok(spiked);
+    const before = share('http://b', 20, 30);
+    const after = share('http://b', 31, 45);
+    assert.ok(after > 0.4, `b kept ${(after * 100).toFixed(1)}% after one slow response (before: ${(before * 100).toFixed(1)}%)`);
+  });
+
+  it('does not hold a slow first response (a cold connection) against a backend', () => {
+    const backends = [new FakeBackend('http://a'), new FakeBackend('http://b')];
+    const first = new Set<string>();
+    const latency = (url: string) => {
+      if (url === 'http://b' && !first.has(url)) {
+        first.add(url);
+        return 100;
+      }
+      return 5;
+    };
+    const { share } = simulate({ backends, perSec: 100, seconds: 10, seed: 4, latency });
+    assert.ok(first.has('http://b'));
+    const s = share('http://b', 1, 10);
+    assert.ok(s > 0.4, `b got ${(s * 100).toFixed(1)}% after a slow first response`);
+  });
+
   it('keeps a slow backend at the weight floor, so it still gets a trickle of traffic', () => {
     const backends = [new FakeBackend('http://a'), new FakeBackend('http://b')];
     const { share, lb } = simulate({ backends, perSec: 200, seconds: 60, latency: (url) => (url === 'http://b' ? 2_000 : 5) });
@@ -112,7 +146,11 @@ describe('latency-weighted balancing', () => {
   it('penalises a backend that fails fast instead of rewarding its low latency', () => {
     const backends = [new FakeBackend('http://a'), new FakeBackend('http://b')];
     const { share } = simulate({ backends, perSec: 200, seconds: 60, latency: () => 20, fails: (url, ms) => url === 'http://b' && ms >= 30_000 });
-    assert.ok(share('http://b', 35, 60) < 0.1, `fast-failing b keeps ${share('http://b', 35, 60)}`);
+    // At the floor (5% of the mean weight) b would get ~2.5%; the in-flight term lifts it to ~10%
+    // (a holds ~4 requests at 200 req/s × 20 ms, b's failures none): 9.2-10.2% over six seeds.
+    // Rewarded for its 1 ms answers, it would take most of the traffic.
+    const s = share('http://b', 35, 60);
+    assert.ok(s < 0.12, `fast-failing b keeps ${s}`);
   });
 
   it('starts a new backend at the mean weight', () => {
@@ -123,6 +161,20 @@ describe('latency-weighted balancing', () => {
     const mean = (weights[0]!.weight + weights[1]!.weight) / 2;
     assert.ok(Math.abs(weights[2]!.weight - mean) / mean < 0.05, JSON.stringify(weights));
     assert.equal(weights[2]!.latencyMs, null);
+  });
+
+  it('gives a backend without responses yet the mean weight as soon as another has one (no 250 ms head start)', () => {
+    const clock = new ManualClock(0);
+    const backends = [new FakeBackend('http://a'), new FakeBackend('http://b')];
+    const lb = new LatencyWeightedBalancer(backends, { clock, random: seededRandom(7) });
+    lb.pick();
+    // a answers in 0.2 ms; b has not answered yet. Same instant: no periodic recompute has run.
+    lb.onResponse('http://a', 0.2, 'success');
+    const picks = { 'http://a': 0, 'http://b': 0 } as Record<string, number>;
+    for (let i = 0; i < 400; i++) picks[lb.pick()!.url]!++;
+    const w = lb.weights();
+    assert.ok(Math.abs(w[0]!.weight - w[1]!.weight) < 1e-9, JSON.stringify(w));
+    assert.ok(picks['http://b']! > 150, JSON.stringify(picks));
   });
 
   it('weighs by the baseline’s latency and error rate until responses arrive', () => {
