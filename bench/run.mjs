@@ -191,7 +191,7 @@ function spawnTarget(state, ctx) {
   const { target } = state;
   const cpu = PIN.on && target.pin !== false ? S.targetCpu : null;
   if (target.kind === 'script') {
-    state.child = children.spawn(target.id, process.execPath, [join(ROOT, target.script), '--port', String(state.port), '--backend', ctx.backend.url, ...(target.args ?? [])], { cpu, env: TARGET_ENV });
+    state.child = children.spawn(target.id, process.execPath, [...(target.nodeArgs ?? []), join(ROOT, target.script), '--port', String(state.port), '--backend', ctx.backend.url, ...(target.args ?? [])], { cpu, env: TARGET_ENV });
   } else {
     // stdout (pino, access log) → /dev/null; stderr kept for config errors.
     state.child = children.spawn(target.id, process.execPath, [...(target.nodeArgs ?? []), join(target.root ?? ROOT, 'bin/microgate'), '--config', state.file], { cpu, cwd: tmpDir, env: TARGET_ENV });

@@ -12,7 +12,7 @@ export const API_KEY = 'bench-key-0123456789';
  * Row order of the report. MicroGate rows are declared by what they switch on (see microgateConfig):
  * `auth` (null | 'apikey' | 'jwt'; the API-key/JWT rows also get a rate limit that never runs dry),
  * `dashboard`, `sse` (a dashboard event stream is held open by the bench during the runs), `analytics`, `redis`, `workers`, `extra` (more YAML lines, indented as top-level keys).
- * `nodeArgs`: node's own arguments for the gateway process. `optional: true` rows run only when BENCH_TARGETS names them. `pin: false` rows are not pinned to
+ * `nodeArgs`: node's own arguments for the target process (a gateway or a script). `optional: true` rows run only when BENCH_TARGETS names them. `pin: false` rows are not pinned to
  * the target core (their CPU is the whole process tree's). `args`: extra command-line arguments of a script.
  */
 export const TARGETS = [
