@@ -263,7 +263,10 @@ const MAX_RESTARTS = 2;
 /** Why a child went away, in words (exit 0 from a gateway means something asked it to stop). */
 function deathReason(child) {
   const graceful = child.exitCode === 0 && !child.exitSignal ? ' (a graceful exit: something outside the benchmark sent it SIGTERM/SIGINT)' : '';
-  const tail = child.tail(2).replace(/\s*\n\s*/g, ' / ');
+  // An uncaught exception ends with a blank line and node's version: name the error line too.
+  const lines = child.tail(40).split('\n');
+  const error = lines.findLast((l) => /^\w*(Error|Exception)\b|^\w+Error:/.test(l.trim()));
+  const tail = [error, ...child.tail(2).split('\n')].filter((l) => l !== undefined && l.trim() !== '').join(' / ');
   return `${child.describeExit()}${graceful}${tail ? ` — ${tail}` : ''}`;
 }
 
