@@ -6,16 +6,17 @@
  * (node's async-id symbols). V8 remembers, per such key, the one map the literal had there; when it
  * later sees another map, it gives up on that key for good, and every later tick defines it through
  * the runtime (~7,000 instructions a tick instead of a few stores; a proxied request makes about
- * four ticks). The maps of the entries are held only by live entries: at a moment when no tick is
- * queued, a full garbage collection can free them, and the next tick builds a new chain of maps.
+ * four ticks). The entries' chain of maps starts at a root map V8 caches weakly, and only live
+ * entries hold it: at a moment when no tick is queued, a full garbage collection can free it, and
+ * the next tick builds a new chain from a new root.
  * Whether that happens depends on when the collections fall during start-up, so it hit some
  * gateway processes and not others: in one bench run, four of eight processes of the same build
  * rebuilt the chain and ran ~10% more CPU per request (32.6-33.7 µs against 29.4-29.9).
  * A held entry keeps the first chain alive, so the literal never sees a second map.
- * docs/decisions.md ("The tick entry's shape") has the evidence.
+ * docs/decisions.md (Speed, "Ninth session") has the evidence.
  *
  * The entry is taken inside a tick's own callback with `executionAsyncResource()`, which is the
- * entry while its callback runs; it holds only that callback (a no-op) and its async ids.
+ * entry while its callback runs; it holds only its callback (a small closure) and its async ids.
  */
 import { executionAsyncResource } from 'node:async_hooks';
 

@@ -1,7 +1,7 @@
 /**
  * The held tick entry (src/tick-shape.ts): bin/microgate keeps one `process.nextTick` entry alive so
  * the map every entry is built with cannot be freed and rebuilt, which leaves node's tick literal
- * on V8's slow path for the rest of the process (docs/decisions.md, "The tick entry's shape").
+ * on V8's slow path for the rest of the process (docs/decisions.md, Speed, "Ninth session").
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
