@@ -86,16 +86,50 @@ export function pinPid(pid, cpu) {
   return r.status === 0;
 }
 
-/** n distinct free TCP ports on 127.0.0.1 (held open together so they differ, then released). */
+/**
+ * The kernel's range of ephemeral ports (outgoing connections take their local port from it), or
+ * null when it cannot be read.
+ */
+export function ephemeralPortRange() {
+  try {
+    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+    return Number.isInteger(low) && Number.isInteger(high) && low <= high ? { low, high } : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Listens on `port` (0: any) of 127.0.0.1; resolves with the server, or null when the port is taken. */
+function tryListen(port) {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', (err) => (err.code === 'EADDRINUSE' || err.code === 'EACCES' ? resolve(null) : reject(err)));
+    s.listen(port, '127.0.0.1', () => resolve(s));
+  });
+}
+
+/**
+ * n distinct free TCP ports on 127.0.0.1 (held open together so they differ, then released). They
+ * are taken below the kernel's ephemeral range: the targets are restarted on the same ports every
+ * round, and a port from that range can meanwhile become the local port of some outgoing
+ * connection (the load generator's, the bench's dashboard stream, a gateway's to its backend),
+ * after which the target cannot listen on it again. Falls back to ports the kernel picks.
+ */
 export async function freePorts(n) {
   const servers = [];
   try {
-    for (let i = 0; i < n; i++) {
-      const s = createServer();
-      await new Promise((resolve, reject) => {
-        s.once('error', reject);
-        s.listen(0, '127.0.0.1', resolve);
-      });
+    const range = ephemeralPortRange();
+    const low = 10_000;
+    const high = range !== null && range.low > low + 1_000 ? range.low - 1 : 0;
+    for (let tries = 0; servers.length < n && high > 0 && tries < 50 * n; tries++) {
+      const port = low + Math.floor(Math.random() * (high - low + 1));
+      if (servers.some((s) => s.address().port === port)) continue;
+      const s = await tryListen(port);
+      if (s !== null) servers.push(s);
+    }
+    while (servers.length < n) {
+      const s = await tryListen(0);
+      if (s === null) throw new Error('no free port on 127.0.0.1');
       servers.push(s);
     }
     return servers.map((s) => s.address().port);
