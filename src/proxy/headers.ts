@@ -7,20 +7,26 @@ import { secretNameOf } from '../events/index.js';
 export const GATEWAY_REQUEST_HEADERS = ['x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-request-id', 'x-gateway'] as const;
 
 /**
+ * Names undici is taught (below): the gateway's own, and `x-api-key`, which is forwarded upstream
+ * unless `auth.strip_credentials`.
+ */
+export const UNDICI_TAUGHT_HEADERS: readonly string[] = [...GATEWAY_REQUEST_HEADERS, 'x-api-key'];
+
+/**
  * undici looks each request header name up in its table of well-known names (name → lower-case
  * name); a name it does not know is lower-cased and checked against the token grammar on every
- * request. The gateway's own names are valid lower-case tokens, so they are added to the table
- * once (in-process, undici's Request with the gateway's headers went from ~1,100-1,350 to
- * ~900-980 ns). The table is an internal of undici 7 (lib/core/constants.js; the version is
- * pinned); if a later undici moves it, the names are simply checked per request again, and the
- * test (test/proxy/headers.test.ts) that expects them in the table fails.
+ * request. The names above are valid lower-case tokens, so they are added to the table once
+ * (in-process, undici's Request with the gateway's headers went from ~1,100-1,350 to ~900-980 ns).
+ * The table is an internal of undici 7 (lib/core/constants.js; the version is pinned); if a later
+ * undici moves it, the names are simply checked per request again, and the test
+ * (test/proxy/headers.test.ts) that expects them in the table fails.
  */
 export function teachUndiciGatewayHeaders(): boolean {
   try {
     const constants = createRequire(import.meta.url)('undici/lib/core/constants.js') as { headerNameLowerCasedRecord?: Record<string, string> };
     const table = constants.headerNameLowerCasedRecord;
     if (table === undefined || table === null || typeof table !== 'object') return false;
-    for (const name of GATEWAY_REQUEST_HEADERS) if (table[name] === undefined) table[name] = name;
+    for (const name of UNDICI_TAUGHT_HEADERS) if (table[name] === undefined) table[name] = name;
     return true;
   } catch {
     return false;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createRequire } from 'node:module';
-import { GATEWAY_REQUEST_HEADERS, teachUndiciGatewayHeaders, upstreamHeaders } from '../../src/proxy/headers.js';
+import { GATEWAY_REQUEST_HEADERS, UNDICI_TAUGHT_HEADERS, teachUndiciGatewayHeaders, upstreamHeaders } from '../../src/proxy/headers.js';
 
 const INFO = { peerIp: '10.0.0.9', requestId: 'rid-1', proto: 'http', stripCredentials: true };
 
@@ -72,7 +72,8 @@ test('drops every hop-by-hop, forwarding and (when stripping) credential header 
 test('undici knows the names the gateway adds to every upstream request, so it does not lower-case and check them per request', () => {
   assert.equal(teachUndiciGatewayHeaders(), true);
   const { headerNameLowerCasedRecord } = createRequire(import.meta.url)('undici/lib/core/constants.js') as { headerNameLowerCasedRecord: Record<string, string> };
-  for (const name of GATEWAY_REQUEST_HEADERS) assert.equal(headerNameLowerCasedRecord[name], name);
+  for (const name of UNDICI_TAUGHT_HEADERS) assert.equal(headerNameLowerCasedRecord[name], name);
+  assert.ok(UNDICI_TAUGHT_HEADERS.includes('x-api-key'));
   // Every name upstreamHeaders adds is one of them (a new one must be added to the list too).
   const added = pairs(upstreamHeaders(['Host', 'h.example'], INFO)).map(([n]) => n).filter((n) => n !== 'Host');
   assert.deepEqual(added.filter((n) => !(GATEWAY_REQUEST_HEADERS as readonly string[]).includes(n)), []);
