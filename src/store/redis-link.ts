@@ -4,6 +4,7 @@
  * successful answer sets, one bounded PING at a time to find Redis again, and error reports to a
  * hook that must never break the caller. What is sent over the connection is the owner's business.
  */
+import { every, systemClock, type Clock } from '../clock.js';
 import type { RespClient } from './resp-client.js';
 
 /** The connection the link hands its owners: they send commands with `sendCommand`. */
@@ -35,6 +36,12 @@ export interface RedisLinkOptions {
   reportEvery?: (op: string) => boolean;
   /** The error hook; a throwing hook is ignored. Nothing is reported after `close()`. */
   onError: (op: string, err: unknown) => void;
+  /**
+   * The clock whose timers schedule reconnect attempts and probes, so tests run them in simulated
+   * time. Default: real, unref'd timers. The waits that bound real I/O (`connectWaitMs`, a connect
+   * attempt, a PING) stay on real time.
+   */
+  clock?: Clock;
 }
 
 /** Reconnect forever with capped exponential backoff (and optional jitter); never give up, never crash. */
@@ -51,7 +58,8 @@ export class RedisLink {
   /** start() is loading the client module (a second start() meanwhile does nothing). */
   #loading = false;
   #probing: Promise<void> | null = null;
-  #probeTimer: NodeJS.Timeout | null = null;
+  /** Stops the probe schedule (null when none runs). */
+  #stopProbes: (() => void) | null = null;
 
   constructor(opts: RedisLinkOptions) {
     if (opts.probeIntervalMs !== undefined && !(opts.probeTimeoutMs! > 0)) throw new RangeError('RedisLink: probeTimeoutMs must be > 0 with probeIntervalMs');
@@ -101,6 +109,7 @@ export class RedisLink {
       url: opts.url,
       connectTimeoutMs: opts.connectTimeoutMs,
       reconnectDelay: reconnectStrategy(opts.reconnectJitterMs ?? 0),
+      ...(opts.clock !== undefined ? { clock: opts.clock } : {}),
       ...(opts.queueMax !== undefined ? { queueMax: opts.queueMax } : {}),
     });
     this.#client = client;
@@ -126,10 +135,9 @@ export class RedisLink {
       this.#report('connect', new Error(`redis: not connected after ${opts.connectWaitMs}ms, continuing degraded`));
     }
     if (opts.probeIntervalMs !== undefined) {
-      this.#probeTimer = setInterval(() => {
+      this.#stopProbes = every(opts.clock ?? systemClock, opts.probeIntervalMs, () => {
         if (!this.#healthy) void this.probe();
-      }, opts.probeIntervalMs);
-      this.#probeTimer.unref();
+      });
     }
     return true;
   }
@@ -138,8 +146,8 @@ export class RedisLink {
   close(): void {
     this.#closed = true;
     this.#healthy = false;
-    if (this.#probeTimer !== null) clearInterval(this.#probeTimer);
-    this.#probeTimer = null;
+    this.#stopProbes?.();
+    this.#stopProbes = null;
     const client = this.#client;
     this.#client = null;
     if (client !== null && client.isOpen) client.destroy();

@@ -5,6 +5,7 @@
  * without waiting, until a background probe sees Redis healthy again.
  */
 import { createHash } from 'node:crypto';
+import type { Clock } from '../clock.js';
 import { GatewayError } from '../errors.js';
 import { bucketScript } from './lua.js';
 import type { MemoryStore } from './memory.js';
@@ -41,6 +42,12 @@ export interface RedisStoreOptions {
   connectWaitMs?: number;
   /** Cap on commands queued or awaiting a reply; beyond it takes fail fast. Default 10,000. */
   queueMax?: number;
+  /**
+   * The clock whose timers schedule reconnect attempts and probes (tests run them in simulated
+   * time). Default: real timers. `createStore` does not pass the gateway's clock: a gateway under
+   * test often runs its buckets on a manual clock while expecting Redis to come back by itself.
+   */
+  clock?: Clock;
 }
 
 export class RedisStore implements RateLimitStore {
@@ -74,6 +81,7 @@ export class RedisStore implements RateLimitStore {
       probeIntervalMs: opts.probeIntervalMs ?? DEFAULT_PROBE_INTERVAL_MS,
       probeTimeoutMs: opts.timeoutMs,
       reportSlowConnect: true,
+      ...(opts.clock !== undefined ? { clock: opts.clock } : {}),
       // read at call time: the owner may rewire `onError` after construction
       onError: (op, err) => this.onError(op, err),
     });

@@ -17,6 +17,7 @@
 import { EventEmitter } from 'node:events';
 import { connect as netConnect, isIP, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
+import { systemClock, timersOf, type Clock, type TimerClock, type TimerHandle } from '../clock.js';
 import { parseRedisUrl, type RedisTarget } from './redis-url.js';
 
 /** An error reply from Redis (`-ERR ...`, `-NOSCRIPT ...`): the message is Redis's text. */
@@ -45,6 +46,12 @@ export interface RespClientOptions {
   tls?: ConnectionOptions;
   /** Largest reply accepted; a larger one (or an unended line that long) is a protocol error. Default 64 MiB. */
   maxReplyBytes?: number;
+  /**
+   * The clock whose timers schedule reconnect attempts (the backoff), so tests run it in simulated
+   * time. Default: real, unref'd timers. The connect timeout stays on real time: it bounds a real
+   * socket's handshake.
+   */
+  clock?: Clock;
 }
 
 /**
@@ -75,7 +82,8 @@ export class RespClient extends EventEmitter {
   #ready = false;
   #destroyed = false;
   #retries = 0;
-  #reconnectTimer: NodeJS.Timeout | null = null;
+  #reconnectTimer: TimerHandle | null = null;
+  readonly #timers: TimerClock;
   #connectTimer: NodeJS.Timeout | null = null;
   /** Commands sent (or to be sent with the next write), oldest first from `#head`. */
   #pending: Pending[] = [];
@@ -100,6 +108,7 @@ export class RespClient extends EventEmitter {
     this.#opts = opts;
     this.#target = parseRedisUrl(opts.url);
     this.#maxReply = opts.maxReplyBytes ?? MAX_REPLY_BYTES;
+    this.#timers = timersOf(opts.clock ?? systemClock);
   }
 
   /** connect() was called and destroy() was not: connected, connecting or waiting to reconnect. */
@@ -154,7 +163,7 @@ export class RespClient extends EventEmitter {
     if (this.#destroyed) return;
     this.#destroyed = true;
     this.#ready = false;
-    if (this.#reconnectTimer !== null) clearTimeout(this.#reconnectTimer);
+    if (this.#reconnectTimer !== null) this.#timers.clearTimeout(this.#reconnectTimer);
     this.#reconnectTimer = null;
     this.#clearConnectTimer();
     this.#socket?.destroy();
@@ -224,11 +233,10 @@ export class RespClient extends EventEmitter {
     if (this.#destroyed) return;
     if (wasReady) this.#emitError(new Error('redis: the connection closed unexpectedly'));
     const delay = Math.max(0, this.#opts.reconnectDelay(this.#retries++));
-    this.#reconnectTimer = setTimeout(() => {
+    this.#reconnectTimer = this.#timers.setTimeout(() => {
       this.#reconnectTimer = null;
       if (!this.#destroyed) this.#attempt();
     }, delay);
-    this.#reconnectTimer.unref();
   }
 
   #clearConnectTimer(): void {

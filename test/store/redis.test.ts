@@ -284,6 +284,24 @@ describe('RedisStore when Redis fails', { skip }, () => {
     assertAllHaveTtl(await keyTtls(server.url));
   });
 
+  it('tries to reconnect only when its clock says so (the backoff in simulated time)', async (t) => {
+    const server = await RedisServer.start();
+    t.after(() => server.stop());
+    const clock = new ManualClock(0);
+    const store = newStore(t, server.url, { clock, probeIntervalMs: 1_000 });
+    await store.start();
+    assert.equal((await store.take('c', 3, 1)).allowed, true);
+    await server.kill();
+    await until(() => store.degraded, 'degraded after kill', 3_000);
+    await server.restart();
+    // Redis is back, but the first reconnect waits 50 ms (+ up to 50 of jitter) on the store's clock.
+    await sleep(300);
+    assert.equal(store.degraded, true, 'no attempt while the clock stands still');
+    clock.advance(100);
+    await until(() => !store.degraded, 'reconnected once the clock passed the backoff');
+    assert.equal((await store.take('c', 3, 1)).allowed, true);
+  });
+
   it('starts degraded when Redis is down and connects once it comes up', async (t) => {
     const server = await RedisServer.start();
     t.after(() => server.stop());

@@ -7,13 +7,15 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
+import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ManualClock } from '../../src/clock.js';
 import { parseRedisUrl } from '../../src/store/redis-url.js';
 import { RespClient, RespError, RespOfflineError, type RespClientOptions } from '../../src/store/resp-client.js';
+import { until } from '../helpers/gateway.js';
 import { freePort, RedisServer, redisSkipReason } from '../helpers/redis-server.js';
 
 const skip = redisSkipReason();
@@ -143,6 +145,43 @@ describe('RESP replies', () => {
       assert.ok(c.errors.some((e) => /protocol error/.test(e)), c.errors.join('; '));
     });
   }
+});
+
+describe('RespClient reconnection', () => {
+  it('waits the backoff its strategy gives before each attempt, on its clock (simulated time)', async (t) => {
+    // A server that accepts and drops every connection before the client's AUTH is answered: each
+    // attempt fails before the connection is ready (a connection that got ready would start the
+    // backoff over).
+    let attempts = 0;
+    const server = createServer((socket) => {
+      attempts++;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const clock = new ManualClock(0);
+    const delays: number[] = [];
+    const c = client(t, `redis://:secret@127.0.0.1:${(server.address() as AddressInfo).port}`, {
+      clock,
+      reconnectDelay: (retries) => {
+        delays.push(retries);
+        return 1_000 * 2 ** retries;
+      },
+    });
+    void c.connect().catch(() => {});
+    // Each attempt: the server sees it, the client sees the close and schedules the next on the clock.
+    for (const [n, wait] of [[1, 1_000], [2, 2_000], [3, 4_000]] as const) {
+      await until(() => attempts === n && clock.nextTimerIn() === wait, 5_000, 5);
+      clock.advance(wait - 1);
+      await sleep(30); // real time passes: nothing happens until the clock says so
+      assert.equal(attempts, n);
+      clock.advance(1);
+    }
+    await until(() => attempts === 4, 5_000, 5);
+    assert.deepEqual(delays.slice(0, 3), [0, 1, 2]);
+    c.destroy();
+    assert.equal(clock.nextTimerIn(), null, 'destroy() cancels the scheduled attempt');
+  });
 });
 
 describe('RespClient against a real redis-server', { skip }, () => {
