@@ -14,7 +14,7 @@ import { RouteTopology, StrategyRegistry, TopologyView, type Backend, type Strat
 import type { Clock } from './clock.js';
 import { systemClock } from './clock.js';
 import type { Config } from './config/index.js';
-import { ConfigError, formatProblem, isAdminPath, loadConfig, notYetBuilt, READER_LIMITS, READER_TIME_LIMIT_MS, type ConfigProblem } from './config/index.js';
+import { ConfigError, formatProblem, isAdminPath, loadConfig, notYetBuilt, type ConfigProblem } from './config/index.js';
 import type { DashboardOptions } from './dashboard/index.js';
 import { GatewayError, toGatewayError } from './errors.js';
 import { CompletionBus, NO_VERDICTS, NoticeBus, redactInPlace, redactListed, type CompletionRecord } from './events/index.js';
@@ -360,7 +360,7 @@ export class Gateway {
       let next: Config;
       try {
         // A file with no settings is refused: it is more likely caught mid-rewrite than meant.
-        next = await loadConfig(file, process.env, READER_LIMITS, READER_TIME_LIMIT_MS, { refuseEmpty: true });
+        next = await loadConfig(file, process.env, { refuseEmpty: true });
       } catch (err) {
         if (err instanceof ConfigError) return this.#failure(file, 'invalid', err.problems);
         return this.#failure(file, 'failed', [{ file, line: 0, col: 0, key: '', message: (err as Error).message }]);

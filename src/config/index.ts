@@ -7,7 +7,7 @@
  * thread (load-isolated.ts). `parseConfig` (config text in this thread) is in load.ts, for tests
  * and tools that parse text themselves.
  */
-export { loadConfig, READER_LIMITS, READER_TIME_LIMIT_MS } from './load-isolated.js';
+export { loadConfig, READER_LIMITS, READER_TIME_LIMIT_MS, type LoadOptions } from './load-isolated.js';
 export { ConfigError, formatProblem, type ConfigProblem } from './problems.js';
 export { summarize, notYetBuilt } from './summary.js';
 export { normalizePrefix, isAdminPath, DEFAULT_START_TIMEOUT_MS } from './runtime.js';

@@ -37,19 +37,22 @@ export const READER_LIMITS: ResourceLimits = { maxOldGenerationSizeMb: 256, maxY
  */
 export const READER_TIME_LIMIT_MS = 30_000;
 
+/** How `loadConfig` reads: what the read judges (ReadOptions), and the reader's bounds. */
+export interface LoadOptions extends ReadOptions {
+  /** The reader's heap. Default READER_LIMITS. */
+  limits?: ResourceLimits;
+  /** The reader's time (ms). Default READER_TIME_LIMIT_MS. */
+  timeLimitMs?: number;
+}
+
 type Answer = { ok: true; config: Config } | { ok: false; problems: ConfigProblem[] } | { ok: false; error: string };
 
 /**
  * Reads, validates and freezes a config file. Throws ConfigError with every problem; a reader that
  * could not run (no memory for a thread, say) is reported the same way, as a problem of the file.
  */
-export function loadConfig(
-  file: string,
-  env: NodeJS.ProcessEnv = process.env,
-  limits: ResourceLimits = READER_LIMITS,
-  timeLimitMs = READER_TIME_LIMIT_MS,
-  opts: ReadOptions = {},
-): Promise<Config> {
+export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env, options: LoadOptions = {}): Promise<Config> {
+  const { limits = READER_LIMITS, timeLimitMs = READER_TIME_LIMIT_MS, ...opts } = options;
   return new Promise<Config>((resolve, reject) => {
     let settled = false;
     let timer: NodeJS.Timeout | undefined;

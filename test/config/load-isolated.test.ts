@@ -116,12 +116,12 @@ describe('the config reader is bounded in memory', () => {
     const file = join(dir, 'many-routes.yml');
     const { text, routes } = manyRoutes();
     await writeFile(file, text);
-    assert.equal((await loadConfig(file, {}, READER_LIMITS)).routes.length, routes);
+    assert.equal((await loadConfig(file, {}, { limits: READER_LIMITS })).routes.length, routes);
   });
 
   it('fails the read with a problem of the file, not the process, when the reader runs out of memory', async () => {
     const file = join(ROOT, 'config.yml');
-    await assert.rejects(loadConfig(file, {}, { maxOldGenerationSizeMb: 2, maxYoungGenerationSizeMb: 1 }), (err: unknown) => {
+    await assert.rejects(loadConfig(file, {}, { limits: { maxOldGenerationSizeMb: 2, maxYoungGenerationSizeMb: 1 } }), (err: unknown) => {
       assert.ok(err instanceof ConfigError);
       assert.equal(err.problems.length, 1);
       assert.deepEqual([err.problems[0]!.file, err.problems[0]!.line], [file, 0]);
@@ -143,7 +143,7 @@ describe('the config reader is bounded in time', () => {
     // A read first, so libuv's thread pool and V8's helpers are started before threads are counted.
     await loadConfig(join(ROOT, 'config.yml'), {});
     const threads = await settledThreadCount();
-    await rejectsOnTimeLimit(loadConfig(file, {}, READER_LIMITS, 300), 0.3, file);
+    await rejectsOnTimeLimit(loadConfig(file, {}, { timeLimitMs: 300 }), 0.3, file);
     // The reader was stopped, not left to finish its seconds of work: its thread is gone.
     assert.equal(await settledThreadCount(), threads);
     // The process and the next read are unaffected.
@@ -154,7 +154,7 @@ describe('the config reader is bounded in time', () => {
     const fifo = await tempPipe(t);
     await loadConfig(join(ROOT, 'config.yml'), {});
     const threads = await settledThreadCount();
-    await rejectsOnTimeLimit(loadConfig(fifo, {}, READER_LIMITS, 300), 0.3);
+    await rejectsOnTimeLimit(loadConfig(fifo, {}, { timeLimitMs: 300 }), 0.3);
     // A blocking open would hold the reader's thread (and one of libuv's pool threads) until a writer came.
     assert.equal(await settledThreadCount(), threads);
     assert.ok((await loadConfig(join(ROOT, 'config.yml'), {})).routes.length > 0);
@@ -164,7 +164,7 @@ describe('the config reader is bounded in time', () => {
     const fifo = await tempPipe(t);
     // A writer that comes and goes without writing: the reader sees only the end of the pipe.
     const writer = writeFile(fifo, '');
-    await rejectsOnTimeLimit(loadConfig(fifo, {}, READER_LIMITS, 500), 0.5);
+    await rejectsOnTimeLimit(loadConfig(fifo, {}, { timeLimitMs: 500 }), 0.5);
     await writer;
   });
 
@@ -174,7 +174,7 @@ describe('the config reader is bounded in time', () => {
     try {
       const path = (await once(child.stdout!, 'data'))[0].toString().trim();
       const started = performance.now();
-      const config = await loadConfig(path, {}, READER_LIMITS, 5_000);
+      const config = await loadConfig(path, {}, { timeLimitMs: 5_000 });
       assert.ok(performance.now() - started < 2_500, 'not waited for as a named pipe would be');
       assert.deepEqual(config.routes, []);
     } finally {
