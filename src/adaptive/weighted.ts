@@ -269,11 +269,11 @@ export class LatencyWeightedBalancer<T extends WeightedCandidate> {
       slot.errEwma = slot.errEwma * keep + (failed ? 1 - keep : 0);
     }
     slot.lastObs = now;
-    const known = !Number.isNaN(slot.raw);
+    const hadFigure = !Number.isNaN(slot.raw);
     this.#weigh(slot, now);
     // A backend's first figure changes the pool's mean (and, with none before, its unit): recompute
     // at once, or the first backend to answer would outweigh the silent ones until the next recompute.
-    if (known) this.#place(slot);
+    if (hadFigure) this.#place(slot);
     else this.#recompute(now, true);
   }
 

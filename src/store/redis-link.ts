@@ -109,7 +109,7 @@ export class RedisLink {
       url: opts.url,
       connectTimeoutMs: opts.connectTimeoutMs,
       reconnectDelay: reconnectStrategy(opts.reconnectJitterMs ?? 0),
-      ...(opts.clock !== undefined ? { clock: opts.clock } : {}),
+      clock: opts.clock,
       ...(opts.queueMax !== undefined ? { queueMax: opts.queueMax } : {}),
     });
     this.#client = client;

@@ -81,7 +81,7 @@ export class RedisStore implements RateLimitStore {
       probeIntervalMs: opts.probeIntervalMs ?? DEFAULT_PROBE_INTERVAL_MS,
       probeTimeoutMs: opts.timeoutMs,
       reportSlowConnect: true,
-      ...(opts.clock !== undefined ? { clock: opts.clock } : {}),
+      clock: opts.clock,
       // read at call time: the owner may rewire `onError` after construction
       onError: (op, err) => this.onError(op, err),
     });
