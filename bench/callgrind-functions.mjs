@@ -15,7 +15,8 @@
  * (INSTR_REQUESTS, 2000). Options: --requests N, --top N (40), --inclusive (self plus callees:
  * recursion is counted more than once), --callers TEXT (who calls the functions whose name holds TEXT:
  * per caller, calls and inclusive instructions per request; for a builtin such as
- * Builtins_LoadIC_Megamorphic, which JS function pays for it).
+ * Builtins_LoadIC_Megamorphic, which JS function pays for it), --callees TEXT (what the functions
+ * whose name holds TEXT call: per callee, calls and inclusive instructions per request).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { basename } from 'node:path';
@@ -23,10 +24,10 @@ import { parseArgs } from 'node:util';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { requests: { type: 'string', default: '2000' }, top: { type: 'string', default: '40' }, inclusive: { type: 'boolean', default: false }, callers: { type: 'string' } },
+  options: { requests: { type: 'string', default: '2000' }, top: { type: 'string', default: '40' }, inclusive: { type: 'boolean', default: false }, callers: { type: 'string' }, callees: { type: 'string' } },
 });
 if (positionals.length < 1 || positionals.length > 2) {
-  process.stderr.write('usage: callgrind-functions.mjs <dump> [baseline dump] [--requests N] [--top N] [--inclusive]\n');
+  process.stderr.write('usage: callgrind-functions.mjs <dump> [baseline dump] [--requests N] [--top N] [--inclusive] [--callers TEXT | --callees TEXT]\n');
   process.exit(2);
 }
 const perRequest = Number(values.requests);
@@ -83,8 +84,9 @@ function costs(dump) {
       const n = Number(line.split(' ')[1] ?? 0);
       if (call) {
         call = false;
-        if (values.callers !== undefined) {
-          if (callee.includes(values.callers) && callee !== fn) {
+        const edgeOf = values.callers ?? values.callees;
+        if (edgeOf !== undefined) {
+          if ((values.callers !== undefined ? callee : fn).includes(edgeOf) && callee !== fn) {
             const row = callers.get(`${fn} → ${callee}`) ?? [0, 0];
             row[0] += calls;
             row[1] += n;
@@ -97,11 +99,11 @@ function costs(dump) {
   return byFn;
 }
 
-/** Per `caller → callee` of the functions --callers names: [calls, inclusive instructions]. */
+/** Per `caller → callee` of the functions --callers (or --callees) names: [calls, inclusive instructions]. */
 const callers = new Map();
 
 const target = costs(positionals[0]);
-if (values.callers !== undefined) {
+if (values.callers !== undefined || values.callees !== undefined) {
   console.log('    calls  instructions  caller → callee (per request)');
   for (const [edge, [c, n]] of [...callers].sort((a, b) => b[1][1] - a[1][1]).slice(0, Number(values.top))) {
     console.log(`${(c / perRequest).toFixed(1).padStart(9)} ${Math.round(n / perRequest).toLocaleString('en-US').padStart(13)}  ${edge}`);

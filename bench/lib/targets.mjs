@@ -18,8 +18,9 @@ export const API_KEY = 'bench-key-0123456789';
 export const TARGETS = [
   { id: 'direct', label: 'direct (backend)', kind: 'direct' },
   // The floor (`floor: true`): ratios are taken against the cheapest of these that ran (bench/README.md,
-  // "The floor"). `forwarder` is the variant that was cheapest in the 2026-11-28 runs (dispatch).
-  { id: 'forwarder', label: 'floor: node:http + undici Pool.dispatch (handler class), fresh header lists', kind: 'script', script: 'bench/minimal-forwarder.mjs', args: ['--variant', 'dispatch'], floor: true },
+  // "The floor"). `forwarder` is the variant that was cheapest in the 2026-11-29 runs (raw header lists).
+  { id: 'forwarder', label: 'floor: node:http + undici Pool.dispatch (raw header lists), fresh header lists', kind: 'script', script: 'bench/minimal-forwarder.mjs', args: ['--variant', 'raw'], floor: true },
+  { id: 'fwd-dispatch', label: 'forwarder variant: Pool.dispatch, undici 7 handler API (header object)', kind: 'script', script: 'bench/minimal-forwarder.mjs', args: ['--variant', 'dispatch'], floor: true, optional: true },
   { id: 'fwd-stream', label: 'forwarder variant: Pool.stream, fresh header lists', kind: 'script', script: 'bench/minimal-forwarder.mjs', args: ['--variant', 'stream'], floor: true, optional: true },
   { id: 'fwd-object', label: 'forwarder variant: Pool.stream, fresh header object', kind: 'script', script: 'bench/minimal-forwarder.mjs', args: ['--variant', 'stream-object'], floor: true, optional: true },
   { id: 'fastify', label: 'fastify + @fastify/http-proxy', kind: 'script', script: 'bench/fastify-proxy.mjs' },

@@ -62,6 +62,17 @@ describe('bench: instructions by function from a callgrind dump', () => {
     assert.match(out, /^\s+35\s+JS JS:\*writeLine/m);
   });
 
+  it('lists what a function calls with --callees, per callee', () => {
+    const out = run(dump, '--requests', '10', '--callees', 'writeLine');
+    assert.match(out, /^\s+0\.2\s+5\s+JS JS:\*writeLine file:\/\/\/x\.js:1:1 → Builtins_StringAdd$/m);
+    assert.doesNotMatch(out, /main →/);
+  });
+
+  it('lists who calls a function with --callers', () => {
+    const out = run(dump, '--requests', '10', '--callers', 'writeLine');
+    assert.match(out, /^\s+0\.1\s+35\s+main → JS JS:\*writeLine/m);
+  });
+
   it('prints the difference from a baseline dump', () => {
     const base = join(dir, `forwarder.r1.${pid}.out.1`);
     writeFileSync(base, ['# callgrind format', 'events: Ir', 'fn=(1) main', '0 60', ''].join('\n'));
