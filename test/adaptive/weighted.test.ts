@@ -198,6 +198,20 @@ describe('latency-weighted balancing', () => {
     assert.equal(w[2]!.ewmaLatencyMs, null);
   });
 
+  it('carries each backend’s recent latencies over a reload, so one slow response after it moves nothing', () => {
+    const backends = [new FakeBackend('http://a'), new FakeBackend('http://b')];
+    const { lb, clock } = simulate({ backends, perSec: 100, seconds: 10, latency: () => 10 });
+    const next = new LatencyWeightedBalancer(backends, { clock, previous: lb });
+    const before = next.weights()[1]!.ewmaLatencyMs!;
+    assert.ok(before > 5 && before < 15, `b's EWMA before: ${before}`);
+    // The first response after the reload is a spike: with the last two latencies carried over it
+    // is the median's outlier; without them it would be the EWMA's first input and count at once.
+    clock.advance(5);
+    next.onResponse('http://b', 200, 'success');
+    const after = next.weights()[1]!.ewmaLatencyMs!;
+    assert.ok(after < 15, `b's EWMA after one 200 ms response: ${after}`);
+  });
+
   it('keeps the previous baseline when the baseline source throws', () => {
     const clock = new ManualClock(0);
     let fail = false;
