@@ -17,7 +17,7 @@ import type { Config } from './config/index.js';
 import { ConfigError, formatProblem, isAdminPath, loadConfig, notYetBuilt, type ConfigProblem } from './config/index.js';
 import type { DashboardOptions } from './dashboard/index.js';
 import { GatewayError, toGatewayError } from './errors.js';
-import { CompletionBus, NO_VERDICTS, NoticeBus, redactInPlace, redactListed, type CompletionRecord } from './events/index.js';
+import { CompletionBus, headerListOf, NO_VERDICTS, NoticeBus, redactList, redactListed, type CompletionRecord } from './events/index.js';
 import { drainDelay, isHealthPath, type HealthChecker } from './health/index.js';
 import type { AdminHandler, ConfigRef, Host, HostOptions, Module, ModuleSpec, ServiceDirectory, Services } from './host.js';
 import { createLogger, type Logger } from './logging/index.js';
@@ -812,7 +812,7 @@ export class Gateway {
       const extra = ctx.extraHeaders;
       if (extra !== null) for (let i = 0; i < extra.length; i += 2) res.setHeader(extra[i]!, extra[i + 1]!);
       sendError(res, err.status, err.code, err.message, ctx.id, err.headers);
-      ctx.responseHeaders = res.getHeaders();
+      ctx.responseHeaders = headerListOf(res.getHeaders());
       ctx.responseSecrets = true;
     } else if (!res.writableEnded) {
       res.destroy();
@@ -845,7 +845,7 @@ export class Gateway {
       responseHeaders: ctx.responseHeaders,
     };
     redactListed(record.requestHeaders as Record<string, unknown>, ctx.req.rawHeaders);
-    if (ctx.responseSecrets) redactInPlace(record.responseHeaders as Record<string, unknown> | undefined);
+    if (ctx.responseSecrets) redactList(record.responseHeaders);
     this.bus.publish(record);
     if (--this.#inFlight === 0 && this.#drainWaiters.length > 0) {
       for (const w of this.#drainWaiters.splice(0)) w();

@@ -5,8 +5,8 @@
  * promoted, and the garbage collector paid for it on every request; writing an entry's bytes costs
  * less and keeps nothing on the heap. Entries are parsed only when served.
  */
-import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import type { CompletionRecord, Verdict } from '../events/index.js';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { CompletionRecord, HeaderList, Verdict } from '../events/index.js';
 import { SECRET_HEADERS } from '../events/index.js';
 import { FieldCache, IsoTimes, JsonBytes, JsonKey, NumField } from '../events/json-bytes.js';
 
@@ -244,7 +244,7 @@ function writeEntry(w: JsonBytes, r: CompletionRecord): void {
   w.key(K.requestHeaders);
   writeHeaders(w, r.requestHeaders, requestNames);
   w.key(K.responseHeaders);
-  writeHeaders(w, r.responseHeaders, responseNames);
+  writeHeaderList(w, r.responseHeaders, responseNames);
   if (truncated) w.key(K.truncatedEnd);
   else w.raw('}');
 }
@@ -284,15 +284,23 @@ interface HeaderName {
   value: string | null;
   pair: JsonKey | null;
   candidate: string | null;
+  /** Values written the ordinary way since the last preparation (see writeKnown). */
+  sincePrepared: number;
+  /** The response list this name was last met in (writeHeaderList). */
+  stamp: number;
 }
 /** Values longer than this are never prepared (nor kept as a candidate). */
 const MAX_PREPARED_VALUE = 256;
+/** A header's value is prepared at most once per this many of its values written the ordinary way. */
+const PREPARE_EVERY = 64;
 /**
- * Header names seen so far (the names a gateway sees are a small set: Node and undici hand out the
- * same string for each well-known one). Past MAX_HEADER_NAMES distinct names, new ones are written
- * the ordinary way.
+ * Header names seen so far, as spelled (the names a gateway sees are a small set: Node hands out the
+ * same string for each well-known one, and a backend spells each name its one way), each to the
+ * one HeaderName of its lower-case form. Past MAX_HEADER_NAMES distinct spellings, new ones are
+ * written the ordinary way.
  */
 const headerNames = new Map<string, HeaderName | null>();
+const byLowerCase = new Map<string, HeaderName | null>();
 const MAX_HEADER_NAMES = 1024;
 const REDACTED = new JsonKey('"[redacted]"');
 
@@ -301,10 +309,14 @@ function headerName(key: string): HeaderName | null {
   if (known === undefined) {
     if (headerNames.size >= MAX_HEADER_NAMES) return null;
     const lower = key.toLowerCase();
-    const field = JsonKey.ascii(`,${JSON.stringify(lower)}:`);
-    const secret = SECRET_HEADERS.has(lower);
-    // A secret's value is never looked at: its pair is the name with the redacted value.
-    known = field === null ? null : { field, secret, value: null, pair: secret ? new JsonKey(field.text + REDACTED.text) : null, candidate: null };
+    known = byLowerCase.get(lower);
+    if (known === undefined) {
+      const field = JsonKey.ascii(`,${JSON.stringify(lower)}:`);
+      const secret = SECRET_HEADERS.has(lower);
+      // A secret's value is never looked at: its pair is the name with the redacted value.
+      known = field === null ? null : { field, secret, value: null, pair: secret ? new JsonKey(field.text + REDACTED.text) : null, candidate: null, sincePrepared: PREPARE_EVERY, stamp: 0 };
+      byLowerCase.set(lower, known);
+    }
     headerNames.set(key, known);
   }
   return known;
@@ -333,11 +345,17 @@ function writeKnown(w: JsonBytes, known: HeaderName, value: string): void {
   w.key(known.field);
   w.str(value);
   if (value.length > MAX_PREPARED_VALUE) return;
+  known.sincePrepared++;
   if (value !== known.candidate) {
     known.candidate = value;
     return;
   }
   known.candidate = null;
+  // A value that flips between a few (a RateLimit remaining count) would be prepared every other
+  // time, and preparing costs ~5,000 instructions: at most once per PREPARE_EVERY of the header's
+  // values written the ordinary way.
+  if (known.sincePrepared < PREPARE_EVERY) return;
+  known.sincePrepared = 0;
   const pair = JsonKey.ascii(known.field.text + JSON.stringify(value));
   if (pair !== null) {
     known.value = value;
@@ -346,7 +364,7 @@ function writeKnown(w: JsonBytes, known: HeaderName, value: string): void {
 }
 
 /** A header object as {name: value}, credentials redacted; values that do not fit are left out. */
-function writeHeaders(w: JsonBytes, headers: IncomingHttpHeaders | OutgoingHttpHeaders | undefined, names: NameCursor): void {
+function writeHeaders(w: JsonBytes, headers: IncomingHttpHeaders | undefined, names: NameCursor): void {
   // Every member is written with a leading comma; the first one's becomes the opening brace.
   const open = w.pos;
   if (headers !== undefined) {
@@ -385,4 +403,82 @@ function writeHeaders(w: JsonBytes, headers: IncomingHttpHeaders | OutgoingHttpH
     w.buf[open] = 0x7b; // {
     w.raw('}');
   }
+}
+
+/** The HeaderName of each pair of the response list being written (reused; see writeHeaderList). */
+const listKnown: (HeaderName | null)[] = [];
+/** A count of the lists written: a HeaderName's `stamp` says in which it was last met, so a name sent twice is found without comparing names. */
+let listStamp = 0;
+
+/**
+ * A header list (the response's, as sent) as {name: value}, credentials redacted, written as
+ * writeHeaders writes an object: a name sent more than once (Set-Cookie, in any case) is one member
+ * with its values joined by ", ". Names are looked up once (the name cursor); a list whose names
+ * are all different (nearly every one) is then written in one pass, the others after merging.
+ */
+function writeHeaderList(w: JsonBytes, list: HeaderList | undefined, names: NameCursor): void {
+  const open = w.pos;
+  if (list !== undefined) {
+    const stamp = ++listStamp;
+    let repeated = false;
+    let at = 0;
+    for (let i = 0; i < list.length; i += 2) {
+      const key = list[i]!;
+      let known: HeaderName | null;
+      if (at < CURSOR_POSITIONS) {
+        if (names.keys[at] === key) known = names.known[at]!;
+        else {
+          known = headerName(key);
+          names.keys[at] = key;
+          names.known[at] = known;
+        }
+        at++;
+      } else known = headerName(key);
+      listKnown[i >> 1] = known;
+      if (known === null || known.stamp === stamp) repeated = true;
+      else known.stamp = stamp;
+    }
+    if (repeated) writeMerged(w, mergedList(list));
+    else for (let i = 0; i < list.length; i += 2) writeMember(w, list[i]!, list[i + 1]!, listKnown[i >> 1]!);
+  }
+  if (w.pos === open) w.raw('{}');
+  else {
+    w.buf[open] = 0x7b; // {
+    w.raw('}');
+  }
+}
+
+/** One header as a member of the object being written (a leading comma; the caller opens and closes). */
+function writeMember(w: JsonBytes, key: string, value: string, known: HeaderName | null): void {
+  const secret = known !== null ? known.secret : SECRET_HEADERS.has(key.toLowerCase());
+  if (!w.fits(key.length + (secret ? 0 : value.length) + TAIL_BYTES)) {
+    truncated = true;
+    return;
+  }
+  if (known === null) {
+    w.raw(',');
+    w.str(key.toLowerCase());
+    w.raw(':');
+    if (secret) w.key(REDACTED);
+    else w.str(value);
+  } else if (secret) w.key(known.pair!);
+  else writeKnown(w, known, value);
+}
+
+/** The members of a merged list (each name once, lower-cased). */
+function writeMerged(w: JsonBytes, list: HeaderList): void {
+  for (let i = 0; i < list.length; i += 2) writeMember(w, list[i]!, list[i + 1]!, headerName(list[i]!));
+}
+
+/** A list with each name once (lower-cased), its values joined by ", ", in order of first appearance. */
+function mergedList(list: HeaderList): HeaderList {
+  const merged = new Map<string, string>();
+  for (let i = 0; i < list.length; i += 2) {
+    const lower = list[i]!.toLowerCase();
+    const had = merged.get(lower);
+    merged.set(lower, had === undefined ? list[i + 1]! : `${had}, ${list[i + 1]!}`);
+  }
+  const out: HeaderList = [];
+  for (const [name, value] of merged) out.push(name, value);
+  return out;
 }

@@ -77,8 +77,29 @@ export interface CompletionRecord {
   errorCode: string | undefined;
   /** The client's request headers as Node parsed them, credential values already replaced by "[redacted]". */
   requestHeaders: IncomingHttpHeaders;
-  /** Response headers (upstream headers plus the gateway's), credential values already replaced by "[redacted]". */
-  responseHeaders: OutgoingHttpHeaders | undefined;
+  /**
+   * The response headers the gateway sent (the backend's minus hop-by-hop ones, plus the gateway's),
+   * credential values already replaced by "[redacted]"; undefined when none were sent.
+   */
+  responseHeaders: HeaderList | undefined;
+}
+
+/**
+ * Headers as a flat [name, value, name, value, ...] list, the form `writeHead` takes: names as they
+ * were sent (any case; a backend's names as it spelled them), a name repeated for each of its values.
+ */
+export type HeaderList = string[];
+
+/** An object of headers (`getHeaders()`, `IncomingMessage#headers`) as a HeaderList: a value list becomes one pair per value. */
+export function headerListOf(headers: OutgoingHttpHeaders | IncomingHttpHeaders): HeaderList {
+  const out: HeaderList = [];
+  for (const name in headers) {
+    const v = headers[name];
+    if (v === undefined) continue;
+    if (Array.isArray(v)) for (let i = 0; i < v.length; i++) out.push(name, String(v[i]));
+    else out.push(name, String(v));
+  }
+  return out;
 }
 
 export type CompletionListener = (record: CompletionRecord) => void;
@@ -116,17 +137,13 @@ export const SECRET_HEADERS: ReadonlySet<string> = new Set(['authorization', 'pr
 const SECRET_HEADER_LIST: readonly string[] = [...SECRET_HEADERS];
 
 /**
- * Replaces secret header values with "[redacted]" in place. The publisher calls it on the request's
- * own header object once the response is done (nothing reads it afterwards), so no subscriber ever
- * sees a credential and nothing is copied per request.
+ * Replaces, in place, the value of every secret header a HeaderList names (in any case) with
+ * "[redacted]". The publisher calls it on the response's list once the response is done (nothing
+ * sends it afterwards), so no subscriber ever sees a credential and nothing is copied per request.
  */
-export function redactInPlace(headers: Record<string, unknown> | undefined): void {
-  if (headers === undefined) return;
-  // An indexed loop over a constant array: iterating the Set cost an iterator per call (twice per request).
-  for (let i = 0; i < SECRET_HEADER_LIST.length; i++) {
-    const name = SECRET_HEADER_LIST[i]!;
-    if (headers[name] !== undefined) headers[name] = '[redacted]';
-  }
+export function redactList(list: HeaderList | undefined): void {
+  if (list === undefined) return;
+  for (let i = 0; i < list.length; i += 2) if (secretNameOf(list[i]!) !== null) list[i + 1] = '[redacted]';
 }
 
 /**

@@ -1,6 +1,6 @@
 /** Per-request state carried through the pipeline stages. One object per request, nothing else allocated up front. */
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import type { Decision, Verdict } from '../events/index.js';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Decision, HeaderList, Verdict } from '../events/index.js';
 import type { Backend } from '../balancer/index.js';
 import type { CompiledRoute } from './routes.js';
 
@@ -41,7 +41,7 @@ export class RequestContext {
   /** Headers the gateway adds to whatever response goes out (e.g. RateLimit fields). Flat [name, value, ...]. */
   extraHeaders: string[] | null = null;
   /** Headers sent to the client, once a response started (for the request log). */
-  responseHeaders: OutgoingHttpHeaders | undefined = undefined;
+  responseHeaders: HeaderList | undefined = undefined;
   /**
    * False when whoever set `responseHeaders` checked that they name no secret header (the proxy
    * does, from the list it writes): the publisher then skips their redaction. True (redact) otherwise.

@@ -3,7 +3,6 @@
  * streams the answer back, with backpressure both ways. One handler object per request; no other
  * per-request allocation beyond the upstream header list.
  */
-import type { IncomingHttpHeaders } from 'node:http';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { Backend } from '../balancer/index.js';
@@ -11,7 +10,7 @@ import { GatewayError } from '../errors.js';
 import type { RequestContext, UpstreamExchange } from '../pipeline/index.js';
 import { upstreamPath } from '../pipeline/index.js';
 import type { BodyWatch, Watched as Timed } from './body-watch.js';
-import { responseHeaderList, upstreamHeaders } from './headers.js';
+import { responseHeaderListRaw, upstreamHeaders, type RawResponseInfo } from './headers.js';
 import { deferUntilParsed, upstreamResetting } from './upstream-reset.js';
 
 export interface ForwardOptions {
@@ -72,7 +71,16 @@ export function forward(opts: ForwardOptions) {
   };
 }
 
-class ForwardHandler implements Dispatcher.DispatchHandler, UpstreamExchange, Timed {
+/**
+ * One exchange with a backend, as undici's handler. It is written to undici's raw-header handler API
+ * (onConnect, onHeaders, onData, onComplete, onError): undici 7 runs a handler of its newer API
+ * (onRequestStart, onResponseStart, …) through a wrapper that builds a header object and a
+ * controller for every response (~6,000 instructions a request), where this one turns the
+ * backend's header Buffers into the client's list directly. The raw API is marked deprecated and
+ * gone in undici 8 (node ≥ 22.19): moving there means onRequestStart/onResponseStart again, with
+ * responseHeaderList (the object form) for the list (docs/decisions.md, "Speed").
+ */
+class ForwardHandler implements Dispatcher.DispatchHandler, UpstreamExchange, Timed, RawResponseInfo {
   readonly ctx: RequestContext;
   readonly opts: ForwardOptions;
   readonly hasBody: boolean;
@@ -80,7 +88,16 @@ class ForwardHandler implements Dispatcher.DispatchHandler, UpstreamExchange, Ti
   readonly body: Buffer | Readable | null;
   readonly headers: string[];
   readonly path: string;
-  controller: Dispatcher.DispatchController | null = null;
+  /** undici's abort for the exchange in progress (onConnect), and whether it was called. */
+  abortUpstream: ((err?: Error) => void) | null = null;
+  aborted = false;
+  /** undici's resume (onHeaders), for a response body paused while the client drains. */
+  resumeUpstream: (() => void) | null = null;
+  paused = false;
+  /** What the backend's headers said besides the list (RawResponseInfo). */
+  contentLength: string | null = null;
+  chunked = false;
+  responseSecrets = false;
   backend: Backend | null = null;
   started = false;
   ended = false;
@@ -137,81 +154,97 @@ class ForwardHandler implements Dispatcher.DispatchHandler, UpstreamExchange, Ti
     );
   }
 
-  onRequestStart(controller: Dispatcher.DispatchController): void {
-    this.controller = controller;
-    if (this.clientGone) controller.abort(new Error('client aborted'));
+  /** Ends the exchange in progress with `err` (once; before onConnect there is none: onConnect looks at clientGone). */
+  abort(err: Error): void {
+    const abort = this.abortUpstream;
+    if (abort === null || this.aborted) return;
+    this.aborted = true;
+    abort(err);
   }
 
-  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+  onConnect(abort: (err?: Error) => void): void {
+    this.abortUpstream = abort;
+    this.aborted = false;
+    if (this.clientGone) this.abort(new Error('client aborted'));
+  }
+
+  /** The backend's status and headers (raw: names and values as Buffers). Returns whether undici may read on. */
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void): boolean {
     if (statusCode < 200) {
       // 1xx interim responses are not relayed. undici restarts its headers timer at each one, so a
       // backend sending them without end (a 103 every few ms) would hold the request forever: the
       // route's timeout counts from the request's start, whatever comes before the final answer.
       if (performance.now() - this.ctx.startedAt > this.ctx.route!.timeoutMs) {
-        controller.abort(Object.assign(new Error(`Backend sent only interim (1xx) answers for more than ${this.ctx.route!.timeoutMs} ms`), { code: 'UND_ERR_HEADERS_TIMEOUT' }));
+        this.abort(Object.assign(new Error(`Backend sent only interim (1xx) answers for more than ${this.ctx.route!.timeoutMs} ms`), { code: 'UND_ERR_HEADERS_TIMEOUT' }));
       }
-      return;
-    }
-    if ((statusCode === 204 || statusCode === 304) && announcesBody(statusCode, headers)) {
-      // A body where none may be: the backend is broken or lying. Relaying an empty reply would hide it.
-      controller.abort(Object.assign(new Error(`Backend sent a body with a ${statusCode} response`), { code: BODY_NOT_ALLOWED }));
-      return;
+      return true;
     }
     const ctx = this.ctx;
+    const list = responseHeaderListRaw(rawHeaders, ctx.id, ctx.extraHeaders, this);
+    if ((statusCode === 204 || statusCode === 304) && (this.chunked || (statusCode === 204 && this.contentLength !== null && this.contentLength !== '0'))) {
+      // A body where none may be (Transfer-Encoding, or on a 204 a non-zero Content-Length; a 304
+      // repeats the representation's): the backend is broken or lying. Relaying an empty reply would hide it.
+      this.abort(Object.assign(new Error(`Backend sent a body with a ${statusCode} response`), { code: BODY_NOT_ALLOWED }));
+      return true;
+    }
+    this.resumeUpstream = resume;
     this.status = statusCode;
+    ctx.responseSecrets = this.responseSecrets;
     this.opts.bodyWatch.add(this);
-    const list = responseHeaderList(headers, ctx.id, ctx.extraHeaders, ctx);
     if (statusCode === 204 || statusCode === 304) {
       // Nothing to stream: written at the end, once the backend is known not to have sent a body anyway.
       this.noContent = list;
-      ctx.responseHeaders = headers;
-      return;
+      ctx.responseHeaders = list;
+      return true;
     }
     this.started = true;
     const res = ctx.res;
     if (res.headersSent || res.destroyed) {
       this.clientGone = true;
-      controller.abort(new Error('client aborted'));
-      return;
+      this.abort(new Error('client aborted'));
+      return true;
     }
     try {
       res.writeHead(statusCode, list);
     } catch (err) {
       // A header Node will not send (invalid characters): answer 502 rather than relay it.
       this.started = false;
-      controller.abort(err as Error);
-      return;
+      this.abort(err as Error);
+      return true;
     }
-    ctx.responseHeaders = headers;
+    ctx.responseHeaders = list;
     // A streamed response (SSE, chunked) shows its headers at once; a sized one sends them with its first bytes.
-    if (headers['content-length'] === undefined) res.flushHeaders();
+    if (this.contentLength === null) res.flushHeaders();
+    return true;
   }
 
-  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+  /** A piece of the response body. Returns false to pause undici until the client drained (resume). */
+  onData(chunk: Buffer): boolean {
     this.ctx.bytesOut += chunk.length;
     this.opts.bodyWatch.heard(this);
-    if (!this.ctx.res.write(chunk)) {
-      controller.pause();
-      this.ctx.res.once('drain', (this.onClientDrain ??= () => this.resume()));
-    }
+    if (this.ctx.res.write(chunk)) return true;
+    this.paused = true;
+    this.ctx.res.once('drain', (this.onClientDrain ??= () => this.resume()));
+    return false;
   }
 
   /** The client drained: read on (the silence is timed from here, as undici did). */
   resume(): void {
     this.opts.bodyWatch.heard(this);
-    this.controller?.resume();
+    if (!this.paused) return;
+    this.paused = false;
+    this.resumeUpstream?.();
   }
 
   /** The backend sent nothing for the body timeout: end the exchange as timed out. */
   bodyTimedOut(): void {
-    // Watched only from onResponseStart on, so the controller is set (onRequestStart came first).
-    this.controller!.abort(Object.assign(new Error(`Backend response body silent for more than ${this.opts.bodyWatch.timeoutMs} ms`), { code: BODY_TIMEOUT }));
+    this.abort(Object.assign(new Error(`Backend response body silent for more than ${this.opts.bodyWatch.timeoutMs} ms`), { code: BODY_TIMEOUT }));
   }
 
-  onResponseEnd(): void {
+  onComplete(): void {
     if (upstreamResetting()) {
       // undici ends a close-delimited body at a connection reset; a proxy cannot tell that from truncation.
-      this.onResponseError(this.controller!, Object.assign(new Error('upstream connection reset before the body ended'), { code: 'ECONNRESET' }));
+      this.onError(Object.assign(new Error('upstream connection reset before the body ended'), { code: 'ECONNRESET' }));
       return;
     }
     if (this.noContent !== null && deferUntilParsed(this)) return;
@@ -228,13 +261,13 @@ class ForwardHandler implements Dispatcher.DispatchHandler, UpstreamExchange, Ti
     unwatchClient(this);
     this.opts.bodyWatch.remove(this);
     this.clientGone = true;
-    this.controller?.abort(new Error('client request body stalled'));
+    this.abort(new Error('client request body stalled'));
     this.backend?.breaker?.release();
   }
 
   /** The rest of the backend's bytes were parsed: `broken` when they held a body after the 204/304 (a parse error). */
   verdict(broken: boolean): void {
-    if (broken) this.onResponseError(this.controller!, Object.assign(new Error(`Backend sent a body with a ${this.status} response`), { code: BODY_NOT_ALLOWED }));
+    if (broken) this.onError(Object.assign(new Error(`Backend sent a body with a ${this.status} response`), { code: BODY_NOT_ALLOWED }));
     else this.complete();
   }
 
@@ -263,7 +296,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler, UpstreamExchange, Ti
     this.opts.done(ctx);
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+  onError(err: Error): void {
     this.backend!.inFlight--;
     if (this.ended) return;
     this.ended = true;
@@ -311,7 +344,10 @@ class ForwardHandler implements Dispatcher.DispatchHandler, UpstreamExchange, Ti
       else if (other !== null) {
         this.retried = true;
         this.ended = false;
-        this.controller = null;
+        this.abortUpstream = null;
+        this.aborted = false;
+        this.resumeUpstream = null;
+        this.paused = false;
         watchClient(this);
         ctx.detail = { retried_from: backend.url };
         this.dispatch(other);
@@ -329,13 +365,6 @@ class ForwardHandler implements Dispatcher.DispatchHandler, UpstreamExchange, Ti
       this.opts.fail(ctx, new GatewayError('upstream_error', `Upstream request failed (${code || err.name})`, { cause: err }));
     }
   }
-}
-
-/** A 204 or 304 announcing a body: Transfer-Encoding, or (204 only; a 304 repeats the representation's) a non-zero Content-Length. */
-function announcesBody(status: number, headers: IncomingHttpHeaders): boolean {
-  if (headers['transfer-encoding'] !== undefined) return true;
-  const len = headers['content-length'];
-  return status === 204 && len !== undefined && len !== '0';
 }
 
 /** The client's request stream broke before its body was complete (aborted upload). */
@@ -395,7 +424,7 @@ function onClientSocketClose(this: Watched): void {
 function clientGone(handler: ForwardHandler): void {
   if (handler.ended || handler.ctx.res.writableFinished) return;
   handler.clientGone = true;
-  handler.controller?.abort(new Error('client aborted'));
+  handler.abort(new Error('client aborted'));
 }
 
 /** Counts a body of unknown length (chunked) as it streams and stops it at the body limit. */
@@ -413,7 +442,7 @@ class BodyCounter extends Transform {
       if (!handler.started && !handler.ended) {
         handler.ended = true;
         ctx.decision = 'body_too_large';
-        handler.controller?.abort(new Error('body too large'));
+        handler.abort(new Error('body too large'));
         handler.backend?.breaker?.release();
         ctx.res.shouldKeepAlive = false;
         handler.opts.fail(ctx, new GatewayError('body_too_large', `Request body exceeds ${handler.opts.bodyLimit} bytes`));

@@ -1,7 +1,7 @@
 /** Header rewriting for both directions: hop-by-hop removal and the X-Forwarded-* set. */
 import type { IncomingHttpHeaders } from 'node:http';
 import { createRequire } from 'node:module';
-import { secretNameOf } from '../events/index.js';
+import { SECRET_HEADERS, secretNameOf } from '../events/index.js';
 
 /** The names the gateway adds to every upstream request, in the spelling it sends. */
 export const GATEWAY_REQUEST_HEADERS = ['x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-request-id', 'x-gateway'] as const;
@@ -70,24 +70,36 @@ const CREDENTIAL = 4;
  * by the name cost ~400 instructions for `Connection` (the hash of a string the parser just made,
  * then a lower-cased copy when the spelling was not in it); the comparison costs ~60.
  */
-const BUCKETS: ({ readonly name: string; readonly action: number }[] | undefined)[] = new Array(32 * 26).fill(undefined);
-for (const [name, action] of [
-  ...[...DROP_REQUEST].map((n): [string, number] => [n, n === 'x-forwarded-for' ? APPEND_XFF : n === 'connection' ? CONNECTION : DROP]),
-  ...[...CREDENTIALS].map((n): [string, number] => [n, CREDENTIAL]),
-]) {
-  if (name.length >= 32 || !/^[a-z][a-z0-9-]*$/.test(name)) throw new Error(`header name ${name} does not fit the buckets`);
-  (BUCKETS[name.length * 26 + (name.charCodeAt(0) - 97)] ??= []).push({ name, action });
+type Buckets = ({ readonly name: string; readonly action: number }[] | undefined)[];
+
+function bucketsOf(entries: [string, number][]): Buckets {
+  const buckets: Buckets = new Array(32 * 26).fill(undefined);
+  for (const [name, action] of entries) {
+    if (name.length >= 32 || !/^[a-z][a-z0-9-]*$/.test(name)) throw new Error(`header name ${name} does not fit the buckets`);
+    (buckets[name.length * 26 + (name.charCodeAt(0) - 97)] ??= []).push({ name, action });
+  }
+  return buckets;
 }
 
-/** The action for a request header name, or 0 (forward it). */
-function actionOf(name: string): number {
+/** The action `buckets` gives a header name (in any ASCII case), or 0. */
+function actionIn(buckets: Buckets, name: string): number {
   const len = name.length;
   const letter = (name.charCodeAt(0) | 0x20) - 97;
   if (len >= 32 || letter < 0 || letter >= 26) return 0;
-  const bucket = BUCKETS[len * 26 + letter];
+  const bucket = buckets[len * 26 + letter];
   if (bucket === undefined) return 0;
   for (let i = 0; i < bucket.length; i++) if (sameIgnoringAsciiCase(name, bucket[i]!.name)) return bucket[i]!.action;
   return 0;
+}
+
+const BUCKETS = bucketsOf([
+  ...[...DROP_REQUEST].map((n): [string, number] => [n, n === 'x-forwarded-for' ? APPEND_XFF : n === 'connection' ? CONNECTION : DROP]),
+  ...[...CREDENTIALS].map((n): [string, number] => [n, CREDENTIAL]),
+]);
+
+/** The action for a request header name, or 0 (forward it). */
+function actionOf(name: string): number {
+  return actionIn(BUCKETS, name);
 }
 
 /**
@@ -180,6 +192,119 @@ function dropNamed(list: string[], names: Set<string>): void {
 }
 
 const HOP_RESPONSE_SET = new Set([...HOP_RESPONSE, 'x-request-id']);
+
+/** What the client response's list does with a backend's header (responseHeaderListRaw). */
+const R_DROP = 1;
+const R_CONNECTION = 2;
+const R_TRANSFER_ENCODING = 3;
+const R_CONTENT_LENGTH = 4;
+const R_SECRET = 5;
+const RESPONSE_BUCKETS = bucketsOf([
+  ...[...HOP_RESPONSE_SET].map((n): [string, number] => [n, n === 'connection' ? R_CONNECTION : n === 'transfer-encoding' ? R_TRANSFER_ENCODING : R_DROP]),
+  ['content-length', R_CONTENT_LENGTH],
+  ...[...SECRET_HEADERS].map((n): [string, number] => [n, R_SECRET]),
+]);
+
+/** Node's Latin-1 decoder without `toString`'s encoding dispatch (a Buffer method since Node 0.x, absent from @types/node). */
+type Latin1Buffer = Buffer & { latin1Slice(start: number, end: number): string };
+
+/**
+ * The Latin-1 text of header bytes, with the text of recent byte strings kept: a backend sends the
+ * same names and mostly the same values on every response, and decoding them is a native call
+ * (~600 instructions) and a new string each, where finding them here costs ~150 instructions and a
+ * comparison of the bytes in JS (~20 a byte). One string per slot (the latest to hash there),
+ * so a backend that never repeats itself costs the hash more and holds at most `slots` strings.
+ * The same bytes give the same string object, which is what later comparisons want (the request
+ * log's name cursor and prepared values compare by identity first).
+ */
+export class Latin1Cache {
+  readonly #strings: (string | undefined)[];
+  readonly #mask: number;
+  readonly #maxLength: number;
+
+  /** @param slots a power of two; @param maxLength longer byte strings are decoded every time */
+  constructor(slots: number, maxLength: number) {
+    if (!Number.isInteger(Math.log2(slots))) throw new RangeError(`Latin1Cache: slots must be a power of two (got ${slots})`);
+    this.#strings = new Array<string | undefined>(slots).fill(undefined);
+    this.#mask = slots - 1;
+    this.#maxLength = maxLength;
+  }
+
+  text(b: Buffer | string): string {
+    if (typeof b === 'string') return b;
+    const len = b.length;
+    if (len > this.#maxLength) return (b as Latin1Buffer).latin1Slice(0, len);
+    if (len === 0) return '';
+    // A few of the bytes pick the slot (the comparison below checks them all: it costs ~20
+    // instructions a byte, a typed array's element loads being what they are in optimised code,
+    // which is why values longer than maxLength are decoded instead).
+    const slot = (len * 0x9e3 + b[0]! * 31 + b[len >> 1]! * 1021 + b[len - 1]! * 4093) & this.#mask;
+    const s = this.#strings[slot];
+    if (s !== undefined && s.length === len) {
+      let i = 0;
+      while (i < len && s.charCodeAt(i) === b[i]) i++;
+      if (i === len) return s;
+    }
+    const t = (b as Latin1Buffer).latin1Slice(0, len);
+    this.#strings[slot] = t;
+    return t;
+  }
+}
+
+const responseNames = new Latin1Cache(256, 64);
+/** Short values only (Content-Length, a content type, `keep-alive`): a long one costs more to compare than to decode. */
+const responseValues = new Latin1Cache(1024, 16);
+
+/** What responseHeaderListRaw tells about the backend's headers besides the list (the forwarding handler). */
+export interface RawResponseInfo {
+  /** Content-Length as the backend sent it, or null. */
+  contentLength: string | null;
+  /** Whether the backend sent Transfer-Encoding. */
+  chunked: boolean;
+  /** Whether the list names a secret header (the publisher redacts it then). */
+  responseSecrets: boolean;
+}
+
+/**
+ * responseHeaderList for undici's raw header list (names and values as Buffers, names as the backend
+ * spelled them): the client response's flat list, with the names as the backend spelled them. A
+ * hop-by-hop header's value is never decoded; names and values a backend repeats are found in
+ * Latin1Cache instead of decoded. undici's header object cost more (each value decoded, each
+ * member stored under a computed key) before a list could even be built from it.
+ */
+export function responseHeaderListRaw(raw: readonly (Buffer | string)[], requestId: string, extra: string[] | null, info: RawResponseInfo): string[] {
+  const out: string[] = [];
+  let named: Set<string> | null = null;
+  let secret = false;
+  let chunked = false;
+  let contentLength: string | null = null;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = responseNames.text(raw[i]!);
+    const action = actionIn(RESPONSE_BUCKETS, name);
+    if (action === R_DROP) continue;
+    const value = responseValues.text(raw[i + 1]!);
+    if (action !== 0) {
+      if (action === R_CONNECTION) {
+        named = connectionTokens(value, named);
+        continue;
+      }
+      if (action === R_TRANSFER_ENCODING) {
+        chunked = true;
+        continue;
+      }
+      if (action === R_CONTENT_LENGTH) contentLength = value;
+      else secret = true;
+    }
+    out.push(name, value);
+  }
+  if (named !== null) dropNamed(out, named);
+  out.push('x-request-id', requestId);
+  if (extra !== null) for (let i = 0; i < extra.length; i++) out.push(extra[i]!);
+  info.contentLength = contentLength;
+  info.chunked = chunked;
+  info.responseSecrets = secret;
+  return out;
+}
 
 /**
  * The client response's headers as a flat [name, value, ...] list for writeHead: the upstream's

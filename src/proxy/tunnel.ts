@@ -207,15 +207,16 @@ class Handshake {
       this.opts.done(ctx);
       return;
     }
+    const list = responseHeaderList(res.headers, ctx.id, ctx.extraHeaders, ctx);
     try {
-      out.writeHead(res.statusCode!, responseHeaderList(res.headers, ctx.id, ctx.extraHeaders, ctx));
+      out.writeHead(res.statusCode!, list);
     } catch (err) {
       res.destroy();
       ctx.decision = 'upstream_error';
       this.opts.fail(ctx, new GatewayError('upstream_error', 'Backend answered with a header that cannot be relayed', { cause: err }));
       return;
     }
-    ctx.responseHeaders = res.headers;
+    ctx.responseHeaders = list;
     res.on('data', (chunk: Buffer) => {
       ctx.bytesOut += chunk.length;
       if (!out.write(chunk)) {

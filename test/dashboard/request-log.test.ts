@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { MAX_ENTRY_BYTES, MAX_FIELD_CHARS, RequestLogStore, type RequestLog } from '../../src/dashboard/request-log.js';
-import { SECRET_HEADERS, type CompletionRecord } from '../../src/events/index.js';
+import { headerListOf, SECRET_HEADERS, type CompletionRecord, type HeaderList } from '../../src/events/index.js';
 import { completionRecord } from '../helpers/records.js';
 
 /** The entry a record must become, built as an object (the store writes the same JSON as bytes). */
@@ -12,6 +12,15 @@ function expected(r: CompletionRecord): RequestLog {
       if (v === undefined) continue;
       const name = k.toLowerCase();
       out[name] = SECRET_HEADERS.has(name) ? '[redacted]' : Array.isArray(v) ? v.join(', ') : String(v);
+    }
+    return out;
+  };
+  // A list: each name once (lower-cased, first place kept), its values joined.
+  const listed = (list: HeaderList | undefined): Record<string, string> => {
+    const out: Record<string, string> = {};
+    for (let i = 0; i < (list?.length ?? 0); i += 2) {
+      const name = list![i]!.toLowerCase();
+      out[name] = SECRET_HEADERS.has(name) ? '[redacted]' : out[name] === undefined ? list![i + 1]! : `${out[name]}, ${list![i + 1]!}`;
     }
     return out;
   };
@@ -35,7 +44,7 @@ function expected(r: CompletionRecord): RequestLog {
       verdicts: r.verdicts.length > 0 ? r.verdicts : undefined,
       error: r.errorCode,
       request_headers: headers(r.requestHeaders),
-      response_headers: headers(r.responseHeaders),
+      response_headers: listed(r.responseHeaders),
     }),
   ) as RequestLog;
 }
@@ -54,7 +63,7 @@ function rec(over: Partial<CompletionRecord> = {}): CompletionRecord {
     path: '/api/x',
     latencyMs: 12.3456789,
     requestHeaders: { host: 'gw', accept: '*/*' },
-    responseHeaders: { 'content-type': 'application/json' },
+    responseHeaders: ['content-type', 'application/json'],
     ...over,
   });
 }
@@ -138,7 +147,7 @@ describe('request log entries', () => {
   it('hold no credential: authorization, API key and cookies are redacted before anything is stored', () => {
     const r = rec({
       requestHeaders: { authorization: 'Bearer abc', 'x-api-key': 'k-secret', cookie: 'c=1', accept: 'x', 'x-multi': ['a', 'b'] },
-      responseHeaders: { 'set-cookie': ['s=1'], 'Content-Length': 12 },
+      responseHeaders: ['set-cookie', 's=1', 'Content-Length', '12'],
     });
     const log = new RequestLogStore(4);
     const seq = log.push(r);
@@ -161,7 +170,7 @@ describe('request log entries', () => {
     const log = new RequestLogStore(1);
     for (let i = 0; i < 1300; i++) {
       const requestHeaders: Record<string, string> = { [`x-name-${i}`]: `v${i}`, 'X-API-KEY': 'upper-secret', [`x-caf\u00e9-${i % 3}`]: '\u00e9', 'x-"q"': 'a"b' };
-      const r = rec({ method: i % 2 ? 'GET' : `M\u00c9${i}`, route: i % 5 ? `/r${i}` : null, backend: i % 7 ? `http://b${i}:1` : '', consumer: i % 3 ? `c${i}` : undefined, decision: i % 11 ? undefined : 'rate_limited', requestHeaders, responseHeaders: i % 4 ? {} : undefined });
+      const r = rec({ method: i % 2 ? 'GET' : `M\u00c9${i}`, route: i % 5 ? `/r${i}` : null, backend: i % 7 ? `http://b${i}:1` : '', consumer: i % 3 ? `c${i}` : undefined, decision: i % 11 ? undefined : 'rate_limited', requestHeaders, responseHeaders: i % 4 ? [] : undefined });
       log.push(r);
       const j = log.search({ limit: 1 })[0]!;
       assert.deepEqual(j, expected(r), `entry ${i}`);
@@ -173,7 +182,7 @@ describe('request log entries', () => {
     const log = new RequestLogStore(1);
     const values = ['a', 'a', 'a', 'b', 'a', 'b', 'b', 'b', 'x"y', 'x"y', 'x"y', 'caf\u00e9', 'caf\u00e9', 'caf\u00e9', 'v'.repeat(300), 'v'.repeat(300), 'v'.repeat(300), '', '', 'a'];
     for (const [i, v] of values.entries()) {
-      const r = rec({ requestHeaders: { 'x-repeat': v, host: `h${i % 2}` }, responseHeaders: { date: i < 10 ? 'Sat, 28 Nov 2026 08:22:08 GMT' : 'Sat, 28 Nov 2026 08:22:09 GMT' } });
+      const r = rec({ requestHeaders: { 'x-repeat': v, host: `h${i % 2}` }, responseHeaders: ['date', i < 10 ? 'Sat, 28 Nov 2026 08:22:08 GMT' : 'Sat, 28 Nov 2026 08:22:09 GMT'] });
       log.push(r);
       assert.deepEqual(log.search({ limit: 1 })[0], expected(r), `entry ${i}: ${JSON.stringify(v).slice(0, 20)}`);
     }
@@ -191,11 +200,32 @@ describe('request log entries', () => {
         const name = k < pool.length && i % 50 !== 0 ? pool[next(pool.length)]! : `x-many-${k}`;
         requestHeaders[name] = next(3) === 0 ? [`a${k}`, 'b'] : `v${next(2)}`;
       }
-      const responseHeaders = i % 2 ? { 'set-cookie': ['s=1'], date: 'd' } : { date: 'd', 'set-cookie': ['s=1'], etag: `"${next(2)}"` };
+      const responseHeaders = headerListOf(i % 2 ? { 'set-cookie': ['s=1'], date: 'd' } : { date: 'd', 'set-cookie': ['s=1'], etag: `"${next(2)}"` });
       const r = rec({ requestHeaders, responseHeaders });
       log.push(r);
       assert.deepEqual(log.search({ limit: 1 })[0], expected(r), `entry ${i}`);
     }
+  });
+
+  it('show a response header sent more than once (in any case) as one member with its values joined, for short and long lists', () => {
+    const log = new RequestLogStore(1);
+    const short = ['Vary', 'accept', 'content-type', 'text/plain', 'vary', 'origin', 'Set-Cookie', 'a=1', 'set-cookie', 'b=2', 'VARY', 'x'];
+    let r = rec({ responseHeaders: short });
+    log.push(r);
+    let j = log.search({ limit: 1 })[0]!;
+    assert.deepEqual(j.response_headers, { vary: 'accept, origin, x', 'content-type': 'text/plain', 'set-cookie': '[redacted]' });
+    assert.deepEqual(Object.keys(j.response_headers), ['vary', 'content-type', 'set-cookie']);
+    assert.deepEqual(j, expected(r));
+    const long: string[] = [];
+    for (let i = 0; i < 40; i++) long.push(`X-Name-${i % 25}`, `v${i}`);
+    long.push('Cookie', 'c=1');
+    r = rec({ responseHeaders: long });
+    log.push(r);
+    j = log.search({ limit: 1 })[0]!;
+    assert.equal(j.response_headers['x-name-3'], 'v3, v28');
+    assert.equal(j.response_headers['x-name-24'], 'v24');
+    assert.equal(j.response_headers.cookie, '[redacted]');
+    assert.deepEqual(j, expected(r));
   });
 
   it('cut a field longer than MAX_FIELD_CHARS and leave out header values beyond MAX_ENTRY_BYTES, and say so', () => {

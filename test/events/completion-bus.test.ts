@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { CompletionBus, redactInPlace, redactListed, secretNameOf, SECRET_HEADERS } from '../../src/events/index.js';
+import { CompletionBus, headerListOf, redactList, redactListed, secretNameOf, SECRET_HEADERS } from '../../src/events/index.js';
 import { completionRecord } from '../helpers/records.js';
 
 test('a throwing listener is reported and the other listeners still get the record', () => {
@@ -26,13 +26,15 @@ test('unsubscribing stops delivery', () => {
   assert.deepEqual(got, ['a']);
 });
 
-test('credential values are redacted in place, other headers untouched', () => {
-  const headers: Record<string, unknown> = { authorization: 'Bearer t', 'x-api-key': 'k', cookie: 'c=1', accept: '*/*' };
-  redactInPlace(headers);
-  assert.equal(headers.authorization, '[redacted]');
-  assert.equal(headers['x-api-key'], '[redacted]');
-  assert.equal(headers.cookie, '[redacted]');
-  assert.equal(headers.accept, '*/*');
+test('credential values in a header list are redacted in place whatever the case of the name, other headers untouched', () => {
+  const list = ['Authorization', 'Bearer t', 'x-api-key', 'k', 'cookie', 'c=1', 'Accept', '*/*', 'Set-Cookie', 'a=1', 'set-cookie', 'b=2', 'x-note', 'cookie'];
+  redactList(list);
+  assert.deepEqual(list, ['Authorization', '[redacted]', 'x-api-key', '[redacted]', 'cookie', '[redacted]', 'Accept', '*/*', 'Set-Cookie', '[redacted]', 'set-cookie', '[redacted]', 'x-note', 'cookie']);
+  redactList(undefined);
+});
+
+test('a header object becomes a header list with one pair per value', () => {
+  assert.deepEqual(headerListOf({ 'content-type': 'text/plain', 'set-cookie': ['a=1', 'b=2'], 'content-length': 12, skipped: undefined }), ['content-type', 'text/plain', 'set-cookie', 'a=1', 'set-cookie', 'b=2', 'content-length', '12']);
 });
 
 test('the secret headers a raw list names are redacted in the parsed object whatever the case of the name, and nothing else is', () => {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createRequire } from 'node:module';
-import { GATEWAY_REQUEST_HEADERS, UNDICI_TAUGHT_HEADERS, teachUndiciGatewayHeaders, upstreamHeaders } from '../../src/proxy/headers.js';
+import { GATEWAY_REQUEST_HEADERS, Latin1Cache, responseHeaderListRaw, UNDICI_TAUGHT_HEADERS, teachUndiciGatewayHeaders, upstreamHeaders, type RawResponseInfo } from '../../src/proxy/headers.js';
 
 const INFO = { peerIp: '10.0.0.9', requestId: 'rid-1', proto: 'http', stripCredentials: true };
 
@@ -78,4 +78,52 @@ test('undici knows the names the gateway adds to every upstream request, so it d
   const added = pairs(upstreamHeaders(['Host', 'h.example'], INFO)).map(([n]) => n).filter((n) => n !== 'Host');
   assert.deepEqual(added.filter((n) => !(GATEWAY_REQUEST_HEADERS as readonly string[]).includes(n)), []);
   assert.equal(added.length, GATEWAY_REQUEST_HEADERS.length);
+});
+
+/** A backend's header block as undici hands it over: each name and value a view of one read's bytes. */
+function rawHeaders(pairs: string[]): Buffer[] {
+  const block = Buffer.from(pairs.join(''), 'latin1');
+  const out: Buffer[] = [];
+  let at = 0;
+  for (const p of pairs) {
+    out.push(block.subarray(at, at + p.length));
+    at += p.length;
+  }
+  return out;
+}
+
+function info(): RawResponseInfo {
+  return { contentLength: null, chunked: false, responseSecrets: false };
+}
+
+test('builds the client response list from raw header bytes: hop-by-hop and Connection-named headers out, names as spelled, X-Request-Id and the gateway\'s headers last', () => {
+  const i = info();
+  const list = responseHeaderListRaw(
+    rawHeaders(['Content-Type', 'text/plain', 'Connection', 'keep-alive, X-Internal', 'Keep-Alive', 'timeout=5', 'X-Internal', 'secret-route', 'Content-Length', '12', 'X-Request-Id', 'from-backend', 'Set-Cookie', 'a=1', 'set-cookie', 'b=2', 'Transfer-Encoding', 'chunked', 'Caf\u00e9', '\u00e9t\u00e9']),
+    'rid-1',
+    ['RateLimit', 'limit=5'],
+    i,
+  );
+  assert.deepEqual(list, ['Content-Type', 'text/plain', 'Content-Length', '12', 'Set-Cookie', 'a=1', 'set-cookie', 'b=2', 'Caf\u00e9', '\u00e9t\u00e9', 'x-request-id', 'rid-1', 'RateLimit', 'limit=5']);
+  assert.deepEqual(i, { contentLength: '12', chunked: true, responseSecrets: true });
+  const plain = info();
+  assert.deepEqual(responseHeaderListRaw(rawHeaders(['ETag', '"x"']), 'rid-2', null, plain), ['ETag', '"x"', 'x-request-id', 'rid-2']);
+  assert.deepEqual(plain, { contentLength: null, chunked: false, responseSecrets: false });
+});
+
+test('gives the same text as decoding, for names and values that repeat, change, collide in its table or are too long to keep', () => {
+  const cache = new Latin1Cache(4, 16);
+  let seed = 11;
+  const next = (n: number) => (seed = (seed * 1103515245 + 12345) % 2147483648) % n;
+  const words = ['', 'a', 'b', 'ab', 'ba', 'Date', 'date', 'content-length', 'content-lengtH', 'x'.repeat(16), 'x'.repeat(17), '\u00ff\u00e9\u0000'];
+  for (let k = 0; k < 2000; k++) {
+    const word = k % 97 === 0 ? `r${next(100000)}` : words[next(words.length)]!;
+    // A view into a larger read, as undici's are.
+    const bytes = Buffer.from(`<${word}>`, 'latin1').subarray(1, word.length + 1);
+    assert.equal(cache.text(bytes), word, `entry ${k}`);
+  }
+  // The same bytes twice in a row give the same string object (what the request log compares first).
+  const date = Buffer.from('Date', 'latin1');
+  assert.equal(cache.text(date), cache.text(Buffer.from('Date', 'latin1')));
+  assert.throws(() => new Latin1Cache(3, 8), /power of two/);
 });
