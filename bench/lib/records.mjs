@@ -17,7 +17,8 @@ export function sampleRecords() {
       latencyMs: 1.2345 + (i % 97) / 7, bytesIn: 0, bytesOut: 57, clientIp: '127.0.0.1', consumer: i % 2 ? 'api-key-1' : undefined, decision: undefined,
       detail: undefined, verdicts: [], errorCode: undefined,
       requestHeaders: { host: '127.0.0.1:8080', 'user-agent': 'autocannon', 'x-api-key': '[redacted]', accept: '*/*' },
-      responseHeaders: { 'content-type': 'application/json', 'content-length': '57', date: 'Sat, 28 Nov 2026 08:22:08 GMT', 'x-request-id': id },
+      // The headers the client got, as the completion record keeps them (a flat list).
+      responseHeaders: ['content-type', 'application/json', 'content-length', '57', 'Date', 'Sat, 28 Nov 2026 08:22:08 GMT', 'x-request-id', id],
     });
   }
   return records;

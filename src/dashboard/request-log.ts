@@ -372,32 +372,25 @@ function writeHeaders(w: JsonBytes, headers: IncomingHttpHeaders | undefined, na
     for (const key in headers) {
       const v = headers[key];
       if (v === undefined) continue;
-      let known: HeaderName | null;
-      if (at < CURSOR_POSITIONS) {
-        if (names.keys[at] === key) known = names.known[at]!;
-        else {
-          known = headerName(key);
-          names.keys[at] = key;
-          names.known[at] = known;
-        }
-        at++;
-      } else known = headerName(key);
-      const secret = known !== null ? known.secret : SECRET_HEADERS.has(key.toLowerCase());
-      const value = secret ? '' : typeof v === 'string' ? v : Array.isArray(v) ? v.join(', ') : String(v);
-      if (!w.fits(key.length + value.length + TAIL_BYTES)) {
-        truncated = true;
-        continue;
-      }
-      if (known === null) {
-        w.raw(',');
-        w.str(key.toLowerCase());
-        w.raw(':');
-        if (secret) w.key(REDACTED);
-        else w.str(value);
-      } else if (secret) w.key(known.pair!);
-      else writeKnown(w, known, value);
+      const known = nameAt(names, at++, key);
+      writeMember(w, key, typeof v === 'string' ? v : Array.isArray(v) ? v.join(', ') : String(v), known);
     }
   }
+  closeMembers(w, open);
+}
+
+/** The HeaderName of `key`, the name at position `at` of a header set on the cursor's side (see NameCursor). */
+function nameAt(names: NameCursor, at: number, key: string): HeaderName | null {
+  if (at >= CURSOR_POSITIONS) return headerName(key);
+  if (names.keys[at] === key) return names.known[at]!;
+  const known = headerName(key);
+  names.keys[at] = key;
+  names.known[at] = known;
+  return known;
+}
+
+/** Ends an object whose members were written from `open` on, each with a leading comma: the first one's becomes `{`; none gives `{}`. */
+function closeMembers(w: JsonBytes, open: number): void {
   if (w.pos === open) w.raw('{}');
   else {
     w.buf[open] = 0x7b; // {
@@ -421,19 +414,8 @@ function writeHeaderList(w: JsonBytes, list: HeaderList | undefined, names: Name
   if (list !== undefined) {
     const stamp = ++listStamp;
     let repeated = false;
-    let at = 0;
     for (let i = 0; i < list.length; i += 2) {
-      const key = list[i]!;
-      let known: HeaderName | null;
-      if (at < CURSOR_POSITIONS) {
-        if (names.keys[at] === key) known = names.known[at]!;
-        else {
-          known = headerName(key);
-          names.keys[at] = key;
-          names.known[at] = known;
-        }
-        at++;
-      } else known = headerName(key);
+      const known = nameAt(names, i >> 1, list[i]!);
       listKnown[i >> 1] = known;
       if (known === null || known.stamp === stamp) repeated = true;
       else known.stamp = stamp;
@@ -441,11 +423,7 @@ function writeHeaderList(w: JsonBytes, list: HeaderList | undefined, names: Name
     if (repeated) writeMerged(w, mergedList(list));
     else for (let i = 0; i < list.length; i += 2) writeMember(w, list[i]!, list[i + 1]!, listKnown[i >> 1]!);
   }
-  if (w.pos === open) w.raw('{}');
-  else {
-    w.buf[open] = 0x7b; // {
-    w.raw('}');
-  }
+  closeMembers(w, open);
 }
 
 /** One header as a member of the object being written (a leading comma; the caller opens and closes). */

@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { freePort } from '../helpers/ports.js';
 
 const SCRIPT = new URL('../../bench/minimal-forwarder.mjs', import.meta.url).pathname;
 
@@ -36,14 +37,6 @@ before(async () => {
   backendUrl = `http://127.0.0.1:${(backend.address() as AddressInfo).port}`;
 });
 after(() => backend.close());
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
 
 async function startForwarder(variant: string): Promise<{ child: ChildProcess; port: number }> {
   const port = await freePort();

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { freePort } from '../helpers/ports.js';
 import { chromiumSkipReason, launchChromium, stopChild, until, watchPage } from './browser.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -22,13 +23,6 @@ const TOKEN = 'browser-login-admin-token-0123456789';
 
 const skip = chromiumSkipReason();
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const { port } = s.address() as AddressInfo;
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
 
 describe('dashboard sign-in in Chromium', { skip, timeout: 120_000 }, () => {
   let dir = '';

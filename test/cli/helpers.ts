@@ -6,7 +6,6 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
@@ -115,14 +114,7 @@ export async function startTestBackend(t: TestContext, args: string[] = []): Pro
   return { proc, url: `http://127.0.0.1:${port}`, port };
 }
 
-/** A TCP port that was free a moment ago. */
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
+export { freePort } from '../helpers/ports.js';
 
 /** A temporary directory removed after the test; `write` puts a file in it and returns its path. */
 export async function tempDir(t: TestContext): Promise<{ dir: string; write(name: string, text: string): Promise<string> }> {

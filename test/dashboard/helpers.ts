@@ -4,7 +4,6 @@
  * reader that parses the stream as a browser would.
  */
 import { request, createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import { createServer as createNetServer } from 'node:net';
 import { Writable } from 'node:stream';
 import type { TestContext } from 'node:test';
 import type { Clock } from '../../src/clock.js';
@@ -69,16 +68,7 @@ export async function startBackend(t: TestContext, opts: { delayMs?: number; sta
   return { url: `http://127.0.0.1:${port}`, port, server };
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createNetServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../helpers/ports.js';
 
 export interface Reply {
   status: number;
