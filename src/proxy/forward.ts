@@ -10,7 +10,7 @@ import { GatewayError } from '../errors.js';
 import type { RequestContext, UpstreamExchange } from '../pipeline/index.js';
 import { upstreamPath } from '../pipeline/index.js';
 import type { BodyWatch, Watched as Timed } from './body-watch.js';
-import { responseHeaderListRaw, upstreamHeaders, type RawResponseInfo } from './headers.js';
+import { responseHeaderList, upstreamHeaders, type RawResponseInfo } from './headers.js';
 import { deferUntilParsed, upstreamResetting } from './upstream-reset.js';
 
 export interface ForwardOptions {
@@ -78,7 +78,7 @@ export function forward(opts: ForwardOptions) {
  * controller for every response (~6,000 instructions a request), where this one turns the
  * backend's header Buffers into the client's list directly. The raw API is marked deprecated and
  * gone in undici 8 (node ≥ 22.19): moving there means onRequestStart/onResponseStart again, with
- * responseHeaderList (the object form) for the list (docs/decisions.md, "Speed").
+ * the list built from `controller.rawHeaders` (docs/decisions.md, "Speed").
  */
 class ForwardHandler implements Dispatcher.DispatchHandler, UpstreamExchange, Timed, RawResponseInfo {
   readonly ctx: RequestContext;
@@ -180,7 +180,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler, UpstreamExchange, Ti
       return true;
     }
     const ctx = this.ctx;
-    const list = responseHeaderListRaw(rawHeaders, ctx.id, ctx.extraHeaders, this);
+    const list = responseHeaderList(rawHeaders, ctx.id, ctx.extraHeaders, this);
     if ((statusCode === 204 || statusCode === 304) && (this.chunked || (statusCode === 204 && this.contentLength !== null && this.contentLength !== '0'))) {
       // A body where none may be (Transfer-Encoding, or on a 204 a non-zero Content-Length; a 304
       // repeats the representation's): the backend is broken or lying. Relaying an empty reply would hide it.

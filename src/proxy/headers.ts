@@ -1,7 +1,6 @@
 /** Header rewriting for both directions: hop-by-hop removal and the X-Forwarded-* set. */
-import type { IncomingHttpHeaders } from 'node:http';
 import { createRequire } from 'node:module';
-import { SECRET_HEADERS, secretNameOf } from '../events/index.js';
+import { SECRET_HEADERS } from '../events/index.js';
 
 /** The names the gateway adds to every upstream request, in the spelling it sends. */
 export const GATEWAY_REQUEST_HEADERS = ['x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-request-id', 'x-gateway'] as const;
@@ -191,16 +190,15 @@ function dropNamed(list: string[], names: Set<string>): void {
   list.length = w;
 }
 
-const HOP_RESPONSE_SET = new Set([...HOP_RESPONSE, 'x-request-id']);
-
-/** What the client response's list does with a backend's header (responseHeaderListRaw). */
+/** What the client response's list does with a backend's header (responseHeaderList). */
 const R_DROP = 1;
 const R_CONNECTION = 2;
 const R_TRANSFER_ENCODING = 3;
 const R_CONTENT_LENGTH = 4;
 const R_SECRET = 5;
 const RESPONSE_BUCKETS = bucketsOf([
-  ...[...HOP_RESPONSE_SET].map((n): [string, number] => [n, n === 'connection' ? R_CONNECTION : n === 'transfer-encoding' ? R_TRANSFER_ENCODING : R_DROP]),
+  // Hop-by-hop headers, and the backend's X-Request-Id (the gateway sends its own).
+  ...[...HOP_RESPONSE, 'x-request-id'].map((n): [string, number] => [n, n === 'connection' ? R_CONNECTION : n === 'transfer-encoding' ? R_TRANSFER_ENCODING : R_DROP]),
   ['content-length', R_CONTENT_LENGTH],
   ...[...SECRET_HEADERS].map((n): [string, number] => [n, R_SECRET]),
 ]);
@@ -255,7 +253,7 @@ const responseNames = new Latin1Cache(256, 64);
 /** Short values only (Content-Length, a content type, `keep-alive`): a long one costs more to compare than to decode. */
 const responseValues = new Latin1Cache(1024, 16);
 
-/** What responseHeaderListRaw tells about the backend's headers besides the list (the forwarding handler). */
+/** What responseHeaderList tells about the backend's headers besides the list. */
 export interface RawResponseInfo {
   /** Content-Length as the backend sent it, or null. */
   contentLength: string | null;
@@ -266,13 +264,14 @@ export interface RawResponseInfo {
 }
 
 /**
- * responseHeaderList for undici's raw header list (names and values as Buffers, names as the backend
- * spelled them): the client response's flat list, with the names as the backend spelled them. A
- * hop-by-hop header's value is never decoded; names and values a backend repeats are found in
- * Latin1Cache instead of decoded. undici's header object cost more (each value decoded, each
- * member stored under a computed key) before a list could even be built from it.
+ * The client response's headers as a flat [name, value, ...] list for writeHead, from the backend's
+ * raw header list (undici's Buffers, or node's `rawHeaders` strings; names as the backend spelled
+ * them): without hop-by-hop ones (and those named in Connection), then X-Request-Id and the
+ * gateway's own headers (`extra`). A hop-by-hop header's value is never decoded; names and values a
+ * backend repeats are found in Latin1Cache instead of decoded. undici's header object cost more
+ * (each value decoded, each member stored under a computed key) before a list could even be built.
  */
-export function responseHeaderListRaw(raw: readonly (Buffer | string)[], requestId: string, extra: string[] | null, info: RawResponseInfo): string[] {
+export function responseHeaderList(raw: readonly (Buffer | string)[], requestId: string, extra: string[] | null, info: RawResponseInfo): string[] {
   const out: string[] = [];
   let named: Set<string> | null = null;
   let secret = false;
@@ -304,36 +303,4 @@ export function responseHeaderListRaw(raw: readonly (Buffer | string)[], request
   info.chunked = chunked;
   info.responseSecrets = secret;
   return out;
-}
-
-/**
- * The client response's headers as a flat [name, value, ...] list for writeHead: the upstream's
- * headers without hop-by-hop ones (and those named in Connection), then X-Request-Id and the
- * gateway's own headers. Building a list is cheaper than deleting keys from undici's object.
- * Sets `seen.responseSecrets` to whether `headers` names a secret header (so the publisher knows
- * whether the object needs redacting).
- */
-export function responseHeaderList(headers: IncomingHttpHeaders, requestId: string, extra: string[] | null, seen: SecretSeen): string[] {
-  const out: string[] = [];
-  const conn = headers.connection;
-  const named = typeof conn === 'string' && conn !== 'keep-alive' && conn !== 'close' ? conn.toLowerCase().split(',').map((t) => t.trim()) : null;
-  let secret = false;
-  for (const name in headers) {
-    // Every name of the object is looked at, those left out of the list too: the object is what the request log keeps.
-    if (secretNameOf(name) !== null) secret = true;
-    if (HOP_RESPONSE_SET.has(name) || (named !== null && named.includes(name))) continue;
-    const value = headers[name];
-    if (value === undefined) continue;
-    if (typeof value === 'string') out.push(name, value);
-    else for (let i = 0; i < value.length; i++) out.push(name, value[i]!);
-  }
-  out.push('x-request-id', requestId);
-  if (extra !== null) for (let i = 0; i < extra.length; i++) out.push(extra[i]!);
-  seen.responseSecrets = secret;
-  return out;
-}
-
-/** Where responseHeaderList says whether the header object names a secret header (the request context). */
-export interface SecretSeen {
-  responseSecrets: boolean;
 }

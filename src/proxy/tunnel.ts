@@ -207,7 +207,9 @@ class Handshake {
       this.opts.done(ctx);
       return;
     }
-    const list = responseHeaderList(res.headers, ctx.id, ctx.extraHeaders, ctx);
+    const seen = { contentLength: null, chunked: false, responseSecrets: false };
+    const list = responseHeaderList(res.rawHeaders, ctx.id, ctx.extraHeaders, seen);
+    ctx.responseSecrets = seen.responseSecrets;
     try {
       out.writeHead(res.statusCode!, list);
     } catch (err) {

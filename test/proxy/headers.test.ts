@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { createRequire } from 'node:module';
-import { GATEWAY_REQUEST_HEADERS, Latin1Cache, responseHeaderListRaw, UNDICI_TAUGHT_HEADERS, teachUndiciGatewayHeaders, upstreamHeaders, type RawResponseInfo } from '../../src/proxy/headers.js';
+import { GATEWAY_REQUEST_HEADERS, Latin1Cache, responseHeaderList, UNDICI_TAUGHT_HEADERS, teachUndiciGatewayHeaders, upstreamHeaders, type RawResponseInfo } from '../../src/proxy/headers.js';
 
 const INFO = { peerIp: '10.0.0.9', requestId: 'rid-1', proto: 'http', stripCredentials: true };
 
@@ -98,7 +98,7 @@ function info(): RawResponseInfo {
 
 test('builds the client response list from raw header bytes: hop-by-hop and Connection-named headers out, names as spelled, X-Request-Id and the gateway\'s headers last', () => {
   const i = info();
-  const list = responseHeaderListRaw(
+  const list = responseHeaderList(
     rawHeaders(['Content-Type', 'text/plain', 'Connection', 'keep-alive, X-Internal', 'Keep-Alive', 'timeout=5', 'X-Internal', 'secret-route', 'Content-Length', '12', 'X-Request-Id', 'from-backend', 'Set-Cookie', 'a=1', 'set-cookie', 'b=2', 'Transfer-Encoding', 'chunked', 'Caf\u00e9', '\u00e9t\u00e9']),
     'rid-1',
     ['RateLimit', 'limit=5'],
@@ -107,7 +107,7 @@ test('builds the client response list from raw header bytes: hop-by-hop and Conn
   assert.deepEqual(list, ['Content-Type', 'text/plain', 'Content-Length', '12', 'Set-Cookie', 'a=1', 'set-cookie', 'b=2', 'Caf\u00e9', '\u00e9t\u00e9', 'x-request-id', 'rid-1', 'RateLimit', 'limit=5']);
   assert.deepEqual(i, { contentLength: '12', chunked: true, responseSecrets: true });
   const plain = info();
-  assert.deepEqual(responseHeaderListRaw(rawHeaders(['ETag', '"x"']), 'rid-2', null, plain), ['ETag', '"x"', 'x-request-id', 'rid-2']);
+  assert.deepEqual(responseHeaderList(rawHeaders(['ETag', '"x"']), 'rid-2', null, plain), ['ETag', '"x"', 'x-request-id', 'rid-2']);
   assert.deepEqual(plain, { contentLength: null, chunked: false, responseSecrets: false });
 });
 

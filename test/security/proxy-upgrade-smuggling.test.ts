@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import type { Duplex } from 'node:stream';
 import { test } from 'node:test';
+import type { CompletionRecord } from '../../src/events/index.js';
 import { startBackend, startGateway, until, wait } from '../helpers/gateway.js';
 import { rawBackend, rawClient } from './proxy-helpers.js';
 
@@ -132,4 +133,24 @@ test("the tunnel's 502 is a JSON error carrying the request id", async (t) => {
   assert.match(text(), /content-type: application\/json/i);
   const body = JSON.parse(text().slice(text().indexOf('\r\n\r\n') + 4));
   assert.deepEqual(body, { error: { code: 'upstream_error', message: body.error.message, request_id: 'tunnel-502-id' } });
+});
+
+test('a handshake answered without switching keeps the answer\'s headers in the completion record, a credential among them redacted', async (t) => {
+  const be = await rawBackend(t, (socket) => {
+    socket.write('HTTP/1.1 403 Forbidden\r\nSet-Cookie: session=backend-secret\r\nX-Reason: no-ws\r\nContent-Length: 2\r\n\r\nno');
+  });
+  const gw = await startGateway(t, `${AUTH}routes:\n  - path: /\n    backend: ${be.url}\n`);
+  const records: CompletionRecord[] = [];
+  gw.bus.subscribe((r) => records.push(r));
+  const { socket, text } = rawClient(t, gw.port);
+  socket.write(`GET /ws HTTP/1.1\r\nHost: x\r\nX-API-Key: ${KEY}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+  await until(() => text().includes('\r\n\r\nno'));
+  assert.match(text(), /\r\nSet-Cookie: session=backend-secret\r\n/i, 'the client gets the cookie');
+  await until(() => records.length > 0);
+  const list = records[0]!.responseHeaders!;
+  const value = (name: string) => list.find((n, i) => i % 2 === 0 && n.toLowerCase() === name) && list[list.findIndex((n, i) => i % 2 === 0 && n.toLowerCase() === name) + 1];
+  assert.equal(value('set-cookie'), '[redacted]');
+  assert.equal(value('x-reason'), 'no-ws');
+  assert.equal(value('x-request-id'), records[0]!.id);
+  assert.ok(!JSON.stringify(records[0]).includes('backend-secret'));
 });
