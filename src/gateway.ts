@@ -825,6 +825,8 @@ export class Gateway {
     const res = ctx.res;
     const record: CompletionRecord = {
       id: ctx.id,
+      idBytes: ctx.idBytes,
+      idWord: ctx.idWord,
       time: ctx.time,
       method: ctx.req.method ?? 'GET',
       path: ctx.path,

@@ -224,7 +224,9 @@ function writeEntry(w: JsonBytes, r: CompletionRecord): void {
   // when they fit); header values are left out once the entry is full.
   truncated = false;
   w.key(K.id);
-  w.plain(r.id); // at most 128 characters, never escaped (CompletionRecord.id)
+  // At most 128 characters, never escaped (CompletionRecord.id); a generated one copied as bytes.
+  if (r.idBytes != null) w.hexId(r.idBytes, r.idWord!);
+  else w.plain(r.id);
   w.iso(r.time, K.timestamp);
   w.cachedField(K.method, clip(r.method));
   w.strField(K.path, clip(r.path));
@@ -244,7 +246,7 @@ function writeEntry(w: JsonBytes, r: CompletionRecord): void {
   w.key(K.requestHeaders);
   writeHeaders(w, r.requestHeaders, requestNames);
   w.key(K.responseHeaders);
-  writeHeaderList(w, r.responseHeaders, responseNames);
+  writeHeaderList(w, r.responseHeaders, responseNames, r);
   if (truncated) w.key(K.truncatedEnd);
   else w.raw('}');
 }
@@ -321,6 +323,9 @@ function headerName(key: string): HeaderName | null {
   }
   return known;
 }
+
+/** X-Request-Id's name (see writeHeaderList). */
+const REQUEST_ID = headerName('x-request-id');
 
 /**
  * The names at each position of the last header object written on one side (requests' or
@@ -409,7 +414,7 @@ let listStamp = 0;
  * with its values joined by ", ". Names are looked up once (the name cursor); a list whose names
  * are all different (nearly every one) is then written in one pass, the others after merging.
  */
-function writeHeaderList(w: JsonBytes, list: HeaderList | undefined, names: NameCursor): void {
+function writeHeaderList(w: JsonBytes, list: HeaderList | undefined, names: NameCursor, r: CompletionRecord): void {
   const open = w.pos;
   if (list !== undefined) {
     const stamp = ++listStamp;
@@ -421,7 +426,17 @@ function writeHeaderList(w: JsonBytes, list: HeaderList | undefined, names: Name
       else known.stamp = stamp;
     }
     if (repeated) writeMerged(w, mergedList(list));
-    else for (let i = 0; i < list.length; i += 2) writeMember(w, list[i]!, list[i + 1]!, listKnown[i >> 1]!);
+    else {
+      for (let i = 0; i < list.length; i += 2) {
+        const known = listKnown[i >> 1]!;
+        const value = list[i + 1]!;
+        // The gateway's X-Request-Id is the entry's id: copied as bytes when the gateway made it.
+        if (known === REQUEST_ID && value === r.id && r.idBytes != null && w.fits(48 + TAIL_BYTES)) {
+          w.key(known.field);
+          w.hexId(r.idBytes, r.idWord!);
+        } else writeMember(w, list[i]!, value, known);
+      }
+    }
   }
   closeMembers(w, open);
 }

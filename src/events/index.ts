@@ -4,6 +4,7 @@
  * Subscribers run synchronously and must be cheap: queue work, never block or throw.
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import type { IdBytes } from './json-bytes.js';
 
 /** What shaped a request's outcome, when the gateway (not the backend) decided it. */
 export type Decision =
@@ -50,6 +51,13 @@ export interface CompletionRecord {
    * every one), so log writers copy it into JSON without escaping (JsonBytes.plain).
    */
   id: string;
+  /**
+   * When the gateway made the id: its bytes (the batch it came from, and the id's first word in it),
+   * which log writers copy instead of encoding `id`. Absent or null otherwise, and in a record that
+   * crossed from a worker to the primary.
+   */
+  idBytes?: IdBytes | null;
+  idWord?: number;
   /** Request start, epoch ms, from the gateway's injected clock. */
   time: number;
   method: string;

@@ -109,7 +109,8 @@ function writeAccessLine(w: JsonBytes, rec: CompletionRecord, nowMs: number): vo
   w.iso(nowMs, K.time);
   w.iso(rec.time, K.timestamp);
   w.key(K.requestId);
-  w.plain(rec.id);
+  if (rec.idBytes != null) w.hexId(rec.idBytes, rec.idWord!);
+  else w.plain(rec.id);
   w.cachedField(K.method, rec.method);
   w.strField(K.path, rec.path);
   w.numCached(K.status, rec.status);

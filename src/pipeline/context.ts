@@ -1,6 +1,7 @@
 /** Per-request state carried through the pipeline stages. One object per request, nothing else allocated up front. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Decision, HeaderList, Verdict } from '../events/index.js';
+import type { IdBytes } from '../events/json-bytes.js';
 import type { Backend } from '../balancer/index.js';
 import type { CompiledRoute } from './routes.js';
 
@@ -15,6 +16,9 @@ export class RequestContext {
   readonly res: ServerResponse;
   /** Request ID (validated client value or generated). */
   id = '';
+  /** A generated id's bytes and their first word (CompletionRecord.idBytes); null for a client's id. */
+  idBytes: IdBytes | null = null;
+  idWord = 0;
   /** performance.now() at arrival, for latency. */
   readonly startedAt: number;
   /** Date.now() at arrival. */

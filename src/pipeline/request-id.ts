@@ -1,5 +1,6 @@
 /** Request IDs: reuse a client X-Request-Id of 1-128 chars of [A-Za-z0-9._:-], else a new 128-bit random id. */
 import { randomBytes } from 'node:crypto';
+import { IdBytes } from '../events/json-bytes.js';
 import type { Next } from './compose.js';
 import type { RequestContext } from './context.js';
 
@@ -11,12 +12,15 @@ const VALID_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 // 4,096 (a 128 KB text is allocated outside the young generation).
 const BATCH = 1024;
 let hex = '';
+/** The same text as bytes: log writers copy an id from here instead of encoding its string (IdBytes). */
+let bytes = IdBytes.of(Buffer.alloc(0));
 let offset = 0;
 
 /** A fresh 128-bit id as 32 lowercase hex characters. */
 export function newRequestId(): string {
   if (offset >= hex.length) {
     hex = randomBytes(16 * BATCH).toString('hex');
+    bytes = IdBytes.of(Buffer.from(hex, 'latin1'));
     offset = 0;
   }
   const id = hex.slice(offset, offset + 32);
@@ -33,7 +37,14 @@ export function pickRequestId(clientValue: string | string[] | undefined): strin
 /** Stage: assigns ctx.id; whoever writes the response (proxy or error writer) echoes it to the client. */
 export function requestId() {
   return function requestIdStage(ctx: RequestContext, next: Next): void {
-    ctx.id = pickRequestId(ctx.req.headers['x-request-id']);
+    const client = ctx.req.headers['x-request-id'];
+    if (typeof client === 'string' && VALID_ID.test(client)) ctx.id = client;
+    else {
+      ctx.id = newRequestId();
+      // newRequestId just took the id from the current batch, ending at `offset`.
+      ctx.idBytes = bytes;
+      ctx.idWord = (offset - 32) / 8;
+    }
     next(ctx);
   };
 }

@@ -31,6 +31,36 @@ interface Policy {
   readonly policyField: string;
   /** RateLimit field value up to the r value: `"name";r=`. */
   readonly limitFieldPrefix: string;
+  /** RateLimit field values made lately, by (r, t) (see limitField). */
+  readonly fields: LimitFields;
+}
+
+/** Slots of a policy's LimitFields (a power of two). */
+const LIMIT_FIELD_SLOTS = 256;
+
+/**
+ * The RateLimit field values a policy made lately, one per slot of (r, t): a client's r and t repeat
+ * (a bucket that refills as fast as it is spent answers the same r; t takes few values), and a
+ * field built per request cost three string concatenations, two number conversions and, when Node
+ * checked it, a flattening; a value found here is the same flat string every time, which the
+ * request log also prepares once (its prepared values are compared by identity first).
+ */
+interface LimitFields {
+  readonly r: Float64Array;
+  readonly t: Float64Array;
+  readonly text: (string | undefined)[];
+}
+
+/** The RateLimit field value `"name";r=<remaining>;t=<t>`. */
+function limitField(policy: Policy, remaining: number, t: number): string {
+  const f = policy.fields;
+  const slot = (remaining + t * 0x9e37) & (LIMIT_FIELD_SLOTS - 1);
+  if (f.r[slot] === remaining && f.t[slot] === t) return f.text[slot]!;
+  const text = policy.limitFieldPrefix + remaining + ';t=' + t;
+  f.r[slot] = remaining;
+  f.t[slot] = t;
+  f.text[slot] = text;
+  return text;
 }
 
 export interface RateLimitOptions {
@@ -116,7 +146,7 @@ export function rateLimit(opts: RateLimitOptions): RateLimit {
 function admit(ctx: RequestContext, policy: Policy, r: TakeResult, next: boolean): void {
   if (r.allowed) {
     ctx.addHeader('RateLimit-Policy', policy.policyField);
-    ctx.addHeader('RateLimit', policy.limitFieldPrefix + r.remaining + ';t=' + Math.ceil(r.resetMs / 1000));
+    ctx.addHeader('RateLimit', limitField(policy, r.remaining, Math.ceil(r.resetMs / 1000)));
     if (next) ctx.next();
     return;
   }
@@ -128,7 +158,7 @@ function admit(ctx: RequestContext, policy: Policy, r: TakeResult, next: boolean
     headers: {
       'Retry-After': String(retryAfterS),
       'RateLimit-Policy': policy.policyField,
-      RateLimit: policy.limitFieldPrefix + r.remaining + ';t=' + retryAfterS,
+      RateLimit: limitField(policy, r.remaining, retryAfterS),
     },
   });
 }
@@ -162,6 +192,8 @@ function makePolicy(name: string, capacity: number, refillPerSec: number, keyPre
     consumerKeys: new BucketKeys(keyPrefix + 'c:'),
     policyField: `${item};q=${limit};w=${window}`,
     limitFieldPrefix: `${item};r=`,
+    // NaN matches no (r, t): every slot starts empty.
+    fields: { r: new Float64Array(LIMIT_FIELD_SLOTS).fill(NaN), t: new Float64Array(LIMIT_FIELD_SLOTS).fill(NaN), text: new Array<string | undefined>(LIMIT_FIELD_SLOTS).fill(undefined) },
   };
 }
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { MAX_ENTRY_BYTES, MAX_FIELD_CHARS, RequestLogStore, type RequestLog } from '../../src/dashboard/request-log.js';
 import { headerListOf, SECRET_HEADERS, type CompletionRecord, type HeaderList } from '../../src/events/index.js';
-import { completionRecord } from '../helpers/records.js';
+import { completionRecord, generatedId } from '../helpers/records.js';
 
 /** The entry a record must become, built as an object (the store writes the same JSON as bytes). */
 function expected(r: CompletionRecord): RequestLog {
@@ -128,6 +128,18 @@ describe('request log entries', () => {
     assert.equal(j.backend, 'http://127.0.0.1:9001');
     assert.equal(j.route, '/api');
     assert.deepEqual(j, expected(rec()));
+  });
+
+  it("are exact for an id the gateway made (written from its bytes), in the id and in the response's X-Request-Id, and after crossing to the cluster primary as JSON", () => {
+    for (let i = 0; i < 5; i++) {
+      const g = generatedId();
+      const r = rec({ ...g, responseHeaders: ['content-type', 'application/json', 'x-request-id', g.id, 'RateLimit', '"default";r=9;t=1'] });
+      const j = entryOf(r);
+      assert.equal(j.id, g.id);
+      assert.equal(j.response_headers['x-request-id'], g.id);
+      assert.deepEqual(j, expected(r));
+      assert.deepEqual(entryOf(JSON.parse(JSON.stringify(r)) as CompletionRecord), expected(r));
+    }
   });
 
   it('leave out consumer, decision and error when the request had none', () => {

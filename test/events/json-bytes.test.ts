@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { FieldCache, IsoTimes, JsonBytes, JsonKey, NumField } from '../../src/events/json-bytes.js';
+import { generatedId } from '../helpers/records.js';
 
 function written(fn: (w: JsonBytes) => void): string {
   const w = new JsonBytes(Buffer.alloc(1 << 16));
@@ -87,6 +88,13 @@ describe('JsonBytes', () => {
       const sliced = ('<' + s + '>').slice(1, -1);
       assert.equal(written((w) => w.plain(s)), JSON.stringify(s));
       assert.equal(written((w) => w.plain(sliced)), JSON.stringify(sliced));
+    }
+  });
+
+  it('writes a generated request id from its bytes as JSON.stringify writes its text, at every alignment', () => {
+    for (let shift = 0; shift < 8; shift++) {
+      const g = generatedId();
+      assert.equal(written((w) => (w.raw('x'.repeat(shift)), w.hexId(g.idBytes!, g.idWord!), w.raw('!'))), 'x'.repeat(shift) + JSON.stringify(g.id) + '!');
     }
   });
 

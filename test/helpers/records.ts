@@ -1,5 +1,7 @@
-/** A completion record for unit tests: a plain 200 GET on /api, overridable field by field. */
+/** Completion records for unit tests: a plain 200 GET on /api, overridable field by field. */
 import { NO_VERDICTS, type CompletionRecord } from '../../src/events/index.js';
+import { requestId } from '../../src/pipeline/request-id.js';
+import type { RequestContext } from '../../src/pipeline/context.js';
 
 let seq = 0;
 
@@ -27,4 +29,11 @@ export function completionRecord(overrides: Partial<CompletionRecord> = {}): Com
     responseHeaders: undefined,
     ...overrides,
   };
+}
+
+/** The id fields of a record whose id the gateway made (the request-id stage's work, as the pipeline runs it). */
+export function generatedId(): Pick<CompletionRecord, 'id' | 'idBytes' | 'idWord'> {
+  const ctx = { req: { headers: {} }, id: '', idBytes: null, idWord: 0 } as unknown as RequestContext;
+  requestId()(ctx, () => {});
+  return { id: ctx.id, idBytes: ctx.idBytes, idWord: ctx.idWord };
 }

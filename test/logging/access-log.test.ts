@@ -6,7 +6,7 @@ import { parseConfig } from '../../src/config/load.js';
 import type { CompletionRecord } from '../../src/events/index.js';
 import { createGateway } from '../../src/gateway.js';
 import { send, startBackend } from '../helpers/gateway.js';
-import { completionRecord } from '../helpers/records.js';
+import { completionRecord, generatedId } from '../helpers/records.js';
 
 function capture() {
   const chunks: string[] = [];
@@ -34,6 +34,17 @@ test("one JSON line per request with the reference's fields plus route, backend 
   assert.equal(line.route, '/api/v1');
   assert.equal(line.backend, 'http://localhost:9001');
   assert.equal(line.consumer, 'mobile');
+});
+
+test('an id the gateway made is written from its bytes as the same text', () => {
+  const { logger, stream, lines } = capture();
+  const ids = [generatedId(), generatedId(), generatedId()];
+  for (const g of ids) accessLog(logger)(completionRecord(g));
+  stream.flush();
+  assert.deepEqual(
+    lines().map((l) => l.request_id),
+    ids.map((g) => g.id),
+  );
 });
 
 test('hostile paths and consumers are escaped, so a line stays one valid JSON object', () => {

@@ -97,6 +97,36 @@ describe('rateLimit stage', () => {
     assert.deepEqual(out.headers, { 'RateLimit-Policy': '"default";q=10;w=10', RateLimit: '"default";r=9;t=1' });
   });
 
+  it('sends the exact RateLimit value for every (r, t) as they change, repeat and share slots, admitted or refused, per policy', async () => {
+    // A slow policy (t up to 3,000 s) and a fast one, drained and refilled at random: r and t take
+    // many values and repeat, an r comes with many t's (r=0 admitted, and refused with each
+    // Retry-After), and more pairs are seen than a policy keeps. What the store answered for each
+    // request says what its field must be.
+    const clock = new ManualClock();
+    const memory = new MemoryStore({ clock });
+    let last: TakeResult | undefined;
+    const store: RateLimitStore = Object.assign(Object.create(memory) as RateLimitStore, {
+      take: (key: string, capacity: number, refill: number): TakeResult => (last = memory.take(key, capacity, refill) as TakeResult),
+    });
+    const { stage } = rateLimit({ config: config({ max_tokens: 3, refill_rate: 0.001 }), store });
+    const fast = route('/fast', { max_tokens: 500, refill_rate: 3 });
+    const seen = new Set<string>();
+    let x = 7;
+    const rnd = (): number => (x = (x * 1103515245 + 12345) % 2147483648) / 2147483648;
+    for (let i = 0; i < 3000; i++) {
+      for (const rt of [route('/api'), fast]) {
+        const out = await run(stage, ctxFor({ route: rt }));
+        const name = rt === fast ? '"/fast"' : '"default"';
+        const t = out.passed ? Math.ceil(last!.resetMs / 1000) : Math.max(1, Math.ceil(last!.retryAfterMs / 1000));
+        const field = out.passed ? out.headers.RateLimit : (out.error!.headers as Record<string, string>).RateLimit;
+        assert.equal(field, `${name};r=${last!.remaining};t=${t}`);
+        seen.add(field!);
+      }
+      clock.advance(rnd() < 0.2 ? Math.floor(rnd() * 400_000) : Math.floor(rnd() * 2_000));
+    }
+    assert.ok(seen.size > 512, `many distinct values (${seen.size})`);
+  });
+
   it('counts the effective window as the time until the bucket is full again', async () => {
     const { stage } = setup({ max_tokens: 10, refill_rate: 2 });
     await admitted(stage, () => ctxFor(), 6);
