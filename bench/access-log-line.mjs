@@ -12,7 +12,7 @@ import { perRecordWriters, POOL, sampleRecords } from './lib/records.mjs';
 const N = Number(process.env.RECORDS ?? 1_000_000);
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
 const { access, requestLog } = await perRecordWriters();
-const records = sampleRecords();
+const records = await sampleRecords();
 
 function time(fn) {
   const t0 = process.cpuUsage();

@@ -22,7 +22,7 @@ if (process.argv[2] === '--write') {
   const [, , , writer, n] = process.argv;
   const writers = await perRecordWriters();
   const write = writer === 'access' ? writers.access : writers.requestLog;
-  const records = sampleRecords();
+  const records = await sampleRecords();
   for (let i = 0; i < Number(n); i++) write(records[i & (POOL - 1)]);
   process.exit(0);
 }

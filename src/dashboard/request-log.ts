@@ -198,8 +198,8 @@ const K = {
   id: new JsonKey('{"id":'),
   /** The timestamp's key with the time's second. */
   timestamp: new IsoTimes(',"timestamp":"'),
-  method: new FieldCache('","method":'),
-  path: new JsonKey(',"path":'),
+  /** The method with the next key (the path's value follows). */
+  methodPath: new FieldCache('","method":', 256, ',"path":'),
   query: new JsonKey(',"query":'),
   /** The status with the next key: one copy for both. */
   status: new NumField(',"status":', ',"latency_ms":'),
@@ -208,7 +208,10 @@ const K = {
   bytesOut: new NumField(''),
   backend: new FieldCache(',"backend":'),
   route: new FieldCache(',"route":'),
+  /** The route, or the consumer, with the request headers' key: for an entry with nothing between (most). */
+  routeHeaders: new FieldCache(',"route":', 256, ',"request_headers":'),
   consumer: new FieldCache(',"consumer":', 1024),
+  consumerHeaders: new FieldCache(',"consumer":', 1024, ',"request_headers":'),
   decision: new FieldCache(',"decision":'),
   detail: new JsonKey(',"detail":'),
   verdicts: new JsonKey(',"verdicts":'),
@@ -228,8 +231,8 @@ function writeEntry(w: JsonBytes, r: CompletionRecord): void {
   if (r.idBytes != null) w.hexId(r.idBytes, r.idWord!);
   else w.plain(r.id);
   w.iso(r.time, K.timestamp);
-  w.cachedField(K.method, clip(r.method));
-  w.strField(K.path, clip(r.path));
+  w.cachedField(K.methodPath, clip(r.method));
+  w.str(clip(r.path));
   w.strField(K.query, clip(r.query));
   w.numCached(K.status, r.status);
   w.ms3(r.latencyMs);
@@ -237,13 +240,22 @@ function writeEntry(w: JsonBytes, r: CompletionRecord): void {
   w.numCached(K.bytesIn, r.bytesIn);
   w.numCached(K.bytesOut, r.bytesOut);
   w.cachedField(K.backend, r.backend);
-  w.cachedField(K.route, r.route ?? '');
-  if (r.consumer !== undefined) w.cachedField(K.consumer, clip(r.consumer));
-  if (r.decision !== undefined) w.cachedField(K.decision, r.decision);
-  if (r.detail !== undefined) writeValue(w, K.detail, r.detail);
-  if (r.verdicts.length > 0) writeValue(w, K.verdicts, r.verdicts);
-  if (r.errorCode !== undefined) w.cachedField(K.error, r.errorCode);
-  w.key(K.requestHeaders);
+  if (r.decision === undefined && r.detail === undefined && r.verdicts.length === 0 && r.errorCode === undefined) {
+    // Nothing between the route (or consumer) and the request headers: one piece with their key.
+    if (r.consumer === undefined) w.cachedField(K.routeHeaders, r.route ?? '');
+    else {
+      w.cachedField(K.route, r.route ?? '');
+      w.cachedField(K.consumerHeaders, clip(r.consumer));
+    }
+  } else {
+    w.cachedField(K.route, r.route ?? '');
+    if (r.consumer !== undefined) w.cachedField(K.consumer, clip(r.consumer));
+    if (r.decision !== undefined) w.cachedField(K.decision, r.decision);
+    if (r.detail !== undefined) writeValue(w, K.detail, r.detail);
+    if (r.verdicts.length > 0) writeValue(w, K.verdicts, r.verdicts);
+    if (r.errorCode !== undefined) w.cachedField(K.error, r.errorCode);
+    w.key(K.requestHeaders);
+  }
   writeHeaders(w, r.requestHeaders, requestNames);
   w.key(K.responseHeaders);
   writeHeaderList(w, r.responseHeaders, responseNames, r);

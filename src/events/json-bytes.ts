@@ -111,8 +111,10 @@ export class IdBytes {
 export class FieldCache {
   /** The key alone (such as `,"route":`), for values written the ordinary way. */
   readonly key: JsonKey;
-  /** The key and `null`. */
+  /** The key and `null` (and `after`). */
   readonly none: JsonKey;
+  /** Constant text that always follows the value (the next field's key), prepared with each value as NumField's is. */
+  readonly after: JsonKey;
   readonly #text: string;
   readonly #max: number;
   readonly #fields = new Map<string, JsonKey | null>();
@@ -120,20 +122,21 @@ export class FieldCache {
   #last: string | null = null;
   #lastField: JsonKey | null = null;
 
-  constructor(key: string, max = 256) {
+  constructor(key: string, max = 256, after = '') {
     this.key = new JsonKey(key);
-    this.none = new JsonKey(key + 'null');
+    this.none = new JsonKey(key + 'null' + after);
+    this.after = new JsonKey(after);
     this.#text = key;
     this.#max = max;
   }
 
-  /** The key and `value` as one JsonKey, or null: write `key` and the value yourself. */
+  /** The key, `value` and `after` as one JsonKey, or null: write `key`, the value and `after` yourself. */
   field(value: string): JsonKey | null {
     if (value === this.#last) return this.#lastField;
     let field = this.#fields.get(value);
     if (field === undefined) {
       if (this.#fields.size >= this.#max) return null;
-      field = JsonKey.ascii(this.#text + JSON.stringify(value));
+      field = JsonKey.ascii(this.#text + JSON.stringify(value) + this.after.text);
       this.#fields.set(value, field);
     }
     this.#last = value;
@@ -381,6 +384,7 @@ export class JsonBytes {
     else {
       this.key(cache.key);
       this.str(s);
+      if (cache.after.length > 0) this.key(cache.after);
     }
   }
 

@@ -79,16 +79,16 @@ function accessLineBytes(rec: CompletionRecord): number {
 /**
  * The access line's constant text, and the fields whose values come from a small set, prepared
  * once (src/events/json-bytes.ts): the key before each ISO time with the time's second, small
- * numbers with their key, strings from a small set with their key, and the line's end for a
- * request without consumer, decision or error (most of them) as one piece.
+ * numbers with their key, strings from a small set with their key (and the key after them), and the
+ * line's end for a request without decision or error (most of them) as one piece with the field before it.
  */
 const K = {
   /** `time` (the line's, now) and `timestamp` (the request's start), each with the text before it. */
   time: new IsoTimes('{"level":"info","time":"'),
   timestamp: new IsoTimes('","type":"access","timestamp":"'),
   requestId: new JsonKey('","request_id":'),
-  method: new FieldCache(',"method":'),
-  path: new JsonKey(',"path":'),
+  /** The method with the next key (the path's value follows). */
+  methodPath: new FieldCache(',"method":', 256, ',"path":'),
   /** The status with the next key: one copy for both. */
   status: new NumField(',"status":', ',"duration_ms":'),
   clientIp: new FieldCache(',"client_ip":', 1024),
@@ -99,6 +99,8 @@ const K = {
   /** bytes_out with the end of a line without consumer, decision or error (most lines). */
   bytesOutPlainEnd: new NumField('', ',"consumer":null,"decision":null,"error_code":null,"msg":"request"}\n'),
   consumer: new FieldCache(',"consumer":', 1024),
+  /** The consumer with the end of a line without decision or error (an authenticated request's usual line). */
+  consumerPlainEnd: new FieldCache(',"consumer":', 1024, ',"decision":null,"error_code":null,"msg":"request"}\n'),
   decision: new FieldCache(',"decision":'),
   errorCode: new FieldCache(',"error_code":'),
   end: new JsonKey(',"msg":"request"}\n'),
@@ -111,8 +113,8 @@ function writeAccessLine(w: JsonBytes, rec: CompletionRecord, nowMs: number): vo
   w.key(K.requestId);
   if (rec.idBytes != null) w.hexId(rec.idBytes, rec.idWord!);
   else w.plain(rec.id);
-  w.cachedField(K.method, rec.method);
-  w.strField(K.path, rec.path);
+  w.cachedField(K.methodPath, rec.method);
+  w.str(rec.path);
   w.numCached(K.status, rec.status);
   w.ms3(rec.latencyMs);
   w.cachedField(K.clientIp, rec.clientIp);
@@ -124,6 +126,10 @@ function writeAccessLine(w: JsonBytes, rec: CompletionRecord, nowMs: number): vo
     return;
   }
   w.numCached(K.bytesOut, rec.bytesOut);
+  if (rec.decision === undefined && rec.errorCode === undefined) {
+    w.cachedField(K.consumerPlainEnd, rec.consumer);
+    return;
+  }
   w.cachedField(K.consumer, rec.consumer);
   w.cachedField(K.decision, rec.decision);
   w.cachedField(K.errorCode, rec.errorCode);

@@ -178,6 +178,14 @@ describe('cached fields', () => {
     }
   });
 
+  it('write the text that follows the value with it, prepared or not, and after null', () => {
+    const cache = new FieldCache(',"method":', 4, ',"path":');
+    const values = ['GET', 'GET', 'POST', 'caf\u00e9', 'a"b', 'PUT', 'DELETE', 'PATCH', 'GET', null, undefined];
+    for (const v of values) {
+      assert.equal(written((w) => w.cachedField(cache, v)), `,"method":${v === null || v === undefined ? 'null' : JSON.stringify(v)},"path":`, String(v));
+    }
+  });
+
   it('stop preparing new values at their limit and write those the ordinary way', () => {
     const cache = new FieldCache(',"k":', 3);
     for (let i = 0; i < 5; i++) cache.field(`v${i}`);
