@@ -8,7 +8,8 @@ const DIST = new URL('../../dist/', import.meta.url);
 export const POOL = 1024;
 
 const LIMIT_POLICY = '"default";q=1000000000;w=1';
-const LIMIT_FIELDS = Array.from({ length: 8 }, (_, k) => `"default";r=${999_999_999 - k};t=1`);
+// Sequential strings, as the gateway keeps them (src/ratelimit/static.ts, limitField).
+const LIMIT_FIELDS = Array.from({ length: 8 }, (_, k) => Buffer.from(`"default";r=${999_999_999 - k};t=1`).toString());
 
 export async function sampleRecords() {
   // Ids as the gateway makes them: from the request-id stage, with the bytes the writers copy.

@@ -56,7 +56,9 @@ function limitField(policy: Policy, remaining: number, t: number): string {
   const f = policy.fields;
   const slot = (remaining + t * 0x9e37) & (LIMIT_FIELD_SLOTS - 1);
   if (f.r[slot] === remaining && f.t[slot] === t) return f.text[slot]!;
-  const text = policy.limitFieldPrefix + remaining + ';t=' + t;
+  // Kept as a sequential string: the concatenation is a rope, whose every later character read
+  // (Node's header check, the request log's copy) goes through an indirection.
+  const text = flatString(policy.limitFieldPrefix + remaining + ';t=' + t);
   f.r[slot] = remaining;
   f.t[slot] = t;
   f.text[slot] = text;
@@ -161,6 +163,11 @@ function admit(ctx: RequestContext, policy: Policy, r: TakeResult, next: boolean
       RateLimit: limitField(policy, r.remaining, retryAfterS),
     },
   });
+}
+
+/** A sequential copy of `s` (for a string kept and read many times: see limitField). */
+function flatString(s: string): string {
+  return Buffer.from(s, 'utf8').toString('utf8');
 }
 
 function isPromise(r: TakeResult | Promise<TakeResult>): r is Promise<TakeResult> {
