@@ -17,48 +17,57 @@
 /** The state v0..v3 as [hi, lo] pairs: v0h v0l v1h v1l v2h v2l v3h v3l. Reused, never escapes. */
 const v = new Int32Array(8);
 
-/** One SipRound on `v`. */
-function round(): void {
+/**
+ * `n` SipRounds on `v`: the state is loaded into locals once and stored once, whatever `n` (two per
+ * message word, four per output half), instead of once per round.
+ */
+function rounds(n: number): void {
   let v0h = v[0]!, v0l = v[1]!, v1h = v[2]!, v1l = v[3]!, v2h = v[4]!, v2l = v[5]!, v3h = v[6]!, v3l = v[7]!;
   let lo: number, t: number;
-  // v0 += v1; v1 <<<= 13; v1 ^= v0; v0 <<<= 32
-  lo = (v0l + v1l) | 0;
-  v0h = (v0h + v1h + ((lo >>> 0) < (v0l >>> 0) ? 1 : 0)) | 0;
-  v0l = lo;
-  t = (v1h << 13) | (v1l >>> 19);
-  v1l = (v1l << 13) | (v1h >>> 19);
-  v1h = t ^ v0h;
-  v1l ^= v0l;
-  t = v0h;
-  v0h = v0l;
-  v0l = t;
-  // v2 += v3; v3 <<<= 16; v3 ^= v2
-  lo = (v2l + v3l) | 0;
-  v2h = (v2h + v3h + ((lo >>> 0) < (v2l >>> 0) ? 1 : 0)) | 0;
-  v2l = lo;
-  t = (v3h << 16) | (v3l >>> 16);
-  v3l = ((v3l << 16) | (v3h >>> 16)) ^ v2l;
-  v3h = t ^ v2h;
-  // v0 += v3; v3 <<<= 21; v3 ^= v0
-  lo = (v0l + v3l) | 0;
-  v0h = (v0h + v3h + ((lo >>> 0) < (v0l >>> 0) ? 1 : 0)) | 0;
-  v0l = lo;
-  t = (v3h << 21) | (v3l >>> 11);
-  v3l = ((v3l << 21) | (v3h >>> 11)) ^ v0l;
-  v3h = t ^ v0h;
-  // v2 += v1; v1 <<<= 17; v1 ^= v2; v2 <<<= 32
-  lo = (v2l + v1l) | 0;
-  v2h = (v2h + v1h + ((lo >>> 0) < (v2l >>> 0) ? 1 : 0)) | 0;
-  v2l = lo;
-  t = (v1h << 17) | (v1l >>> 15);
-  v1l = ((v1l << 17) | (v1h >>> 15)) ^ v2l;
-  v1h = t ^ v2h;
+  for (let i = 0; i < n; i++) {
+    // v0 += v1; v1 <<<= 13; v1 ^= v0; v0 <<<= 32
+    lo = (v0l + v1l) | 0;
+    v0h = (v0h + v1h + ((lo >>> 0) < (v0l >>> 0) ? 1 : 0)) | 0;
+    v0l = lo;
+    t = (v1h << 13) | (v1l >>> 19);
+    v1l = (v1l << 13) | (v1h >>> 19);
+    v1h = t ^ v0h;
+    v1l ^= v0l;
+    t = v0h;
+    v0h = v0l;
+    v0l = t;
+    // v2 += v3; v3 <<<= 16; v3 ^= v2
+    lo = (v2l + v3l) | 0;
+    v2h = (v2h + v3h + ((lo >>> 0) < (v2l >>> 0) ? 1 : 0)) | 0;
+    v2l = lo;
+    t = (v3h << 16) | (v3l >>> 16);
+    v3l = ((v3l << 16) | (v3h >>> 16)) ^ v2l;
+    v3h = t ^ v2h;
+    // v0 += v3; v3 <<<= 21; v3 ^= v0
+    lo = (v0l + v3l) | 0;
+    v0h = (v0h + v3h + ((lo >>> 0) < (v0l >>> 0) ? 1 : 0)) | 0;
+    v0l = lo;
+    t = (v3h << 21) | (v3l >>> 11);
+    v3l = ((v3l << 21) | (v3h >>> 11)) ^ v0l;
+    v3h = t ^ v0h;
+    // v2 += v1; v1 <<<= 17; v1 ^= v2; v2 <<<= 32
+    lo = (v2l + v1l) | 0;
+    v2h = (v2h + v1h + ((lo >>> 0) < (v2l >>> 0) ? 1 : 0)) | 0;
+    v2l = lo;
+    t = (v1h << 17) | (v1l >>> 15);
+    v1l = ((v1l << 17) | (v1h >>> 15)) ^ v2l;
+    v1h = t ^ v2h;
+    // v2 <<<= 32: the halves swap
+    t = v2h;
+    v2h = v2l;
+    v2l = t;
+  }
   v[0] = v0h;
   v[1] = v0l;
   v[2] = v1h;
   v[3] = v1l;
-  v[4] = v2l; // v2 <<<= 32: the halves swap
-  v[5] = v2h;
+  v[4] = v2h;
+  v[5] = v2l;
   v[6] = v3h;
   v[7] = v3l;
 }
@@ -67,18 +76,14 @@ function round(): void {
 function compress(mh: number, ml: number): void {
   v[6] = v[6]! ^ mh;
   v[7] = v[7]! ^ ml;
-  round();
-  round();
+  rounds(2);
   v[0] = v[0]! ^ mh;
   v[1] = v[1]! ^ ml;
 }
 
 /** The output of four finalization rounds: v0 ^ v1 ^ v2 ^ v3, written to out[at], out[at+1]. */
 function finish(out: Int32Array, at: number): void {
-  round();
-  round();
-  round();
-  round();
+  rounds(4);
   out[at] = v[0]! ^ v[2]! ^ v[4]! ^ v[6]!;
   out[at + 1] = v[1]! ^ v[3]! ^ v[5]! ^ v[7]!;
 }
