@@ -28,17 +28,21 @@ export function newRequestId(): string {
   return id;
 }
 
+/** The client's X-Request-Id if it is safe to reuse, else null. */
+function clientId(clientValue: string | string[] | undefined): string | null {
+  return typeof clientValue === 'string' && VALID_ID.test(clientValue) ? clientValue : null;
+}
+
 /** Returns the client's id if it is safe to reuse, otherwise a new one. */
 export function pickRequestId(clientValue: string | string[] | undefined): string {
-  if (typeof clientValue === 'string' && VALID_ID.test(clientValue)) return clientValue;
-  return newRequestId();
+  return clientId(clientValue) ?? newRequestId();
 }
 
 /** Stage: assigns ctx.id; whoever writes the response (proxy or error writer) echoes it to the client. */
 export function requestId() {
   return function requestIdStage(ctx: RequestContext, next: Next): void {
-    const client = ctx.req.headers['x-request-id'];
-    if (typeof client === 'string' && VALID_ID.test(client)) ctx.id = client;
+    const client = clientId(ctx.req.headers['x-request-id']);
+    if (client !== null) ctx.id = client;
     else {
       ctx.id = newRequestId();
       // newRequestId just took the id from the current batch, ending at `offset`.

@@ -197,7 +197,8 @@ function makePolicy(name: string, capacity: number, refillPerSec: number, keyPre
     limit,
     ipKeys: new BucketKeys(keyPrefix + 'i:', clientKey),
     consumerKeys: new BucketKeys(keyPrefix + 'c:'),
-    policyField: `${item};q=${limit};w=${window}`,
+    // Read by Node's header check on every response: sequential, as limitField's values are.
+    policyField: flatString(`${item};q=${limit};w=${window}`),
     limitFieldPrefix: `${item};r=`,
     // NaN matches no (r, t): every slot starts empty.
     fields: { r: new Float64Array(LIMIT_FIELD_SLOTS).fill(NaN), t: new Float64Array(LIMIT_FIELD_SLOTS).fill(NaN), text: new Array<string | undefined>(LIMIT_FIELD_SLOTS).fill(undefined) },
